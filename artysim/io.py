@@ -1,0 +1,335 @@
+"""netCDF results: incremental, atomic writing (CF-1.9) and checked reading.
+
+Per-run variables are written batch by batch straight into a temporary file beside the target,
+so memory never holds a runs x days array nor the whole file twice; the file is renamed into place
+only when complete. Per-day statistics are derived from mergeable integer counts that are stored
+alongside them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import signal
+import sys
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import xarray as xr
+
+from artysim import __version__, histogram, kernel, schema
+from artysim.errors import OutputExistsError, ResultsError
+
+RUN_CHUNK = 1 << 16
+COMPRESSION = {"zlib": True, "complevel": 1, "shuffle": True}
+
+_PER_SOURCE_INDEX = {
+    "initial_stock": kernel.P_INITIAL,
+    "received": kernel.P_RECEIVED,
+    "fired_by_source": kernel.P_FIRED,
+    "duds": kernel.P_DUDS,
+    "effective_by_source": kernel.P_EFFECTIVE,
+    "stock_final_by_source": kernel.P_FINAL,
+    "dispatched": kernel.P_DISPATCHED,
+}
+_TOTAL_INDEX = {
+    "first_shortage_day": kernel.O_FIRST_SHORT,
+    "shortage_days": kernel.O_SHORT_DAYS,
+    "demand_total": kernel.O_DEMAND,
+    "fired_total": kernel.O_FIRED,
+    "effective_total": kernel.O_EFFECTIVE,
+    "shortfall_total": kernel.O_SHORTFALL,
+    "stock_min": kernel.O_STOCK_MIN,
+    "stock_final": kernel.O_STOCK_FINAL,
+}
+
+
+def check_target(path: Path, force: bool) -> None:
+    """Refuse before any work if the result cannot or must not be written."""
+    if path.exists() and not force:
+        raise OutputExistsError(f"{path} exists; use --force to overwrite it")
+    if path.exists() and path.is_dir():
+        raise OutputExistsError(f"{path} is a folder, expected a file path")
+    parent = path.parent
+    if not parent.exists():
+        raise ResultsError(f"output folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ResultsError(f"output folder {parent} is not writable")
+
+
+class _DeferSignals:
+    """Turn SIGTERM into KeyboardInterrupt so the temporary file is always removed."""
+
+    def __enter__(self):
+        self._old = None
+        with contextlib.suppress(ValueError):  # not in the main thread
+            self._old = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise KeyboardInterrupt("terminated")
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+        return False
+
+
+class ResultsWriter:
+    """Writes one results file; use as a context manager (removes the partial file on failure)."""
+
+    def __init__(self, path: str | Path, *, force: bool, model, loaded, seed: int, run_start: int,
+                 run_stop: int, runs_total: int, shard: int = 0, shards: int = 1, command: str = ""):
+        self.path = Path(path)
+        check_target(self.path, force)
+        self.force = force
+        self.model = model
+        self.loaded = loaded
+        self.seed = seed
+        self.run_start = run_start
+        self.run_stop = run_stop
+        self.runs_total = runs_total
+        self.shard = shard
+        self.shards = shards
+        self.command = command
+        self.tmp = self.path.parent / f".{self.path.name}.part-{os.getpid()}"
+        self.nc: netCDF4.Dataset | None = None
+        self._signals = _DeferSignals()
+
+    # -- lifecycle
+    def __enter__(self) -> ResultsWriter:
+        self._signals.__enter__()
+        try:
+            self.nc = netCDF4.Dataset(self.tmp, "w", format="NETCDF4")
+            self._define()
+        except BaseException:
+            self._discard()
+            self._signals.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is not None:
+                self._discard()
+        finally:
+            self._signals.__exit__(exc_type, exc, tb)
+        return False
+
+    def _discard(self) -> None:
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                self.nc.close()
+            self.nc = None
+        with contextlib.suppress(FileNotFoundError):
+            self.tmp.unlink()
+
+    # -- structure
+    def _define(self) -> None:
+        nc = self.nc
+        m = self.model
+        scn = m.scenario
+        n = self.run_stop - self.run_start
+        sampled = m.sampled
+        qs = np.asarray(scn.output.quantiles, dtype=np.float64)
+        n_sample = max(0, min(m.n_sample, self.run_stop) - self.run_start) if self.run_start < m.n_sample else 0
+        self.n_sample_here = n_sample
+        nc.createDimension("run", n)
+        nc.createDimension("parameter", len(sampled))
+        nc.createDimension("source", len(scn.source))
+        nc.createDimension("time", m.horizon)
+        nc.createDimension("quantile", len(qs))
+        nc.createDimension("sample", n_sample)
+        nc.createDimension("bin", histogram.NBINS)
+
+        v = nc.createVariable("run", "i8", ("run",), chunksizes=(max(1, min(n, RUN_CHUNK)),), **COMPRESSION)
+        v.long_name = "run index (results of a run depend only on scenario, seed and this index)"
+        v.standard_name = "realization"
+        v.units = "1"
+        v[:] = np.arange(self.run_start, self.run_stop, dtype=np.int64)
+
+        v = nc.createVariable("time", "i4", ("time",))
+        v.standard_name = "time"
+        v.long_name = "day of the scenario (day 0 is start_date)"
+        v.units = f"days since {scn.start_date.isoformat()}"
+        v.calendar = "standard"
+        v.axis = "T"
+        v[:] = np.arange(m.horizon, dtype=np.int32)
+
+        v = nc.createVariable("quantile", "f8", ("quantile",))
+        v.long_name = "quantile level over runs"
+        v.units = "1"
+        v[:] = qs
+
+        v = nc.createVariable("source", str, ("source",))
+        v.long_name = "ammunition source"
+        for i, name in enumerate(scn.source_names()):
+            v[i] = name
+        v = nc.createVariable("source_kind", str, ("source",))
+        v.long_name = "kind of ammunition source (stockpile, production, import)"
+        for i, s in enumerate(scn.source):
+            v[i] = s.kind
+
+        v = nc.createVariable("parameter", str, ("parameter",))
+        v.long_name = "scenario path of a sampled input parameter"
+        u = nc.createVariable("parameter_units", str, ("parameter",))
+        u.long_name = "UDUNITS unit of each sampled parameter"
+        for j, i in enumerate(sampled):
+            v[j] = m.params[i].path
+            u[j] = m.params[i].unit
+
+        v = nc.createVariable("sample", "i8", ("sample",))
+        v.long_name = "run index of a sampled trajectory"
+        v.units = "1"
+        if n_sample:
+            v[:] = np.arange(self.run_start, self.run_start + n_sample, dtype=np.int64)
+
+        lower, upper = histogram.bin_edges()
+        v = nc.createVariable("bin", "i8", ("bin",))
+        v.long_name = "lower edge (inclusive) of a value bin of the per-day histograms"
+        v.units = "1"
+        v[:] = lower
+        v = nc.createVariable("bin_upper", "i8", ("bin",))
+        v.long_name = "upper edge (exclusive) of a value bin of the per-day histograms"
+        v.units = "1"
+        v[:] = upper
+
+        chunk = max(1, min(n, RUN_CHUNK))
+        for var in schema.PER_RUN:
+            shape = {"run": chunk, "parameter": max(1, len(sampled)), "source": len(scn.source)}
+            fill = var.fill if var.fill is not None else False
+            x = nc.createVariable(var.name, var.dtype, var.dims, fill_value=fill,
+                                  chunksizes=tuple(shape[d] for d in var.dims), **COMPRESSION)
+            x.units = var.units
+            x.long_name = var.long_name
+        nc["parameters"].coordinates = "parameter_units"
+        for var in schema.PER_DAY + schema.MERGEABLE:
+            comp = COMPRESSION if "bin" in var.dims or "sample" in var.dims else {}
+            x = nc.createVariable(var.name, var.dtype, var.dims, fill_value=False, **comp)
+            x.units = var.units
+            x.long_name = var.long_name
+        for name in ("first_shortage_day", "shortage_days"):
+            # integers of days; keep readers from turning them into timedeltas
+            nc[name].setncattr("units_note", "whole days")
+        self._attrs()
+
+    def _attrs(self) -> None:
+        scn = self.model.scenario
+        L = self.loaded
+        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+        cmd = self.command or " ".join([Path(sys.argv[0]).name] + sys.argv[1:])
+        a = {
+            "Conventions": "CF-1.9",
+            "title": f"artysim results: {scn.scenario.name}",
+            "institution": "artysim users",
+            "source": f"artysim {__version__}",
+            "history": f"{now} {cmd}",
+            "references": "https://pypi.org/project/artysim (scenario figures cite their sources)",
+            "comment": scn.scenario.description or "",
+            "artysim_version": __version__,
+            "artysim_schema_version": schema.SCHEMA_VERSION,
+            "scenario_name": scn.scenario.name,
+            "scenario_caliber": scn.scenario.caliber,
+            "scenario_file": L.origin,
+            "scenario_toml": L.text,
+            "scenario_overrides": "\n".join(L.overrides),
+            "scenario_hash": L.hash,
+            "start_date": scn.start_date.isoformat(),
+            "horizon_days": scn.horizon,
+            "shortage_threshold": scn.output.shortage_threshold,
+            "seed": str(self.seed),
+            "run_start": self.run_start,
+            "run_stop": self.run_stop,
+            "runs_total": self.runs_total,
+            "shard": self.shard,
+            "shards": self.shards,
+            "trajectory_sample": self.model.n_sample,
+            "histogram_bins": f"{histogram.EXACT} exact then {histogram.SUB} per doubling",
+        }
+        for k, val in a.items():
+            self.nc.setncattr(k, val)
+
+    # -- data
+    def write_batch(self, batch) -> None:
+        nc = self.nc
+        i0 = batch.start - self.run_start
+        i1 = batch.stop - self.run_start
+        sampled = self.model.sampled
+        if sampled:
+            nc["parameters"][i0:i1, :] = batch.params[:, sampled]
+        for name, k in _TOTAL_INDEX.items():
+            nc[name][i0:i1] = batch.totals[:, k]
+        for name, k in _PER_SOURCE_INDEX.items():
+            nc[name][i0:i1, :] = batch.per_source[:, :, k]
+
+    def write_daily(self, daily) -> None:
+        nc = self.nc
+        for j, name in enumerate(schema.DAILY_NAMES):
+            nc[f"{name}_hist"][:] = daily.hist[:, j, :]
+            nc[f"{name}_sum"][:] = daily.sums[:, j]
+        nc["n_short"][:] = daily.n_short
+        nc["n_first_short"][:] = daily.n_first_short
+        derived = derive_daily(
+            {f"{n}_hist": daily.hist[:, j, :] for j, n in enumerate(schema.DAILY_NAMES)}
+            | {f"{n}_sum": daily.sums[:, j] for j, n in enumerate(schema.DAILY_NAMES)}
+            | {"n_short": daily.n_short, "n_first_short": daily.n_first_short},
+            np.asarray(nc["quantile"][:]), self.run_stop - self.run_start,
+        )
+        for k, val in derived.items():
+            nc[k][:] = val
+        if self.n_sample_here:
+            rows = slice(self.run_start, self.run_start + self.n_sample_here)
+            nc["stock_sample"][:] = daily.sample_stock[rows]
+            nc["fired_sample"][:] = daily.sample_fired[rows]
+
+    def commit(self) -> Path:
+        """Close and move the finished file into place."""
+        self.nc.close()
+        self.nc = None
+        if self.path.exists() and not self.force:
+            self.tmp.unlink()
+            raise OutputExistsError(f"{self.path} appeared while running; use --force to overwrite it")
+        os.replace(self.tmp, self.path)
+        return self.path
+
+
+def derive_daily(stats: dict, qs: np.ndarray, n_runs: int) -> dict:
+    """Per-day quantiles, means and probabilities from the mergeable counts and sums."""
+    out = {}
+    for n in schema.DAILY_NAMES:
+        out[f"{n}_quantile"] = histogram.quantiles_from_counts(stats[f"{n}_hist"], qs)
+        out[f"{n}_mean"] = stats[f"{n}_sum"] / max(n_runs, 1)
+    out["p_short"] = stats["n_short"] / max(n_runs, 1)
+    out["p_depleted"] = np.cumsum(stats["n_first_short"]) / max(n_runs, 1)
+    return out
+
+
+def open_results(path: str | Path) -> xr.Dataset:
+    """Open a results file written by artysim, refusing anything else with a clear message."""
+    p = Path(path)
+    if not p.exists():
+        raise ResultsError(f"{p}: no such file")
+    if p.is_dir():
+        raise ResultsError(f"{p}: is a folder, expected a results .nc file")
+    try:
+        ds = xr.open_dataset(p, decode_timedelta=False)
+    except Exception as e:  # netCDF4/HDF5 raise a variety of errors for foreign or broken files
+        raise ResultsError(f"{p}: not a readable netCDF file ({type(e).__name__}: {e})") from None
+    if "artysim_schema_version" not in ds.attrs:
+        ds.close()
+        raise ResultsError(f"{p}: not an artysim results file (no artysim_schema_version attribute)")
+    ver = int(ds.attrs["artysim_schema_version"])
+    if ver > schema.SCHEMA_VERSION:
+        ds.close()
+        raise ResultsError(
+            f"{p}: written with results schema {ver}, newer than this artysim understands "
+            f"({schema.SCHEMA_VERSION}); upgrade artysim"
+        )
+    missing = [v.name for v in schema.ALL if v.name not in ds.variables]
+    if missing:
+        ds.close()
+        raise ResultsError(f"{p}: incomplete artysim results file (missing {', '.join(missing[:5])})")
+    return ds

@@ -1,0 +1,84 @@
+"""The results schema: one table of variables that drives writing, checking and the docs.
+
+Units are UDUNITS strings as CF requires: counts of rounds are ``1``, daily rates ``day-1``,
+durations ``days``; the word "rounds" lives in ``long_name``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEMA_VERSION = 1
+FILL_DAY = -1  # first_shortage_day of a run never short
+
+
+@dataclass(frozen=True)
+class Var:
+    name: str
+    dims: tuple[str, ...]
+    dtype: str
+    units: str
+    long_name: str
+    fill: int | float | None = None
+
+
+PER_RUN = [
+    Var("parameters", ("run", "parameter"), "f8", "1",
+        "sampled input parameters of each run (units per parameter in parameter_units)"),
+    Var("first_shortage_day", ("run",), "i4", "days",
+        "days from start_date to the first shortage day (missing if never short)", FILL_DAY),
+    Var("shortage_days", ("run",), "i4", "days", "number of shortage days in the horizon"),
+    Var("demand_total", ("run",), "i8", "1", "rounds demanded over the horizon"),
+    Var("fired_total", ("run",), "i8", "1", "rounds fired over the horizon"),
+    Var("effective_total", ("run",), "i8", "1", "effective rounds (not duds, on target) over the horizon"),
+    Var("shortfall_total", ("run",), "i8", "1", "rounds demanded but not fired over the horizon"),
+    Var("stock_min", ("run",), "i8", "1", "minimum end-of-day rounds on hand, all sources"),
+    Var("stock_final", ("run",), "i8", "1", "rounds on hand at the end of the horizon, all sources"),
+    Var("initial_stock", ("run", "source"), "i8", "1", "rounds on hand on day 0 by source"),
+    Var("received", ("run", "source"), "i8", "1", "rounds received over the horizon by source"),
+    Var("fired_by_source", ("run", "source"), "i8", "1", "rounds fired over the horizon by source"),
+    Var("duds", ("run", "source"), "i8", "1", "dud rounds fired over the horizon by source"),
+    Var("effective_by_source", ("run", "source"), "i8", "1",
+        "effective rounds over the horizon by source"),
+    Var("stock_final_by_source", ("run", "source"), "i8", "1",
+        "rounds on hand at the end of the horizon by source"),
+    Var("dispatched", ("run", "source"), "i8", "1",
+        "rounds shipped by an import supplier (received or still in transit at the end)"),
+]
+
+DAILY_NAMES = ("stock", "fired", "effective", "shortfall")
+_DAILY_LONG = {
+    "stock": "end-of-day rounds on hand, all sources",
+    "fired": "rounds fired per day",
+    "effective": "effective rounds per day",
+    "shortfall": "rounds demanded but not fired per day",
+}
+_DAILY_UNITS = {"stock": "1", "fired": "day-1", "effective": "day-1", "shortfall": "day-1"}
+
+PER_DAY = (
+    [Var(f"{n}_quantile", ("time", "quantile"), "f8", _DAILY_UNITS[n],
+         f"quantiles over runs of {_DAILY_LONG[n]}") for n in DAILY_NAMES]
+    + [Var(f"{n}_mean", ("time",), "f8", _DAILY_UNITS[n], f"mean over runs of {_DAILY_LONG[n]}")
+       for n in DAILY_NAMES]
+    + [
+        Var("p_short", ("time",), "f8", "1", "fraction of runs short on that day"),
+        Var("p_depleted", ("time",), "f8", "1",
+            "fraction of runs whose first shortage day is on or before that day"),
+        Var("stock_sample", ("sample", "time"), "i8", "1",
+            "end-of-day rounds on hand, all sources, in sampled runs"),
+        Var("fired_sample", ("sample", "time"), "i8", "day-1", "rounds fired per day in sampled runs"),
+    ]
+)
+
+# Sufficient statistics kept so that shards merge exactly (sums and counts add).
+MERGEABLE = (
+    [Var(f"{n}_hist", ("time", "bin"), "i8", "1",
+         f"count of runs per value bin of {_DAILY_LONG[n]}") for n in DAILY_NAMES]
+    + [Var(f"{n}_sum", ("time",), "i8", _DAILY_UNITS[n], f"sum over runs of {_DAILY_LONG[n]}")
+       for n in DAILY_NAMES]
+    + [Var("n_short", ("time",), "i8", "1", "number of runs short on that day"),
+       Var("n_first_short", ("time",), "i8", "1", "number of runs whose first shortage day is that day")]
+)
+
+ALL = PER_RUN + PER_DAY + MERGEABLE
+BY_NAME = {v.name: v for v in ALL}
