@@ -53,23 +53,44 @@ class Model:
     threshold: float
     horizon: int
     n_sample: int
+    ring: int
 
     @property
     def sampled(self) -> list[int]:
         """Columns of parameters that are random (these are written to the results)."""
         return [i for i, p in enumerate(self.params) if not p.dist.is_fixed]
 
-    def sample(self, seed: int, run0: int, n: int) -> np.ndarray:
-        """Per-run parameter matrix (n x all params) by inverse CDF of each run's own uniforms."""
+    def uniforms(self, seed: int, run0: int, n: int) -> np.ndarray:
+        """Each sampled parameter's uniform for runs run0 .. run0+n-1 (n x sampled).
+
+        A parameter's uniform comes from a stream keyed by its path, so two scenarios that share a
+        parameter draw it identically run by run (common random numbers), whatever else differs.
+        """
         cols = self.sampled
-        u = rng.stream_uniforms(np.uint64(seed), np.uint64(rng.DOMAIN_PARAMS), run0, n, max(len(cols), 1))
+        u = np.empty((n, len(cols)))
+        for j, i in enumerate(cols):
+            u[:, j] = rng.stream_uniforms(np.uint64(seed), np.uint64(rng.path_domain("param:" + self.params[i].path)),
+                                          run0, n, 1)[:, 0]
+        return u
+
+    def sample(self, seed: int, run0: int, n: int) -> np.ndarray:
+        """Per-run parameter matrix (n x all params) by inverse CDF of the runs' uniforms."""
+        u = self.uniforms(seed, run0, n)
         out = np.empty((n, len(self.params)))
         for i, p in enumerate(self.params):
             if p.dist.is_fixed:
                 out[:, i] = p.dist.ppf(np.zeros(1))[0]
-        for j, i in enumerate(cols):
+        for j, i in enumerate(self.sampled):
             out[:, i] = self.params[i].dist.ppf(u[:, j])
         return out
+
+    def stream_keys(self, seed: int) -> np.ndarray:
+        """Keys of the model's streams, keyed by name: demand, each source's arrivals, each source's
+        duds (so adding a source, or firing differently, leaves the other random numbers unchanged)."""
+        src = [s.name for s in self.scenario.source]
+        names = ["model:demand"] + [f"model:arrivals.{n}" for n in src] + [f"model:effect.{n}" for n in src]
+        return np.array([rng.stream_key(np.uint64(seed), np.uint64(rng.path_domain(n))) for n in names],
+                        dtype=np.uint64)
 
 
 def build(scn: Scenario) -> Model:
@@ -110,8 +131,19 @@ def build(scn: Scenario) -> Model:
         scenario=scn, params=params, roles=roles, kinds=kinds, base_col=0, dcv_col=1,
         ship=tuple(ship), transit=tuple(transit), issue=issue, order=order,
         threshold=scn.output.shortage_threshold, horizon=scn.horizon,
-        n_sample=scn.output.trajectory_sample,
+        n_sample=scn.output.trajectory_sample, ring=_ring_days(scn),
     )
+
+
+def _ring_days(scn: Scenario) -> int:
+    """Days of goods in transit an import must track: the longest possible transit, capped by
+    the horizon (an unbounded transit distribution needs the whole horizon)."""
+    longest = 0
+    for src in scn.source:
+        if isinstance(src, Import):
+            hi = src.transit_days.support()[1]
+            longest = max(longest, scn.horizon if not np.isfinite(hi) else int(np.ceil(hi)) + 2)
+    return int(max(1, min(longest, scn.horizon)))
 
 
 @dataclass
@@ -173,7 +205,7 @@ def run_batches(
     T = model.horizon
     NS = len(model.kinds)
     n_sample = min(model.n_sample, run_stop)
-    key = rng.stream_key(np.uint64(seed), np.uint64(rng.DOMAIN_MODEL))
+    keys = model.stream_keys(seed)
     chunks = nthreads
     hist = np.zeros((chunks, T, kernel.N_DAILY, histogram.NBINS), dtype=np.int32)
     sums = np.zeros((chunks, T, kernel.N_DAILY), dtype=np.int64)
@@ -188,8 +220,9 @@ def run_batches(
         totals = np.empty((n, kernel.N_TOTALS), dtype=np.int64)
         per_source = np.empty((n, NS, kernel.N_PER_SOURCE), dtype=np.int64)
         kernel.simulate(
-            r0, key, T, params, model.base_col, model.dcv_col, model.kinds, model.roles,
-            *model.ship, *model.transit, model.issue, model.order, model.threshold, n_sample, chunks,
+            r0, keys, T, params, model.base_col, model.dcv_col, model.kinds, model.roles,
+            *model.ship, *model.transit, model.ring, rng.LOGF, model.issue, model.order, model.threshold,
+            n_sample, chunks,
             totals, per_source, hist, sums, n_short, samp_s, samp_f,
         )
         fs = totals[:, kernel.O_FIRST_SHORT]

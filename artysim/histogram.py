@@ -8,10 +8,9 @@ get a bin each (exact); above that every doubling is split into 64 equal bins, s
 
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
+from numba.cpython.unsafe.numbers import leading_zeros
 
 EXACT = 128
 SUB = 64
@@ -21,14 +20,11 @@ NBINS = EXACT + OCTAVES * SUB
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
 def bin_index(v: int) -> int:
-    """Bin of a non-negative integer value."""
-    if v < EXACT:
-        return max(v, 0)
-    m, e = math.frexp(float(v))
-    idx = EXACT + (e - 8) * SUB + int((m - 0.5) * (2 * SUB))
-    if idx >= NBINS:
-        return NBINS - 1
-    return idx
+    """Bin of a non-negative integer value (branch-free, so loops over runs vectorise)."""
+    w = max(v, 0)
+    e = 63 - int(leading_zeros(np.uint64(w | 1)))  # floor(log2 w), 0 for w <= 1
+    big = EXACT + (e - 7) * SUB + int((w >> max(e - 6, 0)) & (SUB - 1))
+    return w if w < EXACT else min(big, NBINS - 1)
 
 
 def bin_edges() -> tuple[np.ndarray, np.ndarray]:

@@ -17,9 +17,10 @@ import numpy as np
 from artysim.histogram import bin_index
 from artysim.rng import (
     beta,
-    binomial,
+    binomial_block,
+    logit,
     normal,
-    poisson,
+    poisson_known,
     sample_coded,
     seed_stream,
     uniform,
@@ -73,7 +74,7 @@ P_FINAL = 5
 P_DISPATCHED = 6  # imports: shipped by the supplier (received + still in transit at the end)
 N_PER_SOURCE = 7
 
-BLOCK = 32
+BLOCK = 64
 DAYS_PER_YEAR = 365.0
 DAYS_PER_MONTH = 365.0 / 12.0
 
@@ -96,229 +97,293 @@ def _lognormal_noise(S: np.ndarray, G: np.ndarray, b: int, mu: float, sig: float
 
 @numba.njit(cache=True, error_model="numpy")
 def _simulate_chunk(
-    r_lo, r_hi, run0, key, T, params, base_col, dcv_col, kinds, roles,
-    ship_code, ship_par, ship_dv, ship_dc, transit_code, transit_par, tr_dv, tr_dc,
+    r_lo, r_hi, run0, keys, T, params, base_col, dcv_col, kinds, roles,
+    ship_code, ship_par, ship_dv, ship_dc, transit_code, transit_par, tr_dv, tr_dc, ring, logf,
     issue, order, threshold, n_sample,
     totals, per_source, hist, sums, n_short, sample_stock, sample_fired,
 ):
+    """Runs ``r_lo .. r_hi - 1`` of the batch, a block at a time, each day in phases.
+
+    State arrays are source-major (``x[s, b]``) so that every phase is a simple loop over the
+    runs of the block; imports keep goods in transit in a ring of ``ring`` days.
+    """
     NS = kinds.shape[0]
     B = BLOCK
-    S = np.empty((B, 4), dtype=np.uint64)
+    L = ring
+    # streams: 0 demand; 1 + s arrivals of source s; 1 + NS + s duds and misses of source s
+    SS = np.empty((1 + 2 * NS, 4, B), dtype=np.uint64)
     G = np.empty(B)
-    stock = np.zeros((B, NS), dtype=np.int64)
-    q = np.zeros((B, NS))
-    pend = np.zeros((B, NS, T), dtype=np.int64)
-    pend_dm = np.zeros((B, NS, T))
-    remaining = np.zeros((B, NS))
-    rate0 = np.zeros((B, NS))
-    slope = np.zeros((B, NS))
-    smu = np.zeros((B, NS))
-    ssig = np.zeros((B, NS))
-    sq = np.zeros((B, NS))
-    acc = np.ones((B, NS))
-    start = np.zeros((B, NS), dtype=np.int64)
-    lam = np.zeros((B, NS))
-    lotc = np.zeros((B, NS))
+    stock = np.zeros((NS, B), dtype=np.int64)
+    q = np.zeros((NS, B))
+    pend = np.zeros((NS, B, L), dtype=np.int64)
+    pend_dm = np.zeros((NS, B, L))
+    remaining = np.zeros((NS, B))
+    rate0 = np.zeros((NS, B))
+    slope = np.zeros((NS, B))
+    smu = np.zeros((NS, B))
+    ssig = np.zeros((NS, B))
+    sq = np.zeros((NS, B))
+    acc = np.ones((NS, B))
+    start = np.zeros((NS, B), dtype=np.int64)
+    lam = np.zeros((NS, B))
+    elam = np.zeros((NS, B))
+    lotc = np.zeros((NS, B))
     dbase = np.zeros(B)
     dmu = np.zeros(B)
     dsig = np.zeros(B)
-    tot = np.zeros((B, N_TOTALS), dtype=np.int64)
-    ps = np.zeros((B, NS, N_PER_SOURCE), dtype=np.int64)
-    fired_s = np.zeros(NS, dtype=np.int64)
-    frac = np.zeros(NS)
+    tot = np.zeros((N_TOTALS, B), dtype=np.int64)
+    ps = np.zeros((NS, N_PER_SOURCE, B), dtype=np.int64)
+    dem = np.zeros(B, dtype=np.int64)
+    fired = np.zeros(B, dtype=np.int64)
+    avail = np.zeros(B, dtype=np.int64)
+    eff = np.zeros(B, dtype=np.int64)
+    fs = np.zeros((NS, B), dtype=np.int64)
+    duds = np.zeros(B, dtype=np.int64)
+    hits = np.zeros(B, dtype=np.int64)
+    misses = np.zeros(B, dtype=np.int64)
+    work = np.zeros((3, B))
+    bins = np.zeros((4, B), dtype=np.int64)
+    lq = np.zeros((NS, B))
+    lacc = np.zeros((NS, B))
+    has_acc = np.zeros(NS, dtype=np.bool_)
+    for s in range(NS):
+        has_acc[s] = roles[s, R_ACCURACY] >= 0
 
     for blk in range(r_lo, r_hi, B):
         nb = min(B, r_hi - blk)
         # ---- per-run set-up: streams and derived parameters
         for b in range(nb):
             r = blk + b
-            seed_stream(S, b, key, np.uint64(run0 + r))
+            for k in range(1 + 2 * NS):
+                seed_stream(SS[k], b, keys[k], np.uint64(run0 + r))
             G[b] = np.nan
             dbase[b] = params[r, base_col]
             cv = params[r, dcv_col]
             dsig[b] = math.sqrt(math.log1p(cv * cv))
             dmu[b] = -0.5 * dsig[b] * dsig[b]
             for k in range(N_TOTALS):
-                tot[b, k] = 0
-            tot[b, O_FIRST_SHORT] = -1
-            tot[b, O_STOCK_MIN] = np.iinfo(np.int64).max
-            for s in range(NS):
+                tot[k, b] = 0
+            tot[O_FIRST_SHORT, b] = -1
+            tot[O_STOCK_MIN, b] = np.iinfo(np.int64).max
+        for s in range(NS):
+            kd = kinds[s]
+            for b in range(nb):
+                r = blk + b
                 for k in range(N_PER_SOURCE):
-                    ps[b, s, k] = 0
-                stock[b, s] = 0
-                sq[b, s] = params[r, roles[s, R_DUD]]
-                q[b, s] = sq[b, s]
-                acc[b, s] = params[r, roles[s, R_ACCURACY]] if roles[s, R_ACCURACY] >= 0 else 1.0
-                kd = kinds[s]
+                    ps[s, k, b] = 0
+                stock[s, b] = 0
+                sq[s, b] = params[r, roles[s, R_DUD]]
+                q[s, b] = sq[s, b]
+                lq[s, b] = logit(q[s, b])
+                acc[s, b] = params[r, roles[s, R_ACCURACY]] if roles[s, R_ACCURACY] >= 0 else 1.0
+                lacc[s, b] = logit(acc[s, b])
                 if kd == KIND_STOCKPILE:
                     init = int(round(params[r, roles[s, R_INITIAL]]))
-                    stock[b, s] = init
-                    ps[b, s, P_INITIAL] = init
+                    stock[s, b] = init
+                    ps[s, P_INITIAL, b] = init
                 elif kd == KIND_PRODUCTION:
                     a0 = params[r, roles[s, R_ANNUAL]]
                     a1 = params[r, roles[s, R_ANNUAL_END]] if roles[s, R_ANNUAL_END] >= 0 else a0
-                    rate0[b, s] = a0 / DAYS_PER_YEAR
-                    slope[b, s] = (a1 - a0) / DAYS_PER_YEAR / T
+                    rate0[s, b] = a0 / DAYS_PER_YEAR
+                    slope[s, b] = (a1 - a0) / DAYS_PER_YEAR / T
                     cvp = params[r, roles[s, R_DAILY_CV]] if roles[s, R_DAILY_CV] >= 0 else 0.0
-                    ssig[b, s] = math.sqrt(math.log1p(cvp * cvp))
-                    smu[b, s] = -0.5 * ssig[b, s] * ssig[b, s]
+                    ssig[s, b] = math.sqrt(math.log1p(cvp * cvp))
+                    smu[s, b] = -0.5 * ssig[s, b] * ssig[s, b]
                 elif kd == KIND_IMPORT:
                     st = params[r, roles[s, R_START]]
-                    start[b, s] = int(math.ceil(st)) if st > 0 else 0
-                    lam[b, s] = params[r, roles[s, R_SPM]] / DAYS_PER_MONTH
-                    remaining[b, s] = math.floor(params[r, roles[s, R_AVAILABLE]])
-                    lotc[b, s] = params[r, roles[s, R_LOTCONC]] if roles[s, R_LOTCONC] >= 0 else 0.0
-                    for t in range(T):
-                        pend[b, s, t] = 0
-                        pend_dm[b, s, t] = 0.0
+                    start[s, b] = int(math.ceil(st)) if st > 0 else 0
+                    lam[s, b] = params[r, roles[s, R_SPM]] / DAYS_PER_MONTH
+                    elam[s, b] = math.exp(-lam[s, b])
+                    remaining[s, b] = math.floor(params[r, roles[s, R_AVAILABLE]])
+                    lotc[s, b] = params[r, roles[s, R_LOTCONC]] if roles[s, R_LOTCONC] >= 0 else 0.0
+                    for j in range(L):
+                        pend[s, b, j] = 0
+                        pend_dm[s, b, j] = 0.0
 
-        # ---- the days, all runs of the block in step
+        # ---- the days, all runs of the block in step, one phase at a time
         for t in range(T):
-            for b in range(nb):
-                r = blk + b
-                # 1. arrivals
-                for s in range(NS):
-                    kd = kinds[s]
-                    arrive = 0
-                    arrive_dm = 0.0
-                    if kd == KIND_PRODUCTION:
-                        x = (rate0[b, s] + slope[b, s] * t) * _lognormal_noise(S, G, b, smu[b, s], ssig[b, s])
-                        arrive = _round_stochastic(S, b, x)
-                        arrive_dm = arrive * sq[b, s]
-                    elif kd == KIND_IMPORT:
-                        if t >= start[b, s] and remaining[b, s] > 0.0:
-                            n = poisson(S, b, lam[b, s])
+            slot = t % L
+            # 1. arrivals
+            for s in range(NS):
+                kd = kinds[s]
+                S = SS[s + 1]
+                if kd == KIND_PRODUCTION:
+                    for b in range(nb):
+                        x = (rate0[s, b] + slope[s, b] * t) * _lognormal_noise(S, G, b, smu[s, b], ssig[s, b])
+                        a = _round_stochastic(S, b, x)
+                        # every lot of a production source has the run's dud rate: q is unchanged
+                        stock[s, b] += a
+                        ps[s, P_RECEIVED, b] += a
+                elif kd == KIND_IMPORT:
+                    for b in range(nb):
+                        if t >= start[s, b] and remaining[s, b] > 0.0:
+                            n = poisson_known(S, b, lam[s, b], elam[s, b])
                             for _ in range(n):
-                                if remaining[b, s] <= 0.0:
+                                if remaining[s, b] <= 0.0:
                                     break
                                 size = math.floor(
                                     sample_coded(S, G, b, ship_code[s], ship_par[s], ship_dv[s], ship_dc[s]) + 0.5
                                 )
-                                size = min(max(size, 0.0), remaining[b, s])
-                                remaining[b, s] -= size
+                                size = min(max(size, 0.0), remaining[s, b])
+                                remaining[s, b] -= size
                                 tr = math.floor(
                                     sample_coded(S, G, b, transit_code[s], transit_par[s], tr_dv[s], tr_dc[s]) + 0.5
                                 )
-                                qm = sq[b, s]
-                                if lotc[b, s] > 0.0 and 0.0 < qm < 1.0:
-                                    qm = beta(S, G, b, qm * lotc[b, s], (1.0 - qm) * lotc[b, s])
+                                tr = max(tr, 0.0)
+                                qm = sq[s, b]
+                                if lotc[s, b] > 0.0 and 0.0 < qm < 1.0:
+                                    qm = beta(S, G, b, qm * lotc[s, b], (1.0 - qm) * lotc[s, b])
                                 isize = int(size)
-                                ps[b, s, P_DISPATCHED] += isize
-                                arr = t + int(max(tr, 0.0))
-                                if arr < T:
-                                    pend[b, s, arr] += isize
-                                    pend_dm[b, s, arr] += size * qm
-                        arrive = pend[b, s, t]
-                        arrive_dm = pend_dm[b, s, t]
-                    if arrive > 0:
-                        held = stock[b, s]
-                        q[b, s] = (held * q[b, s] + arrive_dm) / (held + arrive)
-                        stock[b, s] = held + arrive
-                        ps[b, s, P_RECEIVED] += arrive
-                # 3. demand
-                dem = _round_stochastic(S, b, dbase[b] * _lognormal_noise(S, G, b, dmu[b], dsig[b]))
-                # 4. issue
+                                ps[s, P_DISPATCHED, b] += isize
+                                if t + tr < T:
+                                    j = (t + int(tr)) % L
+                                    pend[s, b, j] += isize
+                                    pend_dm[s, b, j] += size * qm
+                        a = pend[s, b, slot]
+                        if a > 0:
+                            held = stock[s, b]
+                            q[s, b] = (held * q[s, b] + pend_dm[s, b, slot]) / (held + a)
+                            lq[s, b] = logit(q[s, b])
+                            stock[s, b] = held + a
+                            ps[s, P_RECEIVED, b] += a
+                            pend[s, b, slot] = 0
+                            pend_dm[s, b, slot] = 0.0
+            # 3. demand
+            SD = SS[0]
+            for b in range(nb):
+                dem[b] = _round_stochastic(SD, b, dbase[b] * _lognormal_noise(SD, G, b, dmu[b], dsig[b]))
+            # 4. issue
+            for b in range(nb):
                 total = 0
                 for s in range(NS):
-                    total += stock[b, s]
-                fired = min(dem, total)
+                    total += stock[s, b]
+                f_all = min(dem[b], total)
+                avail[b] = total
+                fired[b] = f_all
                 for s in range(NS):
-                    fired_s[s] = 0
-                if fired > 0:
-                    if issue == ISSUE_PROPORTIONAL:
-                        if fired == total:
-                            for s in range(NS):
-                                fired_s[s] = stock[b, s]
-                        else:
-                            given = 0
-                            for s in range(NS):
-                                share = fired * (stock[b, s] / total)
-                                f = int(math.floor(share))
-                                f = min(f, stock[b, s])
-                                fired_s[s] = f
-                                frac[s] = share - f
-                                given += f
-                            # largest remainders take the leftover rounds (ties: first source)
-                            while given < fired:
-                                best = 0
-                                bestv = -2.0
-                                for s in range(NS):
-                                    if fired_s[s] < stock[b, s] and frac[s] > bestv:
-                                        best = s
-                                        bestv = frac[s]
-                                fired_s[best] += 1
-                                frac[best] = -1.0
-                                given += 1
-                    else:
-                        need = fired
-                        for j in range(order.shape[0]):
-                            s = order[j]
-                            f = min(need, stock[b, s])
-                            fired_s[s] = f
-                            need -= f
-                            if need == 0:
-                                break
-                # 5. effect
-                eff = 0
-                for s in range(NS):
-                    f = fired_s[s]
-                    if f > 0:
-                        stock[b, s] -= f
-                        d = binomial(S, b, f, q[b, s])
-                        e = f - d
-                        if acc[b, s] < 1.0:
-                            e = binomial(S, b, e, acc[b, s])
-                        ps[b, s, P_FIRED] += f
-                        ps[b, s, P_DUDS] += d
-                        ps[b, s, P_EFFECTIVE] += e
-                        eff += e
-                # 6. accounting
-                shortfall = dem - fired
-                left = total - fired
-                tot[b, O_DEMAND] += dem
-                tot[b, O_FIRED] += fired
-                tot[b, O_EFFECTIVE] += eff
-                tot[b, O_SHORTFALL] += shortfall
-                if left < tot[b, O_STOCK_MIN]:
-                    tot[b, O_STOCK_MIN] = left
-                if shortfall > threshold * dem:
-                    tot[b, O_SHORT_DAYS] += 1
-                    n_short[t] += 1
-                    if tot[b, O_FIRST_SHORT] < 0:
-                        tot[b, O_FIRST_SHORT] = t
-                hist[t, V_STOCK, bin_index(left)] += 1
-                hist[t, V_FIRED, bin_index(fired)] += 1
-                hist[t, V_EFFECTIVE, bin_index(eff)] += 1
-                hist[t, V_SHORTFALL, bin_index(shortfall)] += 1
-                sums[t, V_STOCK] += left
-                sums[t, V_FIRED] += fired
-                sums[t, V_EFFECTIVE] += eff
-                sums[t, V_SHORTFALL] += shortfall
-                g = run0 + r
-                if g < n_sample:
-                    sample_stock[g, t] = left
-                    sample_fired[g, t] = fired
+                    fs[s, b] = 0
+                if f_all <= 0:
+                    continue
+                if issue == ISSUE_PROPORTIONAL:
+                    # cumulative rounding: part s = floor(f * C_s / total) - floor(f * C_{s-1} / total),
+                    # C_s the running stock sum; parts sum to f exactly and none exceeds its stock
+                    ratio = f_all / total
+                    prev = 0
+                    cum = 0
+                    for s in range(NS - 1):
+                        cum += stock[s, b]
+                        bound = min(int(cum * ratio), f_all)
+                        part = min(max(bound - prev, 0), stock[s, b])  # guards float rounding
+                        fs[s, b] = part
+                        prev += part
+                    last = f_all - prev
+                    fs[NS - 1, b] = last
+                    excess = last - stock[NS - 1, b]
+                    if excess > 0:  # only through float rounding: move the excess to sources with room
+                        fs[NS - 1, b] = stock[NS - 1, b]
+                        for s in range(NS - 1):
+                            take = min(stock[s, b] - fs[s, b], excess)
+                            fs[s, b] += take
+                            excess -= take
+                else:
+                    need = f_all
+                    for j in range(order.shape[0]):
+                        s = order[j]
+                        f = min(need, stock[s, b])
+                        fs[s, b] = f
+                        need -= f
+                        if need == 0:
+                            break
+            # 5. effect: duds of each source's rounds, then misses among the rest
+            for b in range(nb):
+                eff[b] = 0
+            for s in range(NS):
+                fsrc = fs[s]
+                S = SS[1 + NS + s]
+                binomial_block(S, nb, fsrc, q[s], lq[s], duds, work, logf)
+                for b in range(nb):
+                    f = fsrc[b]
+                    stock[s, b] -= f
+                    ps[s, P_FIRED, b] += f
+                    ps[s, P_DUDS, b] += duds[b]
+                    hits[b] = f - duds[b]
+                if has_acc[s]:
+                    binomial_block(S, nb, hits, acc[s], lacc[s], misses, work, logf)
+                    for b in range(nb):
+                        hits[b] = misses[b]
+                for b in range(nb):
+                    ps[s, P_EFFECTIVE, b] += hits[b]
+                    eff[b] += hits[b]
+            # 6. accounting (day sums kept in registers, written once per day)
+            hrow_s = hist[t, V_STOCK]
+            hrow_f = hist[t, V_FIRED]
+            hrow_e = hist[t, V_EFFECTIVE]
+            hrow_x = hist[t, V_SHORTFALL]
+            sum_s = 0
+            sum_f = 0
+            sum_e = 0
+            sum_x = 0
+            shorts = 0
+            for b in range(nb):  # no data-dependent branch: vectorises
+                d = dem[b]
+                f = fired[b]
+                shortfall = d - f
+                left = avail[b] - f
+                e = eff[b]
+                tot[O_DEMAND, b] += d
+                tot[O_FIRED, b] += f
+                tot[O_EFFECTIVE, b] += e
+                tot[O_SHORTFALL, b] += shortfall
+                tot[O_STOCK_MIN, b] = min(tot[O_STOCK_MIN, b], left)
+                sh = 1 if shortfall > threshold * d else 0
+                tot[O_SHORT_DAYS, b] += sh
+                first = tot[O_FIRST_SHORT, b]
+                tot[O_FIRST_SHORT, b] = t if (sh == 1 and first < 0) else first
+                shorts += sh
+                sum_s += left
+                sum_f += f
+                sum_e += e
+                sum_x += shortfall
+                bins[0, b] = bin_index(left)
+                bins[1, b] = bin_index(f)
+                bins[2, b] = bin_index(e)
+                bins[3, b] = bin_index(shortfall)
+            for b in range(nb):
+                hrow_s[bins[0, b]] += 1
+                hrow_f[bins[1, b]] += 1
+                hrow_e[bins[2, b]] += 1
+                hrow_x[bins[3, b]] += 1
+            sums[t, V_STOCK] += sum_s
+            sums[t, V_FIRED] += sum_f
+            sums[t, V_EFFECTIVE] += sum_e
+            sums[t, V_SHORTFALL] += sum_x
+            n_short[t] += shorts
+            g0 = run0 + blk
+            if g0 < n_sample:
+                for b in range(min(nb, n_sample - g0)):
+                    sample_stock[g0 + b, t] = avail[b] - fired[b]
+                    sample_fired[g0 + b, t] = fired[b]
 
         # ---- per-run outputs
         for b in range(nb):
             r = blk + b
             final = 0
             for s in range(NS):
-                ps[b, s, P_FINAL] = stock[b, s]
-                final += stock[b, s]
+                ps[s, P_FINAL, b] = stock[s, b]
+                final += stock[s, b]
                 for k in range(N_PER_SOURCE):
-                    per_source[r, s, k] = ps[b, s, k]
-            tot[b, O_STOCK_FINAL] = final
+                    per_source[r, s, k] = ps[s, k, b]
+            tot[O_STOCK_FINAL, b] = final
             if T == 0:
-                tot[b, O_STOCK_MIN] = final
+                tot[O_STOCK_MIN, b] = final
             for k in range(N_TOTALS):
-                totals[r, k] = tot[b, k]
+                totals[r, k] = tot[k, b]
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")
 def simulate(
-    run0, key, T, params, base_col, dcv_col, kinds, roles,
-    ship_code, ship_par, ship_dv, ship_dc, transit_code, transit_par, tr_dv, tr_dc,
+    run0, keys, T, params, base_col, dcv_col, kinds, roles,
+    ship_code, ship_par, ship_dv, ship_dc, transit_code, transit_par, tr_dv, tr_dc, ring, logf,
     issue, order, threshold, n_sample, n_chunks,
     totals, per_source, hist, sums, n_short, sample_stock, sample_fired,
 ):
@@ -335,8 +400,8 @@ def simulate(
         lo = (c * R) // n_chunks
         hi = ((c + 1) * R) // n_chunks
         _simulate_chunk(
-            lo, hi, run0, key, T, params, base_col, dcv_col, kinds, roles,
-            ship_code, ship_par, ship_dv, ship_dc, transit_code, transit_par, tr_dv, tr_dc,
+            lo, hi, run0, keys, T, params, base_col, dcv_col, kinds, roles,
+            ship_code, ship_par, ship_dv, ship_dc, transit_code, transit_par, tr_dv, tr_dc, ring, logf,
             issue, order, threshold, n_sample,
             totals, per_source, hist[c], sums[c], n_short[c], sample_stock, sample_fired,
         )

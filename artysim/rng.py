@@ -8,11 +8,13 @@ depend only on (seed, run index), never on threads, batches or shards.
 
 Samplers are exact algorithms (inversion, PTRS, BTRS, Marsaglia-Tsang) so that the core does not
 use numba's slower, per-thread ``np.random`` state. Every function takes the stream array ``S``
-(runs x 4, uint64), a normal cache ``G`` (runs, float64; NaN = empty) and the row ``b``.
+(4 x runs, uint64: state word-major, so loops over runs vectorise; make one with
+``new_streams``), a normal cache ``G`` (runs, float64; NaN = empty) and the run's column ``b``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numba
@@ -23,10 +25,16 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _TWO53 = 1.0 / 9007199254740992.0
 
-#: Stream domains: the per-run parameter uniforms and the day-by-day model draw from
-#: independent streams, so adding a parameter never shifts the model's random numbers.
+#: Stream domains: every sampled parameter and every model component (demand, each source) has
+#: its own stream per run, keyed by a 64-bit hash of its name (``path_domain``), so adding or
+#: changing one never shifts another's random numbers: scenario variants share common random numbers.
 DOMAIN_PARAMS = 1
 DOMAIN_MODEL = 2
+
+
+def path_domain(name: str) -> int:
+    """Stable 64-bit domain of a stream name (BLAKE2b; never Python's salted ``hash``)."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little")
 
 _jit = numba.njit(cache=True, error_model="numpy", inline="always")
 
@@ -47,16 +55,22 @@ def stream_key(seed: np.uint64, domain: np.uint64) -> np.uint64:
 
 
 @numba.njit(cache=True, error_model="numpy")
+def new_streams(n: int) -> np.ndarray:
+    """Uninitialised state for ``n`` streams (seed each column with ``seed_stream``)."""
+    return np.empty((4, n), dtype=np.uint64)
+
+
+@numba.njit(cache=True, error_model="numpy")
 def seed_stream(S: np.ndarray, b: int, key: np.uint64, run: np.uint64) -> None:
-    """Initialise row ``b`` of ``S`` as the stream of run ``run`` under ``key``."""
+    """Initialise column ``b`` of ``S`` as the stream of run ``run`` under ``key``."""
     x = key + run * GOLDEN
     for j in range(4):
         x = splitmix64(x)
-        S[b, j] = x
+        S[j, b] = x
     # an all-zero state is the one forbidden xoshiro state; SplitMix64 outputs make it impossible
     # in practice but guard anyway
-    if S[b, 0] == 0 and S[b, 1] == 0 and S[b, 2] == 0 and S[b, 3] == 0:
-        S[b, 0] = GOLDEN
+    if S[0, b] == 0 and S[1, b] == 0 and S[2, b] == 0 and S[3, b] == 0:
+        S[0, b] = GOLDEN
 
 
 @_jit
@@ -67,10 +81,10 @@ def _rotl(x: np.uint64, k: np.uint64) -> np.uint64:
 @_jit
 def next_u64(S: np.ndarray, b: int) -> np.uint64:
     """xoshiro256** step."""
-    s0 = S[b, 0]
-    s1 = S[b, 1]
-    s2 = S[b, 2]
-    s3 = S[b, 3]
+    s0 = S[0, b]
+    s1 = S[1, b]
+    s2 = S[2, b]
+    s3 = S[3, b]
     result = _rotl(s1 * np.uint64(5), np.uint64(7)) * np.uint64(9)
     t = s1 << np.uint64(17)
     s2 ^= s0
@@ -79,34 +93,72 @@ def next_u64(S: np.ndarray, b: int) -> np.uint64:
     s0 ^= s3
     s2 ^= t
     s3 = _rotl(s3, np.uint64(45))
-    S[b, 0] = s0
-    S[b, 1] = s1
-    S[b, 2] = s2
-    S[b, 3] = s3
+    S[0, b] = s0
+    S[1, b] = s1
+    S[2, b] = s2
+    S[3, b] = s3
     return result
 
 
 @_jit
 def uniform(S: np.ndarray, b: int) -> float:
     """Uniform on the open interval (0, 1), 53-bit resolution."""
-    return (float(next_u64(S, b) >> np.uint64(11)) + 0.5) * _TWO53
+    # the shifted value fits in 53 bits: convert as a signed integer (x86 has no direct
+    # unsigned 64-bit conversion and would branch)
+    return (float(np.int64(next_u64(S, b) >> np.uint64(11))) + 0.5) * _TWO53
+
+
+def _ziggurat_tables(c: int = 128, r: float = 3.442619855899, v: float = 9.91256303526217e-3):
+    """Layer edges and ratios of Marsaglia and Tsang's ziggurat for the normal (Doornik's ZIGNOR)."""
+    x = np.zeros(c + 1)
+    f = math.exp(-0.5 * r * r)
+    x[0] = v / f
+    x[1] = r
+    for i in range(2, c):
+        x[i] = math.sqrt(-2.0 * math.log(v / x[i - 1] + f))
+        f = math.exp(-0.5 * x[i] * x[i])
+    x[c] = 0.0
+    ratio = x[1:] / x[:-1]
+    return x, ratio
+
+
+_ZX, _ZR = _ziggurat_tables()
+_ZIG_R = 3.442619855899
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _normal_slow(S: np.ndarray, b: int, i: int, u: float) -> float:
+    """The rare ziggurat cases: the base strip's tail, or a wedge needing the exact density."""
+    if i == 0:
+        while True:
+            x = math.log(uniform(S, b)) / _ZIG_R
+            y = math.log(uniform(S, b))
+            if -2.0 * y >= x * x:
+                return x - _ZIG_R if u < 0.0 else _ZIG_R - x
+    x = u * _ZX[i]
+    f0 = math.exp(-0.5 * (_ZX[i] * _ZX[i] - x * x))
+    f1 = math.exp(-0.5 * (_ZX[i + 1] * _ZX[i + 1] - x * x))
+    if f1 + uniform(S, b) * (f0 - f1) < 1.0:
+        return x
+    return np.nan  # rejected: the caller draws again
 
 
 @_jit
 def normal(S: np.ndarray, G: np.ndarray, b: int) -> float:
-    """Standard normal by Marsaglia's polar method, caching the second variate."""
-    g = G[b]
-    if not math.isnan(g):
-        G[b] = np.nan
-        return g
+    """Standard normal by the ziggurat (exact; one 64-bit draw ~99 % of the time).
+
+    The top 53 bits give the uniform and the low 7 bits the layer, so the two are independent.
+    ``G`` is unused (kept so that callers need not change when the method does).
+    """
     while True:
-        x = 2.0 * uniform(S, b) - 1.0
-        y = 2.0 * uniform(S, b) - 1.0
-        r = x * x + y * y
-        if r < 1.0 and r > 0.0:
-            f = math.sqrt(-2.0 * math.log(r) / r)
-            G[b] = y * f
-            return x * f
+        w = next_u64(S, b)
+        i = int(w & np.uint64(127))
+        u = 2.0 * ((float(np.int64(w >> np.uint64(11))) + 0.5) * _TWO53) - 1.0
+        if abs(u) < _ZR[i]:
+            return u * _ZX[i]
+        z = _normal_slow(S, b, i, u)
+        if not math.isnan(z):
+            return z
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -146,11 +198,17 @@ def ndtri(p: float) -> float:
 @numba.njit(cache=True, error_model="numpy")
 def poisson(S: np.ndarray, b: int, lam: float) -> int:
     """Poisson variate: inversion for small means, PTRS (Hoermann 1993) otherwise."""
+    return poisson_known(S, b, lam, math.exp(-lam) if lam < 10.0 else 0.0)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def poisson_known(S: np.ndarray, b: int, lam: float, exp_neg_lam: float) -> int:
+    """``poisson`` with exp(-lam) precomputed by the caller (used only when lam < 10)."""
     if lam <= 0.0:
         return 0
     if lam < 10.0:
         u = uniform(S, b)
-        p = math.exp(-lam)
+        p = exp_neg_lam
         s = p
         k = 0
         while u > s:
@@ -259,11 +317,13 @@ def binomial(S: np.ndarray, b: int, n: int, p: float) -> int:
         return 0
     if p >= 1.0:
         return n
-    if p > 0.5:
-        return n - binomial(S, b, n, 1.0 - p)
-    if n * p < 10.0:
-        return _binomial_inversion(S, b, n, p)
-    return _binomial_btrs(S, b, n, p)
+    flip = p > 0.5
+    pp = 1.0 - p if flip else p
+    if n * pp < 10.0:
+        k = _binomial_inversion(S, b, n, pp)
+    else:
+        k = _binomial_btrs(S, b, n, pp)
+    return n - k if flip else k
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -351,7 +411,7 @@ def stream_uniforms(seed: np.uint64, domain: np.uint64, run0: int, n: int, k: in
     """The first ``k`` uniforms of the streams of runs ``run0 .. run0+n-1`` (n x k)."""
     key = stream_key(seed, domain)
     out = np.empty((n, k))
-    S = np.empty((1, 4), dtype=np.uint64)
+    S = np.empty((4, 1), dtype=np.uint64)
     for i in range(n):
         seed_stream(S, 0, key, np.uint64(run0 + i))
         for j in range(k):
@@ -363,7 +423,115 @@ def stream_uniforms(seed: np.uint64, domain: np.uint64, run0: int, n: int, k: in
 def stream_states(seed: np.uint64, domain: np.uint64, run0: int, n: int) -> np.ndarray:
     """Initial states of runs ``run0 .. run0+n-1`` (n x 4), for checking stream uniqueness."""
     key = stream_key(seed, domain)
-    S = np.empty((n, 4), dtype=np.uint64)
+    S = new_streams(n)
     for i in range(n):
         seed_stream(S, i, key, np.uint64(run0 + i))
-    return S
+    return S.T.copy()
+
+
+LOGF_N = 1 << 17
+#: log(k!) for k < LOGF_N (1 MiB): the exact BTRS test then costs table look-ups, not logs.
+#: Passed to the kernel as an argument (a large global array would stop numba caching it).
+LOGF = np.array([math.lgamma(k + 1.0) for k in range(LOGF_N)])
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _logfact_diff(n: int, m: float, k: float, logf: np.ndarray) -> float:
+    """log(m! (n-m)!) - log(k! (n-k)!)."""
+    if n < logf.shape[0]:
+        return logf[int(m)] + logf[n - int(m)] - logf[int(k)] - logf[n - int(k)]
+    # Stirling: log j! = (j + 1/2) log(j + 1) - (j + 1) + log(2 pi)/2 + tail(j)
+    return ((m + 0.5) * math.log(m + 1.0) + (n - m + 0.5) * math.log(n - m + 1.0)
+            - (k + 0.5) * math.log(k + 1.0) - (n - k + 0.5) * math.log(n - k + 1.0)
+            + _stirling_tail(m) + _stirling_tail(n - m) - _stirling_tail(k) - _stirling_tail(n - k))
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _btrs_continue(S: np.ndarray, b: int, n: int, p: float, logf: np.ndarray) -> int:
+    """BTRS after a rejected first candidate: the plain loop (see ``binomial_block``)."""
+    q = 1.0 - p
+    spq = math.sqrt(n * p * q)
+    bb = 1.15 + 2.53 * spq
+    a = -0.0873 + 0.0248 * bb + 0.01 * p
+    c = n * p + 0.5
+    vr = 0.92 - 4.2 / bb
+    alpha = (2.83 + 5.1 / bb) * spq
+    lpq = math.log(p / q)
+    m = math.floor((n + 1) * p)
+    while True:
+        u = uniform(S, b) - 0.5
+        v = uniform(S, b)
+        us = 0.5 - abs(u)
+        k = math.floor((2.0 * a / us + bb) * u + c)
+        if us >= 0.07 and v <= vr:
+            return int(k)
+        if k < 0 or k > n:
+            continue
+        # accept when v * alpha / (a/us^2 + b) <= f(k) / f(m), f the binomial pmf
+        lv = math.log(v * alpha / (a / (us * us) + bb))
+        if lv <= _logfact_diff(n, m, k, logf) + (k - m) * lpq:
+            return int(k)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def binomial_block(S: np.ndarray, nb: int, n: np.ndarray, p: np.ndarray, lpq: np.ndarray,
+                   out: np.ndarray, work: np.ndarray, logf: np.ndarray) -> None:
+    """``out[b] ~ Binomial(n[b], p[b])`` for the runs of a block, exact (BTRS, inversion).
+
+    ``lpq[b]`` must be log(p/(1-p)) (callers keep it, as p changes rarely). Pass 1 draws one
+    BTRS candidate for every run with no data-dependent branch, so it vectorises; pass 2 takes
+    the ~25 % of runs whose candidate the squeeze did not accept: one log and table look-ups
+    settle most of them, and the rest (or runs needing inversion) loop one by one. Each run's
+    draws come from its own stream in a fixed order, so results do not depend on the block.
+    ``work`` is scratch of shape (3, block).
+    """
+    for b in range(nb):
+        nn = n[b]
+        flip = p[b] > 0.5
+        pp = 1.0 - p[b] if flip else p[b]
+        spq = math.sqrt(nn * pp * (1.0 - pp))
+        bb = 1.15 + 2.53 * spq
+        a = -0.0873 + 0.0248 * bb + 0.01 * pp
+        c = nn * pp + 0.5
+        vr = 0.92 - 4.2 / bb
+        alpha = (2.83 + 5.1 / bb) * spq
+        u = uniform(S, b) - 0.5
+        v = uniform(S, b)
+        us = 0.5 - abs(u)
+        k = math.floor((2.0 * a / us + bb) * u + c)
+        regime = nn * pp >= 10.0
+        good = regime & (us >= 0.07) & (v <= vr)
+        out[b] = int(k) if good else -1
+        work[0, b] = k if regime else -1.0
+        work[1, b] = v * alpha / (a / (us * us) + bb)
+        work[2, b] = math.floor((nn + 1) * pp)
+    for b in range(nb):
+        nn = n[b]
+        flip = p[b] > 0.5
+        if out[b] >= 0:
+            k = out[b]
+        else:
+            pp = 1.0 - p[b] if flip else p[b]
+            kc = work[0, b]
+            if nn <= 0 or pp <= 0.0:
+                k = 0
+            elif nn * pp < 10.0:
+                k = _binomial_inversion(S, b, nn, pp)
+            elif kc < 0 or kc > nn:
+                k = _btrs_continue(S, b, nn, pp, logf)
+            else:
+                m = work[2, b]
+                lp = -lpq[b] if flip else lpq[b]
+                if math.log(work[1, b]) <= _logfact_diff(nn, m, kc, logf) + (kc - m) * lp:
+                    k = int(kc)
+                else:
+                    k = _btrs_continue(S, b, nn, pp, logf)
+        out[b] = nn - k if flip else k
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def logit(p: float) -> float:
+    """log(p / (1 - p)), finite at the ends (where binomials need no log)."""
+    if p <= 0.0 or p >= 1.0:
+        return 0.0
+    return math.log(p / (1.0 - p))
