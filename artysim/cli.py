@@ -73,10 +73,14 @@ def _jsonable(x):
 def summary_cmd(result, fmt) -> None:
     """Headline answers of a results file, with Monte Carlo standard errors."""
     from artysim import summary
+    from artysim.errors import ResultsError
     from artysim.io import open_results
 
     with open_results(result) as ds:
-        s = summary.summarize(ds)
+        try:
+            s = summary.summarize(ds)
+        except (OSError, RuntimeError) as e:  # data that cannot be read back (a damaged file)
+            raise ResultsError(f"{result}: cannot read its data, damaged? ({type(e).__name__}: {e})") from None
     if fmt == "json":
         click.echo(json.dumps(_jsonable(s), indent=2))
     else:

@@ -105,6 +105,8 @@ def build(scn: Scenario) -> Model:
         kinds[s] = _KINDS[src.kind]
         for fname, role, unit in _SOURCE_FIELDS[src.kind]:
             d = getattr(src, fname)
+            if fname == "accuracy" and d.is_fixed and d.mean() == 1.0:
+                continue  # every non-dud round hits: the kernel skips the draw
             if d is None:
                 if fname == "available":
                     d = Fixed(value=UNLIMITED)

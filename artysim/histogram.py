@@ -12,6 +12,8 @@ import numba
 import numpy as np
 from numba.cpython.unsafe.numbers import leading_zeros
 
+from artysim import _numba_cache  # noqa: F401  (sets the cache folder before any @njit)
+
 EXACT = 128
 SUB = 64
 OCTAVES = 37  # up to 2**44 (1.8e13 rounds); larger values fall in the last bin

@@ -60,21 +60,36 @@ def check_target(path: Path, force: bool) -> None:
 
 
 class _DeferSignals:
-    """Turn SIGTERM into KeyboardInterrupt so the temporary file is always removed."""
+    """SIGINT and SIGTERM while a results file is written: the first is noted and acted on between
+    batches (``check`` raises KeyboardInterrupt), so that no exception is raised inside netCDF4, HDF5
+    or a library that might swallow it; a second one interrupts at once. Either way the writer
+    removes its temporary file. Signals that were ignored (e.g. in a background job) stay ignored."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __enter__(self):
-        self._old = None
-        with contextlib.suppress(ValueError):  # not in the main thread
-            self._old = signal.signal(signal.SIGTERM, self._raise)
+        self.received: int | None = None
+        self._old: dict = {}
+        for s in self.SIGNALS:
+            with contextlib.suppress(ValueError):  # not in the main thread
+                old = signal.getsignal(s)
+                if old is not None and old != signal.SIG_IGN:
+                    self._old[s] = signal.signal(s, self._note)
         return self
 
-    @staticmethod
-    def _raise(signum, frame):
-        raise KeyboardInterrupt("terminated")
+    def _note(self, signum, frame):
+        if self.received is not None:
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+        self.received = signum
+
+    def check(self) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt(signal.Signals(self.received).name)
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGTERM, self._old)
+        for s, old in self._old.items():
+            signal.signal(s, old)
+        self._old = {}
         return False
 
 
@@ -211,9 +226,6 @@ class ResultsWriter:
             x = nc.createVariable(var.name, var.dtype, var.dims, fill_value=False, **comp)
             x.units = var.units
             x.long_name = var.long_name
-        for name in ("first_shortage_day", "shortage_days"):
-            # integers of days; keep readers from turning them into timedeltas
-            nc[name].setncattr("units_note", "whole days")
         self._attrs()
 
     def _attrs(self) -> None:
@@ -254,6 +266,7 @@ class ResultsWriter:
 
     # -- data
     def write_batch(self, batch) -> None:
+        self._signals.check()
         nc = self.nc
         i0 = batch.start - self.run_start
         i1 = batch.stop - self.run_start
@@ -266,6 +279,7 @@ class ResultsWriter:
             nc[name][i0:i1, :] = batch.per_source[:, :, k]
 
     def write_daily(self, daily) -> None:
+        self._signals.check()
         nc = self.nc
         for j, name in enumerate(schema.DAILY_NAMES):
             nc[f"{name}_hist"][:] = daily.hist[:, j, :]
@@ -287,6 +301,7 @@ class ResultsWriter:
 
     def commit(self) -> Path:
         """Close and move the finished file into place."""
+        self._signals.check()
         self.nc.close()
         self.nc = None
         if self.path.exists() and not self.force:
@@ -315,9 +330,19 @@ def open_results(path: str | Path) -> xr.Dataset:
     if p.is_dir():
         raise ResultsError(f"{p}: is a folder, expected a results .nc file")
     try:
+        with open(p, "rb") as f:
+            magic = f.read(8)
+    except OSError as e:
+        raise ResultsError(f"{p}: cannot read ({e.strerror or e})") from None
+    if not magic.startswith((b"CDF\x01", b"CDF\x02", b"CDF\x05", b"\x89HDF\r\n\x1a\n")):
+        raise ResultsError(f"{p}: not a netCDF file (an artysim results file is netCDF-4)")
+    try:
         ds = xr.open_dataset(p, decode_timedelta=False)
-    except Exception as e:  # netCDF4/HDF5 raise a variety of errors for foreign or broken files
-        raise ResultsError(f"{p}: not a readable netCDF file ({type(e).__name__}: {e})") from None
+    except Exception as e:  # netCDF4/HDF5 raise a variety of errors for broken files
+        detail = (str(e).splitlines() or [""])[0]
+        raise ResultsError(
+            f"{p}: not a readable netCDF file, truncated or damaged? ({type(e).__name__}: {detail})"
+        ) from None
     if "artysim_schema_version" not in ds.attrs:
         ds.close()
         raise ResultsError(f"{p}: not an artysim results file (no artysim_schema_version attribute)")

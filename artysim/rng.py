@@ -20,6 +20,8 @@ import math
 import numba
 import numpy as np
 
+from artysim import _numba_cache  # noqa: F401  (sets the cache folder before any @njit)
+
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -163,11 +165,17 @@ def normal(S: np.ndarray, G: np.ndarray, b: int) -> float:
 
 @numba.njit(cache=True, error_model="numpy")
 def ndtri(p: float) -> float:
-    """Inverse of the standard normal CDF (Acklam's approximation, one Halley refinement)."""
+    """Inverse of the standard normal CDF (Acklam's approximation, one Halley refinement).
+
+    Works on the lower half only (p > 1/2 by symmetry, where 1 - p is exact) and refines with a
+    correction computed without cancellation, so the result is good to ~1e-15 relative.
+    """
     if p <= 0.0:
         return -np.inf
     if p >= 1.0:
         return np.inf
+    if p > 0.5:
+        return -ndtri(1.0 - p)
     a0, a1, a2, a3, a4, a5 = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02,
                               1.383577518672690e02, -3.066479806614716e01, 2.506628277459239e00)
     b0, b1, b2, b3, b4 = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02,
@@ -181,16 +189,13 @@ def ndtri(p: float) -> float:
         q = math.sqrt(-2.0 * math.log(p))
         x = (((((c0 * q + c1) * q + c2) * q + c3) * q + c4) * q + c5) / (
             (((d0 * q + d1) * q + d2) * q + d3) * q + 1.0)
-    elif p <= 1.0 - plow:
+        e = 0.5 * math.erfc(-x / math.sqrt(2.0)) - p
+    else:
         q = p - 0.5
         r = q * q
         x = (((((a0 * r + a1) * r + a2) * r + a3) * r + a4) * r + a5) * q / (
             ((((b0 * r + b1) * r + b2) * r + b3) * r + b4) * r + 1.0)
-    else:
-        q = math.sqrt(-2.0 * math.log(1.0 - p))
-        x = -(((((c0 * q + c1) * q + c2) * q + c3) * q + c4) * q + c5) / (
-            (((d0 * q + d1) * q + d2) * q + d3) * q + 1.0)
-    e = 0.5 * math.erfc(-x / math.sqrt(2.0)) - p
+        e = 0.5 * math.erf(x / math.sqrt(2.0)) - q  # Phi(x) - p without cancellation near 1/2
     u = e * math.sqrt(2.0 * math.pi) * math.exp(x * x / 2.0)
     return x - u / (1.0 + x * u / 2.0)
 

@@ -7,9 +7,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numba
+
 from artysim import engine, scenario
 from artysim.errors import ArtysimError
 from artysim.io import ResultsWriter, check_target
+
+#: Run-days per batch and thread at most: a signal (Ctrl-C, SLURM's SIGTERM before its SIGKILL) is
+#: handled between batches, so a batch must take seconds, not minutes, whatever the horizon.
+BATCH_RUN_DAYS_PER_THREAD = 1 << 22
 
 PACKAGE_CONFIGS = Path(__file__).resolve().parent / "configs"
 REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -123,6 +129,8 @@ def run(
         on_loaded(loaded)
     r0, r1 = shard_range(n_runs, shard, shards)
     model = engine.build(scn)
+    n_threads = threads or numba.config.NUMBA_NUM_THREADS
+    batch_size = max(1, min(batch_size, BATCH_RUN_DAYS_PER_THREAD * n_threads // model.horizon))
     daily = engine.Daily.empty(model.horizon, model.n_sample)
     reporter = Reporter(r1 - r0, quiet)
     try:

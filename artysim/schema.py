@@ -1,7 +1,10 @@
 """The results schema: one table of variables that drives writing, checking and the docs.
 
 Units are UDUNITS strings as CF requires: counts of rounds are ``1``, daily rates ``day-1``,
-durations ``days``; the word "rounds" lives in ``long_name``.
+durations ``days``; the word "rounds" lives in ``long_name``. Per-run counts of days are in ``day``
+(the same UDUNITS unit), not ``days``: xarray decodes variables whose units are exactly ``days`` into
+timedeltas (older versions) or into integers with -2**63 where a value is missing (xarray 2026.9),
+instead of plain numbers with NaN.
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ class Var:
 PER_RUN = [
     Var("parameters", ("run", "parameter"), "f8", "1",
         "sampled input parameters of each run (units per parameter in parameter_units)"),
-    Var("first_shortage_day", ("run",), "i4", "days",
+    Var("first_shortage_day", ("run",), "i4", "day",
         "days from start_date to the first shortage day (missing if never short)", FILL_DAY),
-    Var("shortage_days", ("run",), "i4", "days", "number of shortage days in the horizon"),
+    Var("shortage_days", ("run",), "i4", "day", "number of shortage days in the horizon"),
     Var("demand_total", ("run",), "i8", "1", "rounds demanded over the horizon"),
     Var("fired_total", ("run",), "i8", "1", "rounds fired over the horizon"),
     Var("effective_total", ("run",), "i8", "1", "effective rounds (not duds, on target) over the horizon"),

@@ -1,0 +1,223 @@
+"""Shared test helpers: Monte Carlo tolerances, scenarios from TOML strings, simulation results.
+
+Every statistical assertion in this suite is "estimate within k Monte Carlo standard errors of the
+exact value", with a fixed seed, so a test is deterministic and its tolerance is justified by the
+standard error, not tuned until green. ``k`` is stated in each test.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import scipy.stats as st
+
+from artysim import engine, io, kernel, scenario
+
+# ----------------------------------------------------------------------------- tolerances
+
+
+def mc_tol(se: float, k: float = 4.0) -> float:
+    """Tolerance of ``k`` Monte Carlo standard errors."""
+    return k * float(se)
+
+
+def assert_mc(estimate: float, exact: float, se: float, k: float, what: str = "") -> None:
+    """Assert ``|estimate - exact| <= k * se`` with a message giving the z-score."""
+    tol = mc_tol(se, k)
+    z = (estimate - exact) / se if se > 0 else math.inf * (estimate != exact)
+    assert abs(estimate - exact) <= tol, (
+        f"{what}: estimate {estimate!r} vs exact {exact!r}: off by {estimate - exact:.6g} = {z:.2f} SE "
+        f"(allowed {k} SE, SE = {se:.6g})"
+    )
+
+
+def se_mean(x: np.ndarray) -> float:
+    """Standard error of the sample mean, from the sample."""
+    x = np.asarray(x, dtype=np.float64)
+    return float(x.std(ddof=1) / math.sqrt(len(x)))
+
+
+def se_var(x: np.ndarray) -> float:
+    """Standard error of the sample variance, from the sample's 2nd and 4th central moments."""
+    x = np.asarray(x, dtype=np.float64)
+    d = x - x.mean()
+    m2 = np.mean(d * d)
+    m4 = np.mean(d**4)
+    return float(math.sqrt(max(m4 - m2 * m2, 0.0) / len(x)))
+
+
+def se_var_exact(var: float, mu4: float, n: int) -> float:
+    """Standard error of the sample variance from the exact 2nd and 4th central moments."""
+    return math.sqrt(max(mu4 - var * var, 0.0) / n)
+
+
+# ----------------------------------------------------------------------------- goodness of fit
+
+P_MIN = 1e-3  # goodness-of-fit tests must give p above this (fixed seeds: deterministic)
+
+
+def pooled_chisquare(sample: np.ndarray, pmf, cdf, min_expected: float = 5.0) -> tuple[float, int, float]:
+    """Chi-square goodness of fit of integer ``sample`` to a discrete law given by ``pmf``/``cdf``.
+
+    Bins are the integers from the sample's minimum to its maximum; the law's mass below the
+    minimum goes to the first bin and above the maximum to the last. Adjacent bins are pooled
+    (left to right) until every expected count is at least ``min_expected``.
+    Returns (statistic, degrees of freedom, p-value).
+    """
+    sample = np.asarray(sample, dtype=np.int64)
+    n = len(sample)
+    lo, hi = int(sample.min()), int(sample.max())
+    ks = np.arange(lo, hi + 1)
+    obs = np.bincount(sample - lo, minlength=len(ks)).astype(np.float64)
+    exp = n * np.asarray(pmf(ks), dtype=np.float64)
+    exp[0] += n * float(cdf(lo - 1))
+    exp[-1] += n * (1.0 - float(cdf(hi)))
+    o_groups, e_groups = [], []
+    o_acc = e_acc = 0.0
+    for o, e in zip(obs, exp):
+        o_acc += o
+        e_acc += e
+        if e_acc >= min_expected:
+            o_groups.append(o_acc)
+            e_groups.append(e_acc)
+            o_acc = e_acc = 0.0
+    if e_acc > 0 or o_acc > 0:
+        if e_groups:
+            o_groups[-1] += o_acc
+            e_groups[-1] += e_acc
+        else:
+            o_groups.append(o_acc)
+            e_groups.append(e_acc)
+    o_arr, e_arr = np.array(o_groups), np.array(e_groups)
+    df = len(o_arr) - 1
+    if df < 1:
+        return 0.0, 0, 1.0
+    stat = float(np.sum((o_arr - e_arr) ** 2 / e_arr))
+    return stat, df, float(st.chi2.sf(stat, df))
+
+
+def assert_gof(p: float, what: str) -> None:
+    assert p > P_MIN, f"{what}: goodness-of-fit p-value {p:.3g} <= {P_MIN}"
+
+
+# ----------------------------------------------------------------------------- scenarios
+
+
+def load_scenario(text: str, overrides: list[str] | None = None) -> scenario.Loaded:
+    """A validated scenario from a TOML string (dedented)."""
+    return scenario.loads(textwrap.dedent(text), overrides)
+
+
+def header(horizon: int, *, threshold: float = 0.05, sample: int = 0, name: str = "t") -> str:
+    """The [scenario] and [output] tables of a test scenario."""
+    return textwrap.dedent(f"""\
+        [scenario]
+        name = "{name}"
+        start_date = "2024-01-01"
+        horizon_days = {horizon}
+
+        [output]
+        shortage_threshold = {threshold}
+        trajectory_sample = {sample}
+        """)
+
+
+#: a scenario using every model feature at once (priority issue, ramp, noise, imports with lots,
+#: transit, cap and accuracy), with parameters chosen so that shortages, transit cut-offs and the
+#: supplier cap all happen in some runs
+ALL_FEATURES = header(200, sample=50, name="all-features") + """
+[demand]
+base = { dist = "lognormal", median = 3000, p95 = 6000 }
+daily_cv = 0.4
+
+[[source]]
+name = "old"
+kind = "stockpile"
+initial = { dist = "normal", mean = 200000, sd = 80000, low = 0 }
+dud_rate = { dist = "pert", min = 0.05, mode = 0.1, max = 0.3 }
+accuracy = 0.9
+
+[[source]]
+name = "factory"
+kind = "production"
+annual = { dist = "triangular", min = 100000, mode = 300000, max = 500000 }
+annual_end = { dist = "gamma", mean = 600000, sd = 100000 }
+daily_cv = { dist = "uniform", low = 0, high = 0.5 }
+dud_rate = { dist = "beta", mean = 0.03, concentration = 100 }
+
+[[source]]
+name = "deal"
+kind = "import"
+start_day = { dist = "discrete", values = [0, 30, 250], weights = [1, 2, 1] }
+shipments_per_month = { dist = "triangular", min = 1, mode = 4, max = 10 }
+shipment_size = { dist = "gamma", mean = 20000, sd = 15000 }
+transit_days = { dist = "pert", min = 5, mode = 15, max = 60 }
+available = { dist = "uniform", low = 50000, high = 400000 }
+dud_rate = { dist = "beta", mean = 0.3, concentration = 10 }
+lot_concentration = 5
+accuracy = { dist = "uniform", low = 0.5, high = 1.0 }
+
+[policy]
+issue = "priority"
+order = ["deal", "factory", "old"]
+"""
+
+
+TOTAL_COLS = {
+    "demand": kernel.O_DEMAND, "fired": kernel.O_FIRED, "effective": kernel.O_EFFECTIVE,
+    "shortfall": kernel.O_SHORTFALL, "stock_min": kernel.O_STOCK_MIN, "stock_final": kernel.O_STOCK_FINAL,
+    "short_days": kernel.O_SHORT_DAYS, "first_short": kernel.O_FIRST_SHORT,
+}
+SOURCE_COLS = {
+    "initial": kernel.P_INITIAL, "received": kernel.P_RECEIVED, "fired": kernel.P_FIRED,
+    "duds": kernel.P_DUDS, "effective": kernel.P_EFFECTIVE, "final": kernel.P_FINAL,
+    "dispatched": kernel.P_DISPATCHED,
+}
+
+
+@dataclass
+class Sim:
+    """Everything ``engine.simulate_in_memory`` returns, with named accessors."""
+
+    model: engine.Model
+    params: np.ndarray
+    totals: np.ndarray
+    per_source: np.ndarray
+    daily: engine.Daily
+    runs: int
+
+    def total(self, name: str) -> np.ndarray:
+        return self.totals[:, TOTAL_COLS[name]]
+
+    def src(self, source: str, col: str) -> np.ndarray:
+        s = self.model.scenario.source_names().index(source)
+        return self.per_source[:, s, SOURCE_COLS[col]]
+
+    def param(self, path: str) -> np.ndarray:
+        i = [p.path for p in self.model.params].index(path)
+        return self.params[:, i]
+
+    def derived(self, qs=(0.05, 0.25, 0.5, 0.75, 0.95)) -> dict:
+        d = self.daily
+        names = ("stock", "fired", "effective", "shortfall")
+        stats = {f"{n}_hist": d.hist[:, j, :] for j, n in enumerate(names)}
+        stats |= {f"{n}_sum": d.sums[:, j] for j, n in enumerate(names)}
+        stats |= {"n_short": d.n_short, "n_first_short": d.n_first_short}
+        return io.derive_daily(stats, np.asarray(qs, dtype=np.float64), self.runs)
+
+
+def simulate(loaded_or_text, runs: int, seed: int = 12345, **kw) -> Sim:
+    """Run a scenario (a Loaded or a TOML string) in memory."""
+    loaded = load_scenario(loaded_or_text) if isinstance(loaded_or_text, str) else loaded_or_text
+    model, cat, daily = engine.simulate_in_memory(loaded, runs, seed, **kw)
+    return Sim(model, cat["params"], cat["totals"], cat["per_source"], daily, runs)
+
+
+@pytest.fixture(scope="session")
+def sim():
+    """The ``simulate`` helper as a fixture (tests may also import it)."""
+    return simulate
