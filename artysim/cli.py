@@ -42,19 +42,101 @@ def main() -> None:
 @click.option("--threads", type=click.IntRange(min=1), help="Threads (default: all cores).")
 @click.option("--set", "sets", multiple=True, metavar="PATH=VALUE",
               help="Override a scenario value, e.g. --set source.north_korea.dud_rate=0.3 (repeatable).")
+@click.option("--shard", type=click.IntRange(min=0), help="Compute only this shard (0-based) of --shards.")
+@click.option("--shards", type=click.IntRange(min=1), help="Number of shards the runs are split into.")
+@click.option("--skip-valid", is_flag=True,
+              help="If the output already holds this very shard (same scenario, seed, runs), do nothing; "
+                   "an invalid file there is replaced (for job arrays).")
 @click.option("--force", is_flag=True, help="Overwrite an existing results file.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no summary.")
-def run(scenario, runs, seed, output, threads, sets, force, quiet) -> None:
+def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, force, quiet) -> None:
     """Simulate SCENARIO (a .toml file or a bundled name) and write a results file."""
-    from artysim import runner, summary
+    import os
+
+    from artysim import runner, slurm, summary
+    from artysim.errors import ArtysimError
     from artysim.io import open_results
 
+    if (shard is None) != (shards is None):
+        if shards is not None and shards == 1:
+            shard = 0
+        else:
+            raise ArtysimError("--shard and --shards go together (e.g. --shard 3 --shards 10)")
+    if shard is None:
+        from_env = slurm.slurm_shard_from_env(os.environ)
+        if from_env is not None:
+            shard, shards = from_env
+            if not quiet:
+                click.echo(f"artysim: shard {shard} of {shards} from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT",
+                           err=True)
+    shard, shards = (0, 1) if shard is None else (shard, shards)
+    if shard >= shards:
+        raise ArtysimError(f"--shard must be below --shards (found --shard {shard} --shards {shards})")
+    if skip_valid and output:
+        from pathlib import Path
+
+        from artysim import scenario as sc
+
+        loaded = sc.load(runner.resolve(scenario), list(sets))
+        n = loaded.scenario.run.runs if runs is None else runs
+        expect = {"scenario_hash": loaded.hash, "seed": loaded.scenario.run.seed if seed is None else seed,
+                  "runs": n, "shard": shard, "shards": shards}
+        if slurm.shard_is_valid(Path(output), expect):
+            click.echo(f"artysim: {output} already holds shard {shard} of {shards}; nothing to do", err=True)
+            return
+        force = force or Path(output).exists()
     path = runner.run(scenario, sets=list(sets), runs=runs, seed=seed, output=output, threads=threads,
-                      force=force, quiet=quiet)
+                      force=force, quiet=quiet, shard=shard, shards=shards)
     if not quiet:
         with open_results(path) as ds:
             click.echo(summary.format_table(summary.summarize(ds)))
         click.echo(f"\nwrote {path}")
+
+
+@main.command()
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Merged results file.")
+@click.argument("shards", nargs=-1, required=True)
+@click.option("--allow-partial", is_flag=True,
+              help="Merge although shards are missing (the file's attributes say which runs).")
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+def merge(output, shards, allow_partial, force) -> None:
+    """Merge shard files (paths, folders or globs) into one results file."""
+    from artysim import merge as mg
+
+    path = mg.merge(list(shards), output, allow_partial=allow_partial, force=force)
+    click.echo(f"wrote {path}")
+
+
+@main.command("slurm")
+@click.argument("scenario")
+@click.option("--runs", type=click.IntRange(min=1), required=True, help="Total number of runs.")
+@click.option("--shards", type=click.IntRange(min=1), required=True, help="Array tasks (shards).")
+@click.option("--out-dir", type=click.Path(file_okay=False), required=True, help="Folder for shards, logs, result.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed (default: the scenario's).")
+@click.option("--set", "sets", multiple=True, metavar="PATH=VALUE", help="Override a value (repeatable).")
+@click.option("--partition", help="SLURM partition.")
+@click.option("--time", "time_limit", default="01:00:00", show_default=True, help="Time limit per task.")
+@click.option("--mem", default="4G", show_default=True, help="Memory per task.")
+@click.option("--cpus-per-task", type=click.IntRange(min=1), default=1, show_default=True,
+              help="CPUs per task (artysim uses them all).")
+@click.option("--account", help="SLURM account.")
+@click.option("--array-limit", type=click.IntRange(min=1), help="At most this many tasks at once (%N).")
+@click.option("--only-missing", is_flag=True, help="Resubmit only shards whose files are absent or invalid.")
+def slurm_cmd(scenario, runs, shards, out_dir, seed, sets, partition, time_limit, mem, cpus_per_task, account,
+              array_limit, only_missing) -> None:
+    """Write a SLURM job array for SCENARIO, its merge job and a submit.sh that submits both."""
+    from artysim import runner, slurm
+
+    opts = slurm.SlurmOptions(partition=partition, time=time_limit, mem=mem, cpus_per_task=cpus_per_task,
+                              account=account, array_limit=array_limit)
+    job = slurm.write_job(str(runner.resolve(scenario)), runs=runs, shards=shards, out_dir=out_dir, seed=seed,
+                          sets=list(sets), opts=opts, only_missing=only_missing)
+    if job["submit"] is None:
+        click.echo(f"all {shards} shards in {job['dir']}/shards are present and valid; "
+                   f"merge them with: artysim merge -o {job['merged']} {job['dir']}/shards")
+        return
+    click.echo(f"wrote {job['dir']}/array.sbatch ({len(job['missing'])} of {shards} shards), merge.sbatch, "
+               f"submit.sh\nsubmit with: bash {job['submit']}\nresult will be: {job['merged']}")
 
 
 def _jsonable(x):

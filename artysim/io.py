@@ -97,7 +97,11 @@ class ResultsWriter:
     """Writes one results file; use as a context manager (removes the partial file on failure)."""
 
     def __init__(self, path: str | Path, *, force: bool, model, loaded, seed: int, run_start: int,
-                 run_stop: int, runs_total: int, shard: int = 0, shards: int = 1, command: str = ""):
+                 run_stop: int, runs_total: int, shard: int = 0, shards: int = 1, command: str = "",
+                 run_index: np.ndarray | None = None, sample_runs: np.ndarray | None = None,
+                 extra_attrs: dict | None = None):
+        """``run_index``/``sample_runs`` default to the contiguous runs [run_start, run_stop) and the
+        sampled runs among them; a partial merge passes the runs it really holds."""
         self.path = Path(path)
         check_target(self.path, force)
         self.force = force
@@ -110,6 +114,13 @@ class ResultsWriter:
         self.shard = shard
         self.shards = shards
         self.command = command
+        if run_index is None:
+            run_index = np.arange(run_start, run_stop, dtype=np.int64)
+        self.run_index = np.asarray(run_index, dtype=np.int64)
+        if sample_runs is None:
+            sample_runs = self.run_index[self.run_index < model.n_sample]
+        self.sample_runs = np.asarray(sample_runs, dtype=np.int64)
+        self.extra_attrs = dict(extra_attrs or {})
         self.tmp = self.path.parent / f".{self.path.name}.part-{os.getpid()}"
         self.nc: netCDF4.Dataset | None = None
         self._signals = _DeferSignals()
@@ -147,11 +158,10 @@ class ResultsWriter:
         nc = self.nc
         m = self.model
         scn = m.scenario
-        n = self.run_stop - self.run_start
+        n = len(self.run_index)
         sampled = m.sampled
         qs = np.asarray(scn.output.quantiles, dtype=np.float64)
-        n_sample = max(0, min(m.n_sample, self.run_stop) - self.run_start) if self.run_start < m.n_sample else 0
-        self.n_sample_here = n_sample
+        n_sample = len(self.sample_runs)
         nc.createDimension("run", n)
         nc.createDimension("parameter", len(sampled))
         nc.createDimension("source", len(scn.source))
@@ -164,7 +174,7 @@ class ResultsWriter:
         v.long_name = "run index (results of a run depend only on scenario, seed and this index)"
         v.standard_name = "realization"
         v.units = "1"
-        v[:] = np.arange(self.run_start, self.run_stop, dtype=np.int64)
+        v[:] = self.run_index
 
         v = nc.createVariable("time", "i4", ("time",))
         v.standard_name = "time"
@@ -200,7 +210,7 @@ class ResultsWriter:
         v.long_name = "run index of a sampled trajectory"
         v.units = "1"
         if n_sample:
-            v[:] = np.arange(self.run_start, self.run_start + n_sample, dtype=np.int64)
+            v[:] = self.sample_runs
 
         lower, upper = histogram.bin_edges()
         v = nc.createVariable("bin", "i8", ("bin",))
@@ -218,6 +228,10 @@ class ResultsWriter:
             fill = var.fill if var.fill is not None else False
             x = nc.createVariable(var.name, var.dtype, var.dims, fill_value=fill,
                                   chunksizes=tuple(shape[d] for d in var.dims), **COMPRESSION)
+            # a small chunk cache: a filled chunk is compressed and written out instead of being kept,
+            # so memory does not grow with the run count (netCDF's default cache is per variable)
+            nbytes = int(np.prod([shape[d] for d in var.dims])) * np.dtype(var.dtype).itemsize
+            x.set_var_chunk_cache(size=2 * nbytes, nelems=7, preemption=1.0)
             x.units = var.units
             x.long_name = var.long_name
         nc["parameters"].coordinates = "parameter_units"
@@ -261,6 +275,7 @@ class ResultsWriter:
             "trajectory_sample": self.model.n_sample,
             "histogram_bins": f"{histogram.EXACT} exact then {histogram.SUB} per doubling",
         }
+        a.update(self.extra_attrs)
         for k, val in a.items():
             self.nc.setncattr(k, val)
 
@@ -278,6 +293,18 @@ class ResultsWriter:
         for name, k in _PER_SOURCE_INDEX.items():
             nc[name][i0:i1, :] = batch.per_source[:, :, k]
 
+    def write_runs_raw(self, offset: int, arrays: dict) -> None:
+        """Per-run variables by name (as stored in a results file) at run positions offset.. ."""
+        self._signals.check()
+        for name, arr in arrays.items():
+            n = arr.shape[0]
+            if arr.size == 0:
+                continue
+            if arr.ndim == 1:
+                self.nc[name][offset:offset + n] = arr
+            else:
+                self.nc[name][offset:offset + n, ...] = arr
+
     def write_daily(self, daily) -> None:
         self._signals.check()
         nc = self.nc
@@ -290,12 +317,12 @@ class ResultsWriter:
             {f"{n}_hist": daily.hist[:, j, :] for j, n in enumerate(schema.DAILY_NAMES)}
             | {f"{n}_sum": daily.sums[:, j] for j, n in enumerate(schema.DAILY_NAMES)}
             | {"n_short": daily.n_short, "n_first_short": daily.n_first_short},
-            np.asarray(nc["quantile"][:]), self.run_stop - self.run_start,
+            np.asarray(nc["quantile"][:]), len(self.run_index),
         )
         for k, val in derived.items():
             nc[k][:] = val
-        if self.n_sample_here:
-            rows = slice(self.run_start, self.run_start + self.n_sample_here)
+        if len(self.sample_runs):
+            rows = self.sample_runs
             nc["stock_sample"][:] = daily.sample_stock[rows]
             nc["fired_sample"][:] = daily.sample_fired[rows]
 
