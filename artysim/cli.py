@@ -23,9 +23,24 @@ class _Group(click.Group):
         except ArtysimError as e:
             click.echo(f"artysim: error: {e}", err=True)
             ctx.exit(2)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             click.echo("artysim: interrupted; no partial results were kept", err=True)
-            ctx.exit(130)
+            ctx.exit(143 if str(e) == "SIGTERM" else 130)
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """Bad options and arguments get one line (and the help command to try), exit status 2."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as e:
+            where = e.ctx.command_path if e.ctx is not None else "artysim"
+            click.echo(f"artysim: error: {e.format_message()} (see '{where} --help')", err=True)
+            sys.exit(2)
+        except click.Abort:
+            click.echo("artysim: aborted", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -380,7 +380,7 @@ def _simulate_chunk(
                 totals[r, k] = tot[k, b]
 
 
-@numba.njit(parallel=True, cache=True, error_model="numpy")
+@numba.njit(parallel=True, cache=True, error_model="numpy", nogil=True)
 def simulate(
     run0, keys, T, params, base_col, dcv_col, kinds, roles,
     ship_code, ship_par, ship_dv, ship_dc, transit_code, transit_par, tr_dv, tr_dc, ring, logf,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numba
@@ -129,16 +131,26 @@ def run(
         on_loaded(loaded)
     r0, r1 = shard_range(n_runs, shard, shards)
     model = engine.build(scn)
+    if threads is None and os.environ.get("SLURM_CPUS_PER_TASK", "").isdigit():
+        threads = int(os.environ["SLURM_CPUS_PER_TASK"])  # what the job was given, not the whole node
     n_threads = threads or numba.config.NUMBA_NUM_THREADS
     batch_size = max(1, min(batch_size, BATCH_RUN_DAYS_PER_THREAD * n_threads // model.horizon))
     daily = engine.Daily.empty(model.horizon, model.n_sample)
     reporter = Reporter(r1 - r0, quiet)
     try:
         with ResultsWriter(out, force=force, model=model, loaded=loaded, seed=the_seed, run_start=r0,
-                           run_stop=r1, runs_total=n_runs, shard=shard, shards=shards) as w:
+                           run_stop=r1, runs_total=n_runs, shard=shard, shards=shards) as w, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="artysim-writer") as pool:
+            # batch k is compressed and written by the writer thread while the kernel (which releases
+            # the GIL) computes batch k + 1; only that thread touches the file until the end
+            pending = None
             for batch in engine.run_batches(model, the_seed, r0, r1, daily, threads, batch_size):
-                w.write_batch(batch)
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(w.write_batch, batch)
                 reporter.update(batch.stop - batch.start)
+            if pending is not None:
+                pending.result()
             w.write_daily(daily)
             w.commit()
     finally:
