@@ -91,10 +91,9 @@ class Uniform(_Dist):
         return rng.K_UNIFORM, [self.low, self.high], [], []
 
 
-class Triangular(_Dist):
-    """Triangular with min <= mode <= max (min < max)."""
+class _MinModeMax(_Dist):
+    """Shared by the three-point distributions."""
 
-    dist: Literal["triangular"]
     min: float
     mode: float
     max: float
@@ -106,6 +105,12 @@ class Triangular(_Dist):
                 f"need min <= mode <= max and min < max (found {self.min}, {self.mode}, {self.max})"
             )
         return self
+
+
+class Triangular(_MinModeMax):
+    """Triangular with min <= mode <= max (min < max)."""
+
+    dist: Literal["triangular"]
 
     def frozen(self):
         w = self.max - self.min
@@ -115,22 +120,11 @@ class Triangular(_Dist):
         return rng.K_TRIANGULAR, [self.min, self.mode, self.max], [], []
 
 
-class Pert(_Dist):
+class Pert(_MinModeMax):
     """Beta-PERT on [min, max] with the given mode and shape ``lambda`` (default 4)."""
 
     dist: Literal["pert"]
-    min: float
-    mode: float
-    max: float
     lambda_: float = Field(4.0, alias="lambda", gt=0)
-
-    @model_validator(mode="after")
-    def _order(self):
-        if not (self.min <= self.mode <= self.max and self.min < self.max):
-            raise ValueError(
-                f"need min <= mode <= max and min < max (found {self.min}, {self.mode}, {self.max})"
-            )
-        return self
 
     def _ab(self) -> tuple[float, float]:
         w = self.max - self.min
