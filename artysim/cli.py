@@ -87,7 +87,9 @@ def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, 
     shard, shards = (0, 1) if shard is None else (shard, shards)
     if shard >= shards:
         raise ArtysimError(f"--shard must be below --shards (found --shard {shard} --shards {shards})")
-    if skip_valid and output:
+    if skip_valid and not output:
+        raise ArtysimError("--skip-valid needs -o/--output (the shard file to check)")
+    if skip_valid:
         from pathlib import Path
 
         from artysim import scenario as sc

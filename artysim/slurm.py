@@ -34,8 +34,11 @@ def shard_name(name: str, shard: int, shards: int) -> str:
 
 
 def shard_is_valid(path: Path, expect: dict) -> bool:
-    """A shard file that exists, opens, and belongs to this job (scenario, seed, runs, shard)."""
+    """A shard file that exists, opens, and belongs to this job (scenario, seed, runs, shard), written by
+    this artysim version (merge refuses to mix versions, so an older shard must be computed again)."""
     import netCDF4
+
+    from artysim import __version__
 
     if not path.is_file():
         return False
@@ -46,10 +49,29 @@ def shard_is_valid(path: Path, expect: dict) -> bool:
         return False
     try:
         return (a.get("scenario_hash") == expect["scenario_hash"] and str(a.get("seed")) == str(expect["seed"])
+                and a.get("artysim_version") == __version__
                 and int(a.get("runs_total")) == expect["runs"] and int(a.get("shard")) == expect["shard"]
                 and int(a.get("shards")) == expect["shards"])
     except (TypeError, ValueError):
         return False
+
+
+def _refuse_other_job(folder: Path, job: dict) -> None:
+    """Refuse to complete a job in a folder whose shards belong to another one (other --set, --seed,
+    --runs or --shards): the merge of the folder would then fail, or mix jobs."""
+    import netCDF4
+
+    for p in sorted(folder.glob("*.nc")) if folder.is_dir() else []:
+        try:
+            with netCDF4.Dataset(p) as nc:
+                a = {k: str(nc.getncattr(k)) for k in job if k in nc.ncattrs()}
+        except OSError:
+            continue  # a damaged shard: resubmitted (if it is one of this job's) or refused by merge
+        for k, want in job.items():
+            if k in a and a[k] != want:
+                hint = {"scenario_hash": "--set", "seed": "--seed", "runs_total": "--runs"}.get(k, "--shards")
+                raise ArtysimError(f"{folder} holds shards of a different job ({p.name} has {k}={a[k]}, this job "
+                                   f"{want}); complete it with its own {hint}, or choose another --out-dir")
 
 
 def _sbatch_header(opts: SlurmOptions, job_name: str, log: str) -> list[str]:
@@ -106,6 +128,8 @@ def write_job(scenario_path: str, *, runs: int, shards: int, out_dir: str | Path
         if prev.hash != loaded.hash:
             raise ArtysimError(f"{out}: holds a job for a different scenario (hash {prev.hash[:12]}, "
                                f"this one {loaded.hash[:12]})")
+        _refuse_other_job(out / "shards", {"scenario_hash": loaded.hash, "seed": str(the_seed),
+                                           "runs_total": str(runs), "shards": str(shards)})
     (out / "shards").mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
     if not only_missing:
@@ -119,11 +143,9 @@ def write_job(scenario_path: str, *, runs: int, shards: int, out_dir: str | Path
     py = shlex.quote(sys.executable)
     sets_args = " ".join(f"--set {shlex.quote(s)}" for s in sets)
     shard_pat = f"{out}/shards/{name}.shard-$(printf '%0{len(str(shards - 1))}d' $K)-of-{shards}.nc"
-    cache = f'export NUMBA_CACHE_DIR="${{NUMBA_CACHE_DIR:-{out}/.numba-cache}}"'
     array = _sbatch_header(opts, f"artysim-{name}", f"{out}/logs/%A_%a.out") + [
         f"#SBATCH --array={_array_spec(missing, opts.array_limit)}",
         "set -euo pipefail",
-        cache,
         "K=$SLURM_ARRAY_TASK_ID",
         f'OUT="{shard_pat}"',
         f"{py} -m artysim.cli run {shlex.quote(str(scn_copy))} --runs {runs} --seed {the_seed} "
@@ -133,7 +155,8 @@ def write_job(scenario_path: str, *, runs: int, shards: int, out_dir: str | Path
     merged = out / f"{name}.nc"
     merge = _sbatch_header(opts, f"artysim-{name}-merge", f"{out}/logs/merge_%j.out") + [
         "set -euo pipefail",
-        f"{py} -m artysim.cli merge -o {shlex.quote(str(merged))} {shlex.quote(str(out / 'shards'))}",
+        # --force: the merged file is this job's own output, rebuilt from the same shards
+        f"{py} -m artysim.cli merge --force -o {shlex.quote(str(merged))} {shlex.quote(str(out / 'shards'))}",
         "",
     ]
     submit = [
@@ -141,6 +164,10 @@ def write_job(scenario_path: str, *, runs: int, shards: int, out_dir: str | Path
         "# Submits the shard array, then the merge job once every shard has succeeded.",
         "set -euo pipefail",
         f"cd {shlex.quote(str(out))}",
+        "# compile the kernels once here (cached under $NUMBA_CACHE_DIR or ~/.cache/artysim, which the",
+        "# jobs inherit) rather than in every task of the first wave",
+        f"{py} -m artysim.cli run scenario.toml --runs 1 -o .warm-up.nc --force --quiet {sets_args}",
+        "rm -f .warm-up.nc",
         "array=$(sbatch --parsable array.sbatch)",
         "array=${array%%;*}",
         "merge=$(sbatch --parsable --dependency=afterok:$array merge.sbatch)",
