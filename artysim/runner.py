@@ -6,7 +6,6 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numba
@@ -139,18 +138,12 @@ def run(
     reporter = Reporter(r1 - r0, quiet)
     try:
         with ResultsWriter(out, force=force, model=model, loaded=loaded, seed=the_seed, run_start=r0,
-                           run_stop=r1, runs_total=n_runs, shard=shard, shards=shards) as w, \
-                ThreadPoolExecutor(max_workers=1, thread_name_prefix="artysim-writer") as pool:
-            # batch k is compressed and written by the writer thread while the kernel (which releases
-            # the GIL) computes batch k + 1; only that thread touches the file until the end
-            pending = None
+                           run_stop=r1, runs_total=n_runs, shard=shard, shards=shards) as w:
+            # (writing batch k on a second thread while the kernel computes batch k + 1 was measured:
+            # no gain on 2 cores, so the simpler order stays)
             for batch in engine.run_batches(model, the_seed, r0, r1, daily, threads, batch_size):
-                if pending is not None:
-                    pending.result()
-                pending = pool.submit(w.write_batch, batch)
+                w.write_batch(batch)
                 reporter.update(batch.stop - batch.start)
-            if pending is not None:
-                pending.result()
             w.write_daily(daily)
             w.commit()
     finally:
