@@ -74,7 +74,7 @@ P_FINAL = 5
 P_DISPATCHED = 6  # imports: shipped by the supplier (received + still in transit at the end)
 N_PER_SOURCE = 7
 
-BLOCK = 64
+BLOCK = 256
 DAYS_PER_YEAR = 365.0
 DAYS_PER_MONTH = 365.0 / 12.0
 
