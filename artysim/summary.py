@@ -53,6 +53,46 @@ def mean_se(x: np.ndarray) -> tuple[float, float]:
     return float(np.mean(x)), float(np.std(x, ddof=1) / math.sqrt(len(x)))
 
 
+BLOCK = 1 << 18  # runs read at a time
+
+
+class Moments:
+    """Running means and co-moments of columns over blocks of runs (Chan et al.'s pairwise update),
+    so summaries of 10^7 runs need one block in memory, and stay numerically stable."""
+
+    def __init__(self, k: int):
+        self.n = 0
+        self.mean = np.zeros(k)
+        self.C = np.zeros((k, k))
+
+    def add(self, X: np.ndarray) -> None:
+        nb = X.shape[0]
+        if nb == 0:
+            return
+        mb = X.mean(axis=0)
+        Xc = X - mb
+        Cb = Xc.T @ Xc
+        n = self.n + nb
+        delta = mb - self.mean
+        self.C += Cb + np.outer(delta, delta) * (self.n * nb / n)
+        self.mean += delta * (nb / n)
+        self.n = n
+
+    def mean_se(self, j: int) -> tuple[float, float]:
+        if self.n < 2:
+            return (float(self.mean[j]) if self.n else math.nan, math.nan)
+        return float(self.mean[j]), math.sqrt(max(self.C[j, j], 0.0) / (self.n - 1) / self.n)
+
+    def ratio(self, j: int, k: int) -> tuple[float, float]:
+        """mean_j / mean_k and its delta-method standard error."""
+        my = self.mean[k]
+        if self.n < 2 or my == 0:
+            return (math.nan, math.nan)
+        r = self.mean[j] / my
+        var = (self.C[j, j] - 2 * r * self.C[j, k] + r * r * self.C[k, k]) / (self.n - 1)
+        return float(r), math.sqrt(max(var, 0.0) / self.n) / abs(my)
+
+
 def summarize(ds: xr.Dataset) -> dict:
     """The summary as a plain dict (stable keys, used by the table printer and scripts)."""
     n = int(ds.sizes["run"])
@@ -61,31 +101,40 @@ def summarize(ds: xr.Dataset) -> dict:
     fsd = np.asarray(ds["first_shortage_day"].values, dtype=np.float64)
     n_short = int(np.sum(~np.isnan(fsd)))
     lo, hi = wilson(n_short, n)
-    demand = ds["demand_total"].values.astype(np.float64)
-    fired = ds["fired_total"].values.astype(np.float64)
-    eff = ds["effective_total"].values.astype(np.float64)
-    fill, fill_se = ratio_of_means(fired, demand)
-    efill, efill_se = ratio_of_means(eff, demand)
     pct = censored_percentiles(fsd, horizon)
+    del fsd
+    names = [str(x) for x in ds["source"].values]
+    ns = len(names)
+    per_run = ["demand_total", "fired_total", "effective_total", "shortage_days", "stock_final"]
+    per_src = ["initial_stock", "received", "fired_by_source", "duds", "effective_by_source"]
+    mom = Moments(len(per_run) + len(per_src) * ns)
+    for i0 in range(0, n, BLOCK):  # bounded memory whatever the run count
+        i1 = min(n, i0 + BLOCK)
+        cols = [ds[v][i0:i1].values.astype(np.float64) for v in per_run]
+        for v in per_src:
+            block = ds[v][i0:i1, :].values.astype(np.float64)
+            cols += [block[:, j] for j in range(ns)]
+        mom.add(np.column_stack(cols))
+    col = {v: k for k, v in enumerate(per_run)}
+    for a, v in enumerate(per_src):
+        for j in range(ns):
+            col[(v, j)] = len(per_run) + a * ns + j
+    D, F, E = col["demand_total"], col["fired_total"], col["effective_total"]
     sources = []
-    eff_all = eff.sum()
-    for i, name in enumerate(ds["source"].values):
-        rec = ds["received"].values[:, i]
-        fs = ds["fired_by_source"].values[:, i]
-        du = ds["duds"].values[:, i]
-        ef = ds["effective_by_source"].values[:, i]
-        share, share_se = ratio_of_means(ef.astype(float), eff)
+    for j, name in enumerate(names):
         sources.append({
-            "name": str(name),
-            "kind": str(ds["source_kind"].values[i]),
-            "initial": mean_se(ds["initial_stock"].values[:, i]),
-            "received": mean_se(rec),
-            "fired": mean_se(fs),
-            "duds": mean_se(du),
-            "effective": mean_se(ef),
-            "dud_fraction": ratio_of_means(du.astype(float), fs.astype(float)),
-            "share_of_effective": (share, share_se) if eff_all > 0 else (math.nan, math.nan),
+            "name": name,
+            "kind": str(ds["source_kind"].values[j]),
+            "initial": mom.mean_se(col[("initial_stock", j)]),
+            "received": mom.mean_se(col[("received", j)]),
+            "fired": mom.mean_se(col[("fired_by_source", j)]),
+            "duds": mom.mean_se(col[("duds", j)]),
+            "effective": mom.mean_se(col[("effective_by_source", j)]),
+            "dud_fraction": mom.ratio(col[("duds", j)], col[("fired_by_source", j)]),
+            "share_of_effective": mom.ratio(col[("effective_by_source", j)], E),
         })
+    fill, fill_se = mom.ratio(F, D)
+    efill, efill_se = mom.ratio(E, D)
     return {
         "scenario": str(ds.attrs.get("scenario_name")),
         "runs": n,
@@ -97,13 +146,13 @@ def summarize(ds: xr.Dataset) -> dict:
         "p_any_shortage_se": math.sqrt(max(n_short / n * (1 - n_short / n), 0) / n) if n else math.nan,
         "p_any_shortage_ci95": [lo, hi],
         "first_shortage_day_percentiles": {str(q): v for q, v in pct.items()},
-        "shortage_days": mean_se(ds["shortage_days"].values),
-        "demand_total": mean_se(demand),
-        "fired_total": mean_se(fired),
-        "effective_total": mean_se(eff),
+        "shortage_days": mom.mean_se(col["shortage_days"]),
+        "demand_total": mom.mean_se(D),
+        "fired_total": mom.mean_se(F),
+        "effective_total": mom.mean_se(E),
         "fill_rate": (fill, fill_se),
         "effective_fill_rate": (efill, efill_se),
-        "stock_final": mean_se(ds["stock_final"].values),
+        "stock_final": mom.mean_se(col["stock_final"]),
         "sources": sources,
     }
 
