@@ -114,11 +114,14 @@ class ResultsWriter:
         self.shard = shard
         self.shards = shards
         self.command = command
-        if run_index is None:
-            run_index = np.arange(run_start, run_stop, dtype=np.int64)
-        self.run_index = np.asarray(run_index, dtype=np.int64)
+        # contiguous runs are not materialised (10^7 runs would cost 80 MB for nothing)
+        self.run_index = None if run_index is None else np.asarray(run_index, dtype=np.int64)
+        self.n_runs = run_stop - run_start if run_index is None else len(self.run_index)
         if sample_runs is None:
-            sample_runs = self.run_index[self.run_index < model.n_sample]
+            if self.run_index is None:
+                sample_runs = np.arange(run_start, max(run_start, min(run_stop, model.n_sample)), dtype=np.int64)
+            else:
+                sample_runs = self.run_index[self.run_index < model.n_sample]
         self.sample_runs = np.asarray(sample_runs, dtype=np.int64)
         self.extra_attrs = dict(extra_attrs or {})
         self.tmp = self.path.parent / f".{self.path.name}.part-{os.getpid()}"
@@ -158,7 +161,7 @@ class ResultsWriter:
         nc = self.nc
         m = self.model
         scn = m.scenario
-        n = len(self.run_index)
+        n = self.n_runs
         sampled = m.sampled
         qs = np.asarray(scn.output.quantiles, dtype=np.float64)
         n_sample = len(self.sample_runs)
@@ -171,10 +174,16 @@ class ResultsWriter:
         nc.createDimension("bin", histogram.NBINS)
 
         v = nc.createVariable("run", "i8", ("run",), chunksizes=(max(1, min(n, RUN_CHUNK)),), **COMPRESSION)
+        v.set_var_chunk_cache(size=2 * 8 * max(1, min(n, RUN_CHUNK)), nelems=7, preemption=1.0)
         v.long_name = "run index (results of a run depend only on scenario, seed and this index)"
         v.standard_name = "realization"
         v.units = "1"
-        v[:] = self.run_index
+        if self.run_index is not None:
+            v[:] = self.run_index
+        else:
+            for i0 in range(0, n, RUN_CHUNK):
+                i1 = min(n, i0 + RUN_CHUNK)
+                v[i0:i1] = np.arange(self.run_start + i0, self.run_start + i1, dtype=np.int64)
 
         v = nc.createVariable("time", "i4", ("time",))
         v.standard_name = "time"
@@ -317,7 +326,7 @@ class ResultsWriter:
             {f"{n}_hist": daily.hist[:, j, :] for j, n in enumerate(schema.DAILY_NAMES)}
             | {f"{n}_sum": daily.sums[:, j] for j, n in enumerate(schema.DAILY_NAMES)}
             | {"n_short": daily.n_short, "n_first_short": daily.n_first_short},
-            np.asarray(nc["quantile"][:]), len(self.run_index),
+            np.asarray(nc["quantile"][:]), self.n_runs,
         )
         for k, val in derived.items():
             nc[k][:] = val
