@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import textwrap
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -221,3 +222,18 @@ def simulate(loaded_or_text, runs: int, seed: int = 12345, **kw) -> Sim:
 def sim():
     """The ``simulate`` helper as a fixture (tests may also import it)."""
     return simulate
+
+
+def assert_refused(result, *needles: str) -> str:
+    """Exit status 2, a one-line message on stderr naming each needle, no traceback."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+    return lines[0]
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())

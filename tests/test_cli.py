@@ -15,6 +15,7 @@ import pytest
 import tomllib
 import xarray as xr
 from click.testing import CliRunner
+from conftest import assert_refused, leftovers
 
 from artysim.cli import main
 
@@ -70,21 +71,6 @@ def _artysim_cmd() -> list[str]:
 
 def invoke(*args: str):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def assert_refused(result, *needles: str) -> str:
-    """Exit status 2, a one-line message on stderr naming each needle, no traceback."""
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    return lines[0]
-
-
-def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir())
 
 
 @pytest.fixture

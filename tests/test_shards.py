@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from click.testing import CliRunner
+from conftest import assert_refused, leftovers
 
 import artysim
 from artysim import _numba_cache, runner, schema, slurm
@@ -49,21 +50,6 @@ def invoke(*args):
 def ok(result):
     assert result.exit_code == 0, (result.output, result.stderr)
     return result
-
-
-def assert_refused(result, *needles: str) -> str:
-    """Exit status 2, a one-line message on stderr naming each needle, no traceback."""
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    return lines[0]
-
-
-def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir())
 
 
 def run_shard(out: Path, shard: int | None, shards: int | None, *extra, runs: int = N):
