@@ -14,13 +14,16 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import netCDF4
 import numpy as np
-import xarray as xr
 
 from artysim import __version__, histogram, kernel, schema
 from artysim.errors import OutputExistsError, ResultsError
+
+if TYPE_CHECKING:  # xarray is imported only to read files: `run` starts faster without it
+    import xarray as xr
 
 RUN_CHUNK = 1 << 16
 COMPRESSION = {"zlib": True, "complevel": 1, "shuffle": True}
@@ -373,6 +376,8 @@ def open_results(path: str | Path) -> xr.Dataset:
     if not magic.startswith((b"CDF\x01", b"CDF\x02", b"CDF\x05", b"\x89HDF\r\n\x1a\n")):
         raise ResultsError(f"{p}: not a netCDF file (an artysim results file is netCDF-4)")
     try:
+        import xarray as xr
+
         ds = xr.open_dataset(p, decode_timedelta=False)
     except Exception as e:  # netCDF4/HDF5 raise a variety of errors for broken files
         detail = (str(e).splitlines() or [""])[0]
