@@ -19,7 +19,7 @@ from artysim.rng import (
     beta,
     binomial_block,
     logit,
-    normal,
+    lognormal_noise_block,
     poisson_known,
     sample_coded,
     seed_stream,
@@ -87,14 +87,6 @@ def _round_stochastic(S: np.ndarray, b: int, x: float) -> int:
     return int(math.floor(x + uniform(S, b)))
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _lognormal_noise(S: np.ndarray, G: np.ndarray, b: int, mu: float, sig: float) -> float:
-    """Mean-one lognormal multiplier (1 when the CV is zero)."""
-    if sig <= 0.0:
-        return 1.0
-    return math.exp(mu + sig * normal(S, G, b))
-
-
 @numba.njit(cache=True, error_model="numpy")
 def _simulate_chunk(
     r_lo, r_hi, run0, keys, T, params, base_col, dcv_col, kinds, roles,
@@ -143,6 +135,7 @@ def _simulate_chunk(
     misses = np.zeros(B, dtype=np.int64)
     work = np.zeros((3, B))
     bins = np.zeros((4, B), dtype=np.int64)
+    noise = np.ones(B)
     lq = np.zeros((NS, B))
     lacc = np.zeros((NS, B))
     has_acc = np.zeros(NS, dtype=np.bool_)
@@ -208,9 +201,9 @@ def _simulate_chunk(
                 kd = kinds[s]
                 S = SS[s + 1]
                 if kd == KIND_PRODUCTION:
+                    lognormal_noise_block(S, G, nb, smu[s], ssig[s], noise, work)
                     for b in range(nb):
-                        x = (rate0[s, b] + slope[s, b] * t) * _lognormal_noise(S, G, b, smu[s, b], ssig[s, b])
-                        a = _round_stochastic(S, b, x)
+                        a = _round_stochastic(S, b, (rate0[s, b] + slope[s, b] * t) * noise[b])
                         # every lot of a production source has the run's dud rate: q is unchanged
                         stock[s, b] += a
                         ps[s, P_RECEIVED, b] += a
@@ -250,8 +243,9 @@ def _simulate_chunk(
                             pend_dm[s, b, slot] = 0.0
             # 3. demand
             SD = SS[0]
+            lognormal_noise_block(SD, G, nb, dmu, dsig, noise, work)
             for b in range(nb):
-                dem[b] = _round_stochastic(SD, b, dbase[b] * _lognormal_noise(SD, G, b, dmu[b], dsig[b]))
+                dem[b] = _round_stochastic(SD, b, dbase[b] * noise[b])
             # 4. issue
             for b in range(nb):
                 total = 0
