@@ -136,6 +136,7 @@ def _simulate_chunk(
     work = np.zeros((3, B))
     bins = np.zeros((4, B), dtype=np.int64)
     noise = np.ones(B)
+    rest = np.zeros(B, dtype=np.int64)
     lq = np.zeros((NS, B))
     lacc = np.zeros((NS, B))
     has_acc = np.zeros(NS, dtype=np.bool_)
@@ -294,7 +295,7 @@ def _simulate_chunk(
             for s in range(NS):
                 fsrc = fs[s]
                 S = SS[1 + NS + s]
-                binomial_block(S, nb, fsrc, q[s], lq[s], duds, work, logf)
+                binomial_block(S, nb, fsrc, q[s], lq[s], duds, work, rest, logf)
                 for b in range(nb):
                     f = fsrc[b]
                     stock[s, b] -= f
@@ -302,7 +303,7 @@ def _simulate_chunk(
                     ps[s, P_DUDS, b] += duds[b]
                     hits[b] = f - duds[b]
                 if has_acc[s]:
-                    binomial_block(S, nb, hits, acc[s], lacc[s], misses, work, logf)
+                    binomial_block(S, nb, hits, acc[s], lacc[s], misses, work, rest, logf)
                     for b in range(nb):
                         hits[b] = misses[b]
                 for b in range(nb):

@@ -489,7 +489,7 @@ def _btrs_continue(S: np.ndarray, b: int, n: int, p: float, logf: np.ndarray) ->
 
 @numba.njit(cache=True, error_model="numpy")
 def binomial_block(S: np.ndarray, nb: int, n: np.ndarray, p: np.ndarray, lpq: np.ndarray,
-                   out: np.ndarray, work: np.ndarray, logf: np.ndarray) -> None:
+                   out: np.ndarray, work: np.ndarray, rest: np.ndarray, logf: np.ndarray) -> None:
     """``out[b] ~ Binomial(n[b], p[b])`` for the runs of a block, exact (BTRS, inversion).
 
     ``lpq[b]`` must be log(p/(1-p)) (callers keep it, as p changes rarely). Pass 1 draws one
@@ -497,7 +497,7 @@ def binomial_block(S: np.ndarray, nb: int, n: np.ndarray, p: np.ndarray, lpq: np
     the ~25 % of runs whose candidate the squeeze did not accept: one log and table look-ups
     settle most of them, and the rest (or runs needing inversion) loop one by one. Each run's
     draws come from its own stream in a fixed order, so results do not depend on the block.
-    ``work`` is scratch of shape (3, block).
+    ``work`` is scratch of shape (3, block), ``rest`` an int64 scratch of length block.
     """
     for b in range(nb):
         nn = n[b]
@@ -519,28 +519,33 @@ def binomial_block(S: np.ndarray, nb: int, n: np.ndarray, p: np.ndarray, lpq: np
         work[0, b] = k if regime else -1.0
         work[1, b] = v * alpha / (a / (us * us) + bb)
         work[2, b] = math.floor((nn + 1) * pp)
+    # the lanes pass 1 did not settle, listed without a branch, then finished one by one
+    m_rest = 0
     for b in range(nb):
+        rest[m_rest] = b
+        m_rest += 1 if out[b] < 0 else 0
+    for j in range(m_rest):
+        b = rest[j]
         nn = n[b]
         flip = p[b] > 0.5
-        if out[b] >= 0:
-            k = out[b]
+        pp = 1.0 - p[b] if flip else p[b]
+        kc = work[0, b]
+        if nn <= 0 or pp <= 0.0:
+            k = 0
+        elif nn * pp < 10.0:
+            k = _binomial_inversion(S, b, nn, pp)
+        elif kc < 0 or kc > nn:
+            k = _btrs_continue(S, b, nn, pp, logf)
         else:
-            pp = 1.0 - p[b] if flip else p[b]
-            kc = work[0, b]
-            if nn <= 0 or pp <= 0.0:
-                k = 0
-            elif nn * pp < 10.0:
-                k = _binomial_inversion(S, b, nn, pp)
-            elif kc < 0 or kc > nn:
-                k = _btrs_continue(S, b, nn, pp, logf)
+            m = work[2, b]
+            lp = -lpq[b] if flip else lpq[b]
+            if math.log(work[1, b]) <= _logfact_diff(nn, m, kc, logf) + (kc - m) * lp:
+                k = int(kc)
             else:
-                m = work[2, b]
-                lp = -lpq[b] if flip else lpq[b]
-                if math.log(work[1, b]) <= _logfact_diff(nn, m, kc, logf) + (kc - m) * lp:
-                    k = int(kc)
-                else:
-                    k = _btrs_continue(S, b, nn, pp, logf)
-        out[b] = nn - k if flip else k
+                k = _btrs_continue(S, b, nn, pp, logf)
+        out[b] = k
+    for b in range(nb):  # results were drawn for min(p, 1 - p)
+        out[b] = n[b] - out[b] if p[b] > 0.5 else out[b]
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
