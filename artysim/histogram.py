@@ -59,7 +59,8 @@ def quantiles_from_counts(counts: np.ndarray, qs: np.ndarray) -> np.ndarray:
     for j, q in enumerate(qs):
         target = q * total
         # first bin whose cumulative count reaches the target (at least one value in it)
-        idx = np.array([np.searchsorted(c, max(t, 1e-12), side="left") for c, t in zip(cum, target)])
+        # (searchsorted side="left" per row, as a count of the bins still below the target)
+        idx = np.sum(cum < np.maximum(target, 1e-12)[:, None], axis=1)
         idx = np.minimum(idx, flat.shape[1] - 1)
         rows = np.arange(flat.shape[0])
         before = np.where(idx > 0, cum[rows, np.maximum(idx - 1, 0)], 0)

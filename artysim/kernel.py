@@ -20,6 +20,7 @@ from artysim.rng import (
     binomial_block,
     logit,
     lognormal_noise_block,
+    poisson_inverse,
     poisson_known,
     sample_coded,
     seed_stream,
@@ -209,9 +210,14 @@ def _simulate_chunk(
                         stock[s, b] += a
                         ps[s, P_RECEIVED, b] += a
                 elif kd == KIND_IMPORT:
+                    for b in range(nb):  # every run draws the uniform of its day's dispatch count (vectorises)
+                        work[0, b] = uniform(S, b)
                     for b in range(nb):
                         if t >= start[s, b] and remaining[s, b] > 0.0:
-                            n = poisson_known(S, b, lam[s, b], elam[s, b])
+                            if lam[s, b] < 10.0:  # Poisson by inversion of that uniform
+                                n = poisson_inverse(work[0, b], lam[s, b], elam[s, b])
+                            else:
+                                n = poisson_known(S, b, lam[s, b], elam[s, b])
                             for _ in range(n):
                                 if remaining[s, b] <= 0.0:
                                     break

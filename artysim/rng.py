@@ -241,23 +241,30 @@ def poisson(S: np.ndarray, b: int, lam: float) -> int:
     return poisson_known(S, b, lam, math.exp(-lam) if lam < 10.0 else 0.0)
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def poisson_inverse(u: float, lam: float, exp_neg_lam: float) -> int:
+    """Poisson(lam) by inversion of a given uniform u (sequential search; lam < 10)."""
+    if lam <= 0.0:
+        return 0
+    p = exp_neg_lam
+    s = p
+    k = 0
+    while u > s:
+        k += 1
+        p *= lam / k
+        s += p
+        if p < 1e-300 and k > lam:
+            break
+    return k
+
+
 @numba.njit(cache=True, error_model="numpy")
 def poisson_known(S: np.ndarray, b: int, lam: float, exp_neg_lam: float) -> int:
     """``poisson`` with exp(-lam) precomputed by the caller (used only when lam < 10)."""
     if lam <= 0.0:
         return 0
     if lam < 10.0:
-        u = uniform(S, b)
-        p = exp_neg_lam
-        s = p
-        k = 0
-        while u > s:
-            k += 1
-            p *= lam / k
-            s += p
-            if p < 1e-300 and k > lam:
-                break
-        return k
+        return poisson_inverse(uniform(S, b), lam, exp_neg_lam)
     slam = math.sqrt(lam)
     loglam = math.log(lam)
     bb = 0.931 + 2.53 * slam
