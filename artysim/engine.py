@@ -208,10 +208,13 @@ def run_batches(
     NS = len(model.kinds)
     n_sample = min(model.n_sample, run_stop)
     keys = model.stream_keys(seed)
-    chunks = nthreads
-    hist = np.zeros((chunks, T, kernel.N_DAILY, histogram.NBINS), dtype=np.int32)
-    sums = np.zeros((chunks, T, kernel.N_DAILY), dtype=np.int64)
-    n_short = np.zeros((chunks, T), dtype=np.int64)
+    # more chunks than threads, handed out one at a time: a thread slowed by other work (the file
+    # writer, another process) does not hold the others up
+    chunks = 8 * nthreads
+    numba.set_parallel_chunksize(1)
+    hist = np.zeros((nthreads, T, kernel.N_DAILY, histogram.NBINS), dtype=np.int32)
+    sums = np.zeros((nthreads, T, kernel.N_DAILY), dtype=np.int64)
+    n_short = np.zeros((nthreads, T), dtype=np.int64)
     samp_s = np.full((max(n_sample, 1), T), -1, dtype=np.int64)
     samp_f = np.full((max(n_sample, 1), T), -1, dtype=np.int64)
     since_flush = 0
@@ -229,7 +232,7 @@ def run_batches(
         )
         fs = totals[:, kernel.O_FIRST_SHORT]
         daily.n_first_short += np.bincount(fs[fs >= 0], minlength=T)[:T]
-        since_flush += (n + chunks - 1) // chunks
+        since_flush += n  # runs counted by one thread at most: int32 counts stay far from overflow
         if since_flush > 2**30:  # keep int32 chunk counts far from overflow
             daily.hist += hist.sum(axis=0, dtype=np.int64)
             hist[:] = 0

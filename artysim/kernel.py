@@ -391,18 +391,20 @@ def simulate(
     """Simulate runs ``run0 .. run0 + len(params) - 1``.
 
     Per-run outputs are written to ``totals`` (runs x N_TOTALS) and ``per_source`` (runs x
-    sources x N_PER_SOURCE). Per-day statistics are *added* to the per-chunk accumulators
-    ``hist`` (chunks x T x N_DAILY x bins), ``sums`` (chunks x T x N_DAILY) and ``n_short``
-    (chunks x T), so a caller may feed several batches into them. Runs with global index below
+    sources x N_PER_SOURCE). Per-day statistics are *added* to per-thread accumulators ``hist``
+    (threads x T x N_DAILY x bins), ``sums`` (threads x T x N_DAILY) and ``n_short`` (threads x T),
+    so a caller may feed several batches into them; being integer sums, they do not depend on which
+    thread ran which of the ``n_chunks`` chunks. Runs with global index below
     ``n_sample`` have their stock and fired trajectories written to ``sample_*``.
     """
     R = params.shape[0]
     for c in numba.prange(n_chunks):
+        tid = numba.get_thread_id()  # per-thread accumulators: chunks may go to any free thread
         lo = (c * R) // n_chunks
         hi = ((c + 1) * R) // n_chunks
         _simulate_chunk(
             lo, hi, run0, keys, T, params, base_col, dcv_col, kinds, roles,
             ship_code, ship_par, ship_dv, ship_dc, transit_code, transit_par, tr_dv, tr_dc, ring, logf,
             issue, order, threshold, n_sample,
-            totals, per_source, hist[c], sums[c], n_short[c], sample_stock, sample_fired,
+            totals, per_source, hist[tid], sums[tid], n_short[tid], sample_stock, sample_fired,
         )

@@ -6,6 +6,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numba
@@ -138,12 +139,18 @@ def run(
     reporter = Reporter(r1 - r0, quiet)
     try:
         with ResultsWriter(out, force=force, model=model, loaded=loaded, seed=the_seed, run_start=r0,
-                           run_stop=r1, runs_total=n_runs, shard=shard, shards=shards) as w:
-            # (writing batch k on a second thread while the kernel computes batch k + 1 was measured:
-            # no gain on 2 cores, so the simpler order stays)
+                           run_stop=r1, runs_total=n_runs, shard=shard, shards=shards) as w, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="artysim-writer") as pool:
+            # batch k is compressed and written on the writer thread while the kernel (GIL-free, its
+            # chunks handed out dynamically) computes batch k + 1; only that thread touches the file
+            pending = None
             for batch in engine.run_batches(model, the_seed, r0, r1, daily, threads, batch_size):
-                w.write_batch(batch)
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(w.write_batch, batch)
                 reporter.update(batch.stop - batch.start)
+            if pending is not None:
+                pending.result()
             w.write_daily(daily)
             w.commit()
     finally:
