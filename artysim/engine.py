@@ -3,8 +3,8 @@ batches of runs on all threads and accumulates the mergeable per-day statistics.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -182,14 +182,8 @@ class Batch:
     per_source: np.ndarray
 
 
-@dataclass
-class Progress:
-    total: int
-    done: int = 0
-    callbacks: list[Callable[[int], None]] = field(default_factory=list)
-
-
-def _threads(threads: int | None) -> int:
+def resolve_threads(threads: int | None) -> int:
+    """Threads to use: the request, capped by what numba has (default: all)."""
     n = numba.config.NUMBA_NUM_THREADS if threads is None else int(threads)
     return max(1, min(n, numba.config.NUMBA_NUM_THREADS))
 
@@ -202,7 +196,7 @@ def run_batches(
 
     Yields each batch's per-run outputs; memory is bounded by the batch, not by the run count.
     """
-    nthreads = _threads(threads)
+    nthreads = resolve_threads(threads)
     numba.set_num_threads(nthreads)
     T = model.horizon
     NS = len(model.kinds)

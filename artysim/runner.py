@@ -9,11 +9,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numba
-
 from artysim import engine, scenario
 from artysim.errors import ArtysimError
 from artysim.io import ResultsWriter, check_target
+from artysim.slurm import shard_name
 
 #: Run-days per batch and thread at most: a signal (Ctrl-C, SLURM's SIGTERM before its SIGKILL) is
 #: handled between batches, so a batch must take seconds, not minutes, whatever the horizon.
@@ -87,8 +86,7 @@ class Reporter:
 def default_output(loaded: scenario.Loaded, shard: int | None = None, shards: int = 1) -> Path:
     name = scenario.slug(loaded.scenario.scenario.name)
     if shards > 1:
-        width = len(str(shards - 1))
-        return Path("results") / f"{name}.shard-{shard:0{width}d}-of-{shards}.nc"
+        return Path("results") / shard_name(name, shard, shards)
     return Path("results") / f"{name}.nc"
 
 
@@ -133,7 +131,7 @@ def run(
     model = engine.build(scn)
     if threads is None and os.environ.get("SLURM_CPUS_PER_TASK", "").isdigit():
         threads = int(os.environ["SLURM_CPUS_PER_TASK"])  # what the job was given, not the whole node
-    n_threads = threads or numba.config.NUMBA_NUM_THREADS
+    n_threads = engine.resolve_threads(threads)
     batch_size = max(1, min(batch_size, BATCH_RUN_DAYS_PER_THREAD * n_threads // model.horizon))
     daily = engine.Daily.empty(model.horizon, model.n_sample)
     reporter = Reporter(r1 - r0, quiet)
