@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Union
 
 import numpy as np
 import tomllib
-from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from artysim.distributions import DIST_NAMES, Quantity
 from artysim.errors import ScenarioError
@@ -60,6 +60,59 @@ CV = Annotated[Quantity, AfterValidator(partial(_in, 0, 10, False, False, "a coe
 Days = Annotated[Quantity, AfterValidator(partial(_in, 0, 1e6, False, False, "days"))]
 PerMonth = Annotated[Quantity, AfterValidator(partial(_in, 0, 1e4, False, False, "shipments/month"))]
 Concentration = Annotated[Quantity, AfterValidator(partial(_in, 0, 1e9, True, False, "a concentration"))]
+PerYear = Annotated[Quantity, AfterValidator(partial(_in, 0, 1e4, False, False, "events/year"))]
+Multiplier = Annotated[Quantity, AfterValidator(partial(_in, 0, 100, False, False, "a fire multiplier"))]
+MeanDays = Annotated[Quantity, AfterValidator(partial(_in, 1, 1e6, False, False, "days (at least 1)"))]
+
+
+def _date_or_error(v):
+    if isinstance(v, str):
+        try:
+            return dt.date.fromisoformat(v)
+        except ValueError:
+            raise ValueError(f"expected a date YYYY-MM-DD, found '{v}'") from None
+    if isinstance(v, dt.datetime):
+        raise ValueError("expected a date without a time of day")
+    return v
+
+
+def _schedule_type(value_type, what: str):
+    """A rate that is either one quantity or a schedule: ``[{ from = DATE, value = ... }, ...]``,
+    piecewise constant from each date on (dates increasing; the first on or before start_date)."""
+
+    class Piece(Strict):
+        from_: dt.date = Field(alias="from")
+        value: value_type
+
+        @field_validator("from_", mode="before")
+        @classmethod
+        def _d(cls, v):
+            return _date_or_error(v)
+
+    Piece.__name__ = f"Piece_{what}"
+
+    def _increasing(pieces):
+        for i in range(1, len(pieces)):
+            if pieces[i].from_ <= pieces[i - 1].from_:
+                raise _RelPathError(f"[{i}].from", f"schedule dates must increase (found {pieces[i].from_} after "
+                                 f"{pieces[i - 1].from_})")
+        return pieces
+
+    sched = Annotated[list[Piece], Field(min_length=1, max_length=1000), AfterValidator(_increasing)]
+    return Annotated[
+        Annotated[value_type, Tag("__tag_value")] | Annotated[sched, Tag("__tag_schedule")],
+        Discriminator(lambda v: "__tag_schedule" if isinstance(v, list) else "__tag_value"),
+    ]
+
+
+RoundsPerDaySched = _schedule_type(RoundsPerDay, "rounds_per_day")
+RoundsPerYearSched = _schedule_type(RoundsPerYear, "rounds_per_year")
+PerMonthSched = _schedule_type(PerMonth, "per_month")
+RoundsSched = _schedule_type(Rounds, "rounds")
+
+
+def is_schedule(v) -> bool:
+    return isinstance(v, list)
 Sources = Union[str, list[str], None]
 
 
@@ -74,14 +127,7 @@ class Meta(Strict):
     @field_validator("start_date", mode="before")
     @classmethod
     def _date(cls, v):
-        if isinstance(v, str):
-            try:
-                return dt.date.fromisoformat(v)
-            except ValueError:
-                raise ValueError(f"expected a date YYYY-MM-DD, found '{v}'") from None
-        if isinstance(v, dt.datetime):
-            raise ValueError("expected a date without a time of day")
-        return v
+        return _date_or_error(v)
 
 
 class RunCfg(Strict):
@@ -89,10 +135,57 @@ class RunCfg(Strict):
     seed: int = Field(0, ge=0, lt=2**63)
 
 
-class Demand(Strict):
-    base: RoundsPerDay
-    daily_cv: CV = 0.0
+class Regime(Strict):
+    """An intensity regime: fire multiplier, geometric sojourn of mean ``mean_days``, and transition
+    weights to the other regimes (default: equal)."""
+
+    name: str = Field(pattern=NAME_RE, max_length=64)
+    multiplier: Multiplier
+    mean_days: MeanDays
+    to: dict[str, float] | None = None
     sources: Sources = None
+
+    @field_validator("to")
+    @classmethod
+    def _weights(cls, v):
+        if v is not None:
+            for k, w in v.items():
+                if not (math.isfinite(w) and w >= 0):
+                    raise ValueError(f"transition weight to '{k}' must be a finite number >= 0 (found {w})")
+        return v
+
+
+class Demand(Strict):
+    base: RoundsPerDaySched
+    daily_cv: CV = 0.0
+    regime: list[Regime] | None = Field(None, min_length=1, max_length=16)
+    initial_regime: str | None = None
+    sources: Sources = None
+
+    @model_validator(mode="after")
+    def _regimes(self):
+        if self.regime is None:
+            if self.initial_regime is not None:
+                raise _RelPathError("initial_regime", "needs [[demand.regime]] entries")
+            return self
+        names = [r.name for r in self.regime]
+        for i, n in enumerate(names):
+            if n in names[:i]:
+                raise _RelPathError(f"regime[{i}].name", f"duplicate regime name '{n}'")
+        for i, r in enumerate(self.regime):
+            if r.to is None:
+                continue
+            for k in r.to:
+                if k not in names:
+                    raise _RelPathError(f"regime[{i}].to.{k}", f"unknown regime '{k}'; regimes are {names}")
+                if k == r.name:
+                    raise _RelPathError(f"regime[{i}].to.{k}",
+                                     "a regime cannot move to itself (its stay is set by mean_days)")
+            if len(names) > 1 and sum(r.to.values()) <= 0:
+                raise _RelPathError(f"regime[{i}].to", "needs a positive weight to at least one other regime")
+        if self.initial_regime is not None and self.initial_regime not in names:
+            raise _RelPathError("initial_regime", f"unknown regime '{self.initial_regime}'; regimes are {names}")
+        return self
 
 
 class _SourceBase(Strict):
@@ -105,23 +198,63 @@ class _SourceBase(Strict):
 class Stockpile(_SourceBase):
     kind: Literal["stockpile"]
     initial: Rounds
+    legacy: Rounds | None = None
+    legacy_serviceable: Fraction = 1.0
+    refurbish_per_day: RoundsPerDay | None = None
+    refurbished_dud_rate: Fraction | None = None
+
+    @model_validator(mode="after")
+    def _legacy(self):
+        if self.legacy is not None and self.refurbish_per_day is None:
+            raise _RelPathError("refurbish_per_day", "a legacy stock needs refurbish_per_day (rounds/day)")
+        if self.legacy is None:
+            for k in ("refurbish_per_day", "refurbished_dud_rate"):
+                if getattr(self, k) is not None:
+                    raise _RelPathError(k, "only used with a legacy stock (legacy = rounds)")
+        return self
+
+
+class Disruptions(Strict):
+    """Production stoppages (strikes on plants): Poisson events, each cutting output by a random
+    fraction for a random number of days (both drawn per event)."""
+
+    per_year: PerYear
+    cut: Fraction
+    days: Days
+    sources: Sources = None
 
 
 class Production(_SourceBase):
     kind: Literal["production"]
-    annual: RoundsPerYear
+    annual: RoundsPerYearSched
     annual_end: RoundsPerYear | None = None
     daily_cv: CV = 0.0
+    disruptions: Disruptions | None = None
+
+    @model_validator(mode="after")
+    def _ramp(self):
+        if self.annual_end is not None and is_schedule(self.annual):
+            raise _RelPathError("annual_end", "a ramp (annual_end) cannot be combined with an annual schedule")
+        return self
 
 
 class Import(_SourceBase):
     kind: Literal["import"]
     start_day: Days = 0.0
-    shipments_per_month: PerMonth
-    shipment_size: Rounds
+    shipments_per_month: PerMonthSched
+    shipment_size: RoundsSched
     transit_days: Days = 0.0
     available: Rounds | None = None
     lot_concentration: Concentration | None = None
+    reject_on_receipt: Fraction = 0.0
+    rework_days: Days | None = None
+    rework_yield: Fraction = 1.0
+
+    @model_validator(mode="after")
+    def _rework(self):
+        if self.rework_days is None and "rework_yield" in self.model_fields_set:
+            raise _RelPathError("rework_yield", "needs rework_days (without it, rejected rounds never return)")
+        return self
 
 
 Source = Annotated[Stockpile | Production | Import, Field(discriminator="kind")]
@@ -130,7 +263,40 @@ Source = Annotated[Stockpile | Production | Import, Field(discriminator="kind")]
 class Policy(Strict):
     issue: Literal["proportional", "priority"] = "proportional"
     order: list[str] | None = None
+    reserve_days: Days | None = None
+    ration_fraction: Fraction | None = None
     sources: Sources = None
+
+    @model_validator(mode="after")
+    def _ration(self):
+        if (self.reserve_days is None) != (self.ration_fraction is None):
+            missing = "ration_fraction" if self.ration_fraction is None else "reserve_days"
+            raise _RelPathError(missing,
+                             "rationing needs both reserve_days (days of base fire) and ration_fraction")
+        return self
+
+
+class Strikes(Strict):
+    """Depot strikes: Poisson events, each destroying a random fraction of every stock."""
+
+    per_year: PerYear
+    fraction: Fraction
+    sources: Sources = None
+
+
+class Correlation(Strict):
+    """A Spearman rank correlation between two sampled parameters (paths as in the results)."""
+
+    between: list[str] = Field(min_length=2, max_length=2)
+    spearman: float = Field(ge=-1, le=1)
+    sources: Sources = None
+
+    @field_validator("between")
+    @classmethod
+    def _two(cls, v):
+        if v[0] == v[1]:
+            raise ValueError(f"needs two different parameters (found '{v[0]}' twice)")
+        return v
 
 
 class Output(Strict):
@@ -155,6 +321,8 @@ class Scenario(Strict):
     demand: Demand
     source: list[Source] = Field(min_length=1, max_length=64)
     policy: Policy = Field(default_factory=Policy)
+    strikes: Strikes | None = None
+    correlation: list[Correlation] | None = Field(None, max_length=200)
     output: Output = Field(default_factory=Output)
     sources: Sources = None
 
@@ -180,6 +348,16 @@ class Scenario(Strict):
                 )
         elif p.order is not None:
             raise _PathError("policy.order", "order is only used with issue = \"priority\"")
+        start = self.scenario.start_date
+        sched = [("demand.base", self.demand.base)]
+        for i, src in enumerate(self.source):
+            for f in ("annual", "shipments_per_month", "shipment_size"):
+                if hasattr(src, f):
+                    sched.append((f"source[{i}].{f}", getattr(src, f)))
+        for path, v in sched:
+            if is_schedule(v) and v[0].from_ > start:
+                raise _PathError(f"{path}[0].from", f"the first piece of a schedule must start on or before "
+                                 f"scenario.start_date ({start}); found {v[0].from_}")
         return self
 
     @property
@@ -202,6 +380,10 @@ class _PathError(ValueError):
         self.path = path
 
 
+class _RelPathError(_PathError):
+    """As _PathError, with a path relative to the table whose validator raised it."""
+
+
 _TAGS = set(DIST_NAMES) | {"stockpile", "production", "import"}
 
 
@@ -215,7 +397,7 @@ def _loc_to_path(loc: tuple) -> str:
         s = str(item)
         prev = loc[i - 1] if i > 0 else None
         is_tag = s in _TAGS and (isinstance(prev, int) or prev in _DIST_FIELDS)
-        if is_tag or s.startswith("function-"):
+        if is_tag or s.startswith("function-") or s.startswith("__tag_"):
             continue
         parts.append(("." if parts else "") + s)
     return "".join(parts)
@@ -224,6 +406,9 @@ def _loc_to_path(loc: tuple) -> str:
 _DIST_FIELDS = {
     "base", "daily_cv", "dud_rate", "accuracy", "initial", "annual", "annual_end", "start_day",
     "shipments_per_month", "shipment_size", "transit_days", "available", "lot_concentration",
+    "value", "multiplier", "mean_days", "legacy", "legacy_serviceable", "refurbish_per_day", "refurbished_dud_rate",
+    "per_year", "cut", "days", "fraction", "reject_on_receipt", "rework_days", "rework_yield", "reserve_days",
+    "ration_fraction",
 }
 
 
@@ -237,6 +422,8 @@ def _format(err: dict) -> str:
         return f"{path}: {err['msg']}"
     if typ == "value_error" and isinstance(ctx.get("error"), _PathError):
         e = ctx["error"]
+        if isinstance(e, _RelPathError) and path:
+            return f"{path}{'' if e.path.startswith('[') else '.'}{e.path}: {e}"
         return f"{e.path}: {e}"
     msg = err.get("msg", "")
     if msg.startswith("Value error, "):
