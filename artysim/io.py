@@ -36,7 +36,13 @@ _PER_SOURCE_INDEX = {
     "effective_by_source": kernel.P_EFFECTIVE,
     "stock_final_by_source": kernel.P_FINAL,
     "dispatched": kernel.P_DISPATCHED,
+    "refurbished": kernel.P_REFURBISHED,
+    "lost": kernel.P_LOST,
+    "rejected": kernel.P_REJECTED,
+    "reworked": kernel.P_REWORKED,
+    "disruptions": kernel.P_DISRUPTIONS,
 }
+_PER_REGIME_INDEX = {"regime_days": kernel.Q_DAYS, "regime_entries": kernel.Q_ENTRIES}
 _TOTAL_INDEX = {
     "first_shortage_day": kernel.O_FIRST_SHORT,
     "shortage_days": kernel.O_SHORT_DAYS,
@@ -46,6 +52,8 @@ _TOTAL_INDEX = {
     "shortfall_total": kernel.O_SHORTFALL,
     "stock_min": kernel.O_STOCK_MIN,
     "stock_final": kernel.O_STOCK_FINAL,
+    "rationed_days": kernel.O_RATIONED,
+    "depot_strikes": kernel.O_STRIKES,
 }
 
 
@@ -175,6 +183,10 @@ class ResultsWriter:
         nc.createDimension("quantile", len(qs))
         nc.createDimension("sample", n_sample)
         nc.createDimension("bin", histogram.NBINS)
+        regimes = m.regime_names or ["constant"]
+        nc.createDimension("regime", len(regimes))
+        if m.corr_pairs:
+            nc.createDimension("correlation", len(m.corr_pairs))
 
         v = nc.createVariable("run", "i8", ("run",), chunksizes=(max(1, min(n, RUN_CHUNK)),), **COMPRESSION)
         v.set_var_chunk_cache(size=2 * 8 * max(1, min(n, RUN_CHUNK)), nelems=7, preemption=1.0)
@@ -210,6 +222,23 @@ class ResultsWriter:
         for i, s in enumerate(scn.source):
             v[i] = s.kind
 
+        v = nc.createVariable("regime", str, ("regime",))
+        v.long_name = "intensity regime of demand (\"constant\" when the scenario has none)"
+        for i, name in enumerate(regimes):
+            v[i] = name
+        if m.corr_pairs:
+            a = nc.createVariable("correlation_between", str, ("correlation",))
+            a.long_name = "the two parameters of a requested rank correlation, as 'path_a ~ path_b'"
+            r = nc.createVariable("correlation_requested", "f8", ("correlation",))
+            r.long_name = "requested Spearman rank correlation"
+            r.units = "1"
+            r = nc.createVariable("correlation_achieved", "f8", ("correlation",))
+            r.long_name = "Spearman rank correlation of the parameters over the runs of this file"
+            r.units = "1"
+            for k, (pa, pb, rho) in enumerate(m.corr_pairs):
+                a[k] = f"{pa} ~ {pb}"
+                nc["correlation_requested"][k] = rho
+
         v = nc.createVariable("parameter", str, ("parameter",))
         v.long_name = "scenario path of a sampled input parameter"
         u = nc.createVariable("parameter_units", str, ("parameter",))
@@ -236,7 +265,8 @@ class ResultsWriter:
 
         chunk = max(1, min(n, RUN_CHUNK))
         for var in schema.PER_RUN:
-            shape = {"run": chunk, "parameter": max(1, len(sampled)), "source": len(scn.source)}
+            shape = {"run": chunk, "parameter": max(1, len(sampled)), "source": len(scn.source),
+                     "regime": len(regimes)}
             fill = var.fill if var.fill is not None else False
             x = nc.createVariable(var.name, var.dtype, var.dims, fill_value=fill,
                                   chunksizes=tuple(shape[d] for d in var.dims), **COMPRESSION)
@@ -304,6 +334,8 @@ class ResultsWriter:
             nc[name][i0:i1] = batch.totals[:, k]
         for name, k in _PER_SOURCE_INDEX.items():
             nc[name][i0:i1, :] = batch.per_source[:, :, k]
+        for name, k in _PER_REGIME_INDEX.items():
+            nc[name][i0:i1, :] = batch.per_regime[:, :, k]
 
     def write_runs_raw(self, offset: int, arrays: dict) -> None:
         """Per-run variables by name (as stored in a results file) at run positions offset.. ."""
@@ -338,9 +370,23 @@ class ResultsWriter:
             nc["stock_sample"][:] = daily.sample_stock[rows]
             nc["fired_sample"][:] = daily.sample_fired[rows]
 
+    def _achieved_correlations(self) -> None:
+        """Rank correlation of each requested pair over this file's runs (reads two columns back)."""
+        from scipy import stats
+
+        m = self.model
+        paths = [m.params[i].path for i in m.sampled]
+        for k, (pa, pb, _) in enumerate(m.corr_pairs):
+            x = np.asarray(self.nc["parameters"][:, paths.index(pa)])
+            y = np.asarray(self.nc["parameters"][:, paths.index(pb)])
+            rho = stats.spearmanr(x, y).statistic if len(x) > 2 else np.nan
+            self.nc["correlation_achieved"][k] = rho
+
     def commit(self) -> Path:
         """Close and move the finished file into place."""
         self._signals.check()
+        if self.model.corr_pairs:
+            self._achieved_correlations()
         self.nc.close()
         self.nc = None
         if self.path.exists() and not self.force:

@@ -17,6 +17,7 @@ import numpy as np
 from artysim.histogram import bin_index
 from artysim.rng import (
     beta,
+    binomial,
     binomial_block,
     logit,
     lognormal_noise_block,
@@ -33,16 +34,41 @@ KIND_IMPORT = 2
 
 # columns of the per-source role table: index into the per-run parameter matrix, -1 = absent
 R_INITIAL = 0
-R_ANNUAL = 1
+R_ANNUAL = 1  # unused: scheduled rates live in the schedule tables
 R_ANNUAL_END = 2
 R_DAILY_CV = 3
 R_DUD = 4
 R_ACCURACY = 5
 R_START = 6
-R_SPM = 7
+R_SPM = 7  # unused: scheduled rates live in the schedule tables
 R_AVAILABLE = 8
 R_LOTCONC = 9
-N_ROLES = 10
+R_LEGACY = 10  # stockpile: nominal legacy stock
+R_SERVICEABLE = 11  # stockpile: serviceable fraction of the legacy stock
+R_REFURB_RATE = 12  # stockpile: refurbishment throughput, rounds/day
+R_REFURB_DUD = 13  # stockpile: dud rate of refurbished rounds
+R_DIS_RATE = 14  # production: disruption events per year
+R_REJECT = 15  # import: fraction rejected on receipt
+R_REWORK_DAYS = 16  # import: days a rejected lot spends in rework
+R_REWORK_YIELD = 17  # import: fraction of reworked rounds that return usable
+N_ROLES = 18
+
+# columns of the global role vector
+GR_DCV = 0
+GR_RESERVE = 1  # ration policy: reserve, days of base fire
+GR_RATION = 2  # ration policy: fraction of demand issued at the reserve
+GR_STRIKE_RATE = 3  # depot strikes per year
+GR_STRIKE_ROW = 4  # row of the strike fraction in the coded-distribution table
+GR_REGIME_INIT = 5  # fixed initial regime, or -1: drawn from the stationary distribution
+N_GROLES = 6
+
+# columns of the per-source event-row table (rows of the coded-distribution table, -1 = none)
+E_TRANSIT = 0
+E_CUT = 1
+E_DIS_DAYS = 2
+N_EROWS = 3
+
+KD = 8  # disruption slots per run and source (more overlapping events merge into the soonest-ending)
 
 ISSUE_PROPORTIONAL = 0
 ISSUE_PRIORITY = 1
@@ -63,7 +89,9 @@ O_STOCK_MIN = 4
 O_STOCK_FINAL = 5
 O_SHORT_DAYS = 6
 O_FIRST_SHORT = 7  # -1 when never short
-N_TOTALS = 8
+O_RATIONED = 8  # days on which the ration policy held fire back
+O_STRIKES = 9  # depot strikes
+N_TOTALS = 10
 
 # per-run, per-source totals
 P_INITIAL = 0
@@ -73,7 +101,19 @@ P_DUDS = 3
 P_EFFECTIVE = 4
 P_FINAL = 5
 P_DISPATCHED = 6  # imports: shipped by the supplier (received + still in transit at the end)
-N_PER_SOURCE = 7
+P_REFURBISHED = 7  # stockpiles: legacy rounds refurbished into the stock
+P_LOST = 8  # destroyed by depot strikes
+P_REJECTED = 9  # imports: rejected on receipt
+P_REWORKED = 10  # imports: rejected rounds back from rework (also counted in received)
+P_DISRUPTIONS = 11  # production: disruption events
+N_PER_SOURCE = 12
+
+# per-run, per-regime outputs
+Q_DAYS = 0
+Q_ENTRIES = 1
+N_PER_REGIME = 2
+
+# streams of a run: demand, then per source arrivals, effect, events; then regime and strikes
 
 BLOCK = 256
 DAYS_PER_YEAR = 365.0
@@ -88,23 +128,38 @@ def _round_stochastic(S: np.ndarray, b: int, x: float) -> int:
     return int(math.floor(x + uniform(S, b)))
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _events(S: np.ndarray, b: int, lam: float, elam: float) -> int:
+    """Number of Poisson(lam) events of a day."""
+    if lam <= 0.0:
+        return 0
+    if lam < 10.0:
+        return poisson_inverse(uniform(S, b), lam, elam)
+    return poisson_known(S, b, lam, elam)
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _simulate_chunk(
-    r_lo, r_hi, run0, keys, T, params, base_col, dcv_col, kinds, roles,
-    ship_code, ship_par, ship_dv, ship_dc, transit_code, transit_par, tr_dv, tr_dc, ring, logf,
+    r_lo, r_hi, run0, keys, T, params, groles, kinds, roles,
+    sched_cols, sched_piece, sched_change, erows, dcode, dpar, ddv, ddc, ring, logf,
+    reg_mult, reg_days, reg_cum, reg_pi,
     issue, order, threshold, n_sample,
-    totals, per_source, hist, sums, n_short, sample_stock, sample_fired,
+    totals, per_source, per_regime, hist, sums, n_short, sample_stock, sample_fired,
 ):
     """Runs ``r_lo .. r_hi - 1`` of the batch, a block at a time, each day in phases.
 
     State arrays are source-major (``x[s, b]``) so that every phase is a simple loop over the
-    runs of the block; imports keep goods in transit in a ring of ``ring`` days.
+    runs of the block; imports keep goods in transit (and in rework) in rings of ``ring`` days.
+    Mechanisms a scenario does not use cost one test per day and block.
     """
     NS = kinds.shape[0]
+    NR = reg_mult.shape[0]
+    NK = 3 + 3 * NS
     B = BLOCK
     L = ring
-    # streams: 0 demand; 1 + s arrivals of source s; 1 + NS + s duds and misses of source s
-    SS = np.empty((1 + 2 * NS, 4, B), dtype=np.uint64)
+    KR = 1 + 3 * NS  # regime stream
+    KS = 2 + 3 * NS  # strike stream
+    SS = np.empty((NK, 4, B), dtype=np.uint64)
     G = np.empty(B)
     stock = np.zeros((NS, B), dtype=np.int64)
     q = np.zeros((NS, B))
@@ -122,6 +177,7 @@ def _simulate_chunk(
     elam = np.zeros((NS, B))
     lotc = np.zeros((NS, B))
     dbase = np.zeros(B)
+    dmult = np.ones(B)
     dmu = np.zeros(B)
     dsig = np.zeros(B)
     tot = np.zeros((N_TOTALS, B), dtype=np.int64)
@@ -141,25 +197,105 @@ def _simulate_chunk(
     lq = np.zeros((NS, B))
     lacc = np.zeros((NS, B))
     has_acc = np.zeros(NS, dtype=np.bool_)
+    has_legacy = np.zeros(NS, dtype=np.bool_)
+    has_dis = np.zeros(NS, dtype=np.bool_)
+    has_reject = np.zeros(NS, dtype=np.bool_)
+    has_rework = np.zeros(NS, dtype=np.bool_)
+    any_rework = False
     for s in range(NS):
         has_acc[s] = roles[s, R_ACCURACY] >= 0
+        has_legacy[s] = roles[s, R_LEGACY] >= 0
+        has_dis[s] = roles[s, R_DIS_RATE] >= 0
+        has_reject[s] = roles[s, R_REJECT] >= 0
+        has_rework[s] = roles[s, R_REWORK_DAYS] >= 0
+        any_rework = any_rework or has_rework[s]
+    # optional mechanisms: state of size 1 when unused
+    LW = L if any_rework else 1
+    rew = np.zeros((NS, B, LW), dtype=np.int64)
+    rew_dm = np.zeros((NS, B, LW))
+    rdays = np.zeros((NS, B), dtype=np.int64)
+    ryield = np.zeros((NS, B))
+    reject = np.zeros((NS, B))
+    legacy_left = np.zeros((NS, B), dtype=np.int64)
+    rrate = np.zeros((NS, B))
+    rq = np.zeros((NS, B))
+    dlam = np.zeros((NS, B))
+    edlam = np.zeros((NS, B))
+    any_dis = False
+    for s in range(NS):
+        any_dis = any_dis or has_dis[s]
+    dis_end = np.zeros((NS, B, KD if any_dis else 1), dtype=np.int64)
+    dis_f = np.ones((NS, B, KD if any_dis else 1))
+    has_ration = groles[GR_RESERVE] >= 0
+    rres = np.zeros(B)
+    rfrac = np.zeros(B)
+    has_strikes = groles[GR_STRIKE_RATE] >= 0
+    klam = np.zeros(B)
+    eklam = np.zeros(B)
+    krow = groles[GR_STRIKE_ROW]
+    has_regimes = NR > 0
+    NRB = NR if has_regimes else 1
+    rmult = np.ones((NRB, B))
+    rleave = np.zeros((NRB, B))
+    reg = np.zeros(B, dtype=np.int64)
+    preg = np.zeros((NRB, N_PER_REGIME, B), dtype=np.int64)
+    use = np.zeros(NK, dtype=np.bool_)
+    use[0] = True
+    for s in range(NS):
+        use[1 + s] = kinds[s] != KIND_STOCKPILE
+        use[1 + NS + s] = True
+        use[1 + 2 * NS + s] = has_legacy[s] or has_dis[s] or has_reject[s]
+    use[KR] = has_regimes
+    use[KS] = has_strikes
+    row_base = 0
 
     for blk in range(r_lo, r_hi, B):
         nb = min(B, r_hi - blk)
         # ---- per-run set-up: streams and derived parameters
         for b in range(nb):
             r = blk + b
-            for k in range(1 + 2 * NS):
-                seed_stream(SS[k], b, keys[k], np.uint64(run0 + r))
+            for k in range(NK):
+                if use[k]:
+                    seed_stream(SS[k], b, keys[k], np.uint64(run0 + r))
             G[b] = np.nan
-            dbase[b] = params[r, base_col]
-            cv = params[r, dcv_col]
+            dbase[b] = params[r, sched_cols[row_base, sched_piece[row_base, 0]]]
+            cv = params[r, groles[GR_DCV]]
             dsig[b] = math.sqrt(math.log1p(cv * cv))
             dmu[b] = -0.5 * dsig[b] * dsig[b]
             for k in range(N_TOTALS):
                 tot[k, b] = 0
             tot[O_FIRST_SHORT, b] = -1
             tot[O_STOCK_MIN, b] = np.iinfo(np.int64).max
+            if has_ration:
+                rres[b] = params[r, groles[GR_RESERVE]]
+                rfrac[b] = params[r, groles[GR_RATION]]
+            if has_strikes:
+                klam[b] = params[r, groles[GR_STRIKE_RATE]] / DAYS_PER_YEAR
+                eklam[b] = math.exp(-klam[b])
+        if has_regimes:
+            SR = SS[KR]
+            for b in range(nb):
+                r = blk + b
+                wsum = 0.0
+                for i in range(NR):
+                    rmult[i, b] = params[r, reg_mult[i]]
+                    md = params[r, reg_days[i]]
+                    rleave[i, b] = 1.0 / md if NR > 1 else 0.0
+                    wsum += reg_pi[i] * md
+                    preg[i, Q_DAYS, b] = 0
+                    preg[i, Q_ENTRIES, b] = 0
+                i0 = groles[GR_REGIME_INIT]
+                if i0 < 0:  # the time-stationary law: embedded-chain weights times mean stays
+                    u = uniform(SR, b) * wsum
+                    i0 = NR - 1
+                    c = 0.0
+                    for i in range(NR):
+                        c += reg_pi[i] * params[r, reg_days[i]]
+                        if u < c:
+                            i0 = i
+                            break
+                reg[b] = i0
+                preg[i0, Q_ENTRIES, b] = 1
         for s in range(NS):
             kd = kinds[s]
             for b in range(nb):
@@ -176,34 +312,97 @@ def _simulate_chunk(
                     init = int(round(params[r, roles[s, R_INITIAL]]))
                     stock[s, b] = init
                     ps[s, P_INITIAL, b] = init
+                    if has_legacy[s]:
+                        legacy_left[s, b] = int(math.floor(
+                            params[r, roles[s, R_LEGACY]] * params[r, roles[s, R_SERVICEABLE]]))
+                        rrate[s, b] = params[r, roles[s, R_REFURB_RATE]]
+                        rq[s, b] = params[r, roles[s, R_REFURB_DUD]]
                 elif kd == KIND_PRODUCTION:
-                    a0 = params[r, roles[s, R_ANNUAL]]
+                    a0 = params[r, sched_cols[1 + s, sched_piece[1 + s, 0]]]
                     a1 = params[r, roles[s, R_ANNUAL_END]] if roles[s, R_ANNUAL_END] >= 0 else a0
                     rate0[s, b] = a0 / DAYS_PER_YEAR
                     slope[s, b] = (a1 - a0) / DAYS_PER_YEAR / T
                     cvp = params[r, roles[s, R_DAILY_CV]] if roles[s, R_DAILY_CV] >= 0 else 0.0
                     ssig[s, b] = math.sqrt(math.log1p(cvp * cvp))
                     smu[s, b] = -0.5 * ssig[s, b] * ssig[s, b]
+                    if has_dis[s]:
+                        dlam[s, b] = params[r, roles[s, R_DIS_RATE]] / DAYS_PER_YEAR
+                        edlam[s, b] = math.exp(-dlam[s, b])
+                        for j in range(KD):
+                            dis_end[s, b, j] = 0
+                            dis_f[s, b, j] = 1.0
                 elif kd == KIND_IMPORT:
                     st = params[r, roles[s, R_START]]
                     start[s, b] = int(math.ceil(st)) if st > 0 else 0
-                    lam[s, b] = params[r, roles[s, R_SPM]] / DAYS_PER_MONTH
+                    lam[s, b] = params[r, sched_cols[1 + s, sched_piece[1 + s, 0]]] / DAYS_PER_MONTH
                     elam[s, b] = math.exp(-lam[s, b])
                     remaining[s, b] = math.floor(params[r, roles[s, R_AVAILABLE]])
                     lotc[s, b] = params[r, roles[s, R_LOTCONC]] if roles[s, R_LOTCONC] >= 0 else 0.0
                     for j in range(L):
                         pend[s, b, j] = 0
                         pend_dm[s, b, j] = 0.0
+                    if has_reject[s]:
+                        reject[s, b] = params[r, roles[s, R_REJECT]]
+                    if has_rework[s]:
+                        rdays[s, b] = int(math.floor(params[r, roles[s, R_REWORK_DAYS]] + 0.5))
+                        ryield[s, b] = params[r, roles[s, R_REWORK_YIELD]]
+                        for j in range(LW):
+                            rew[s, b, j] = 0
+                            rew_dm[s, b, j] = 0.0
 
         # ---- the days, all runs of the block in step, one phase at a time
         for t in range(T):
             slot = t % L
+            if t > 0 and sched_change[t]:  # a scheduled rate starts a new piece today
+                pd = sched_piece[row_base, t]
+                for b in range(nb):
+                    dbase[b] = params[blk + b, sched_cols[row_base, pd]]
+                for s in range(NS):
+                    if kinds[s] == KIND_PRODUCTION:
+                        pa = sched_piece[1 + s, t]
+                        for b in range(nb):
+                            rate0[s, b] = params[blk + b, sched_cols[1 + s, pa]] / DAYS_PER_YEAR
+                    elif kinds[s] == KIND_IMPORT:
+                        pa = sched_piece[1 + s, t]
+                        for b in range(nb):
+                            lam[s, b] = params[blk + b, sched_cols[1 + s, pa]] / DAYS_PER_MONTH
+                            elam[s, b] = math.exp(-lam[s, b])
             # 1. arrivals
             for s in range(NS):
                 kd = kinds[s]
                 S = SS[s + 1]
+                SE = SS[1 + 2 * NS + s]
                 if kd == KIND_PRODUCTION:
                     lognormal_noise_block(S, G, nb, smu[s], ssig[s], noise, work)
+                    if has_dis[s]:  # strikes on plants: output times the product of active cuts
+                        for b in range(nb):
+                            n = _events(SE, b, dlam[s, b], edlam[s, b])
+                            for _ in range(n):
+                                c = sample_coded(SE, G, b, dcode[erows[s, E_CUT]], dpar[erows[s, E_CUT]],
+                                                 ddv[erows[s, E_CUT]], ddc[erows[s, E_CUT]])
+                                c = min(max(c, 0.0), 1.0)
+                                d = math.floor(sample_coded(SE, G, b, dcode[erows[s, E_DIS_DAYS]],
+                                                            dpar[erows[s, E_DIS_DAYS]], ddv[erows[s, E_DIS_DAYS]],
+                                                            ddc[erows[s, E_DIS_DAYS]]) + 0.5)
+                                ps[s, P_DISRUPTIONS, b] += 1
+                                if d < 1.0:
+                                    continue
+                                end = t + int(min(d, 1e9))
+                                jmin = 0
+                                for j in range(KD):
+                                    if dis_end[s, b, j] < dis_end[s, b, jmin]:
+                                        jmin = j
+                                if dis_end[s, b, jmin] <= t:
+                                    dis_end[s, b, jmin] = end
+                                    dis_f[s, b, jmin] = 1.0 - c
+                                else:  # every slot busy: merge into the one ending soonest
+                                    dis_end[s, b, jmin] = max(dis_end[s, b, jmin], end)
+                                    dis_f[s, b, jmin] *= 1.0 - c
+                            f = 1.0
+                            for j in range(KD):
+                                if dis_end[s, b, j] > t:
+                                    f *= dis_f[s, b, j]
+                            noise[b] *= f
                     for b in range(nb):
                         a = _round_stochastic(S, b, (rate0[s, b] + slope[s, b] * t) * noise[b])
                         # every lot of a production source has the run's dud rate: q is unchanged
@@ -212,6 +411,8 @@ def _simulate_chunk(
                 elif kd == KIND_IMPORT:
                     for b in range(nb):  # every run draws the uniform of its day's dispatch count (vectorises)
                         work[0, b] = uniform(S, b)
+                    prow = sched_cols[1 + NS + s, sched_piece[1 + NS + s, t]]
+                    trow = erows[s, E_TRANSIT]
                     for b in range(nb):
                         if t >= start[s, b] and remaining[s, b] > 0.0:
                             if lam[s, b] < 10.0:  # Poisson by inversion of that uniform
@@ -221,14 +422,10 @@ def _simulate_chunk(
                             for _ in range(n):
                                 if remaining[s, b] <= 0.0:
                                     break
-                                size = math.floor(
-                                    sample_coded(S, G, b, ship_code[s], ship_par[s], ship_dv[s], ship_dc[s]) + 0.5
-                                )
+                                size = math.floor(sample_coded(S, G, b, dcode[prow], dpar[prow], ddv[prow], ddc[prow]) + 0.5)
                                 size = min(max(size, 0.0), remaining[s, b])
                                 remaining[s, b] -= size
-                                tr = math.floor(
-                                    sample_coded(S, G, b, transit_code[s], transit_par[s], tr_dv[s], tr_dc[s]) + 0.5
-                                )
+                                tr = math.floor(sample_coded(S, G, b, dcode[trow], dpar[trow], ddv[trow], ddc[trow]) + 0.5)
                                 tr = max(tr, 0.0)
                                 qm = sq[s, b]
                                 if lotc[s, b] > 0.0 and 0.0 < qm < 1.0:
@@ -240,25 +437,91 @@ def _simulate_chunk(
                                     pend[s, b, j] += isize
                                     pend_dm[s, b, j] += size * qm
                         a = pend[s, b, slot]
+                        dm = pend_dm[s, b, slot]
+                        if a > 0 and has_reject[s]:  # unusable on arrival; some come back from rework
+                            rej = binomial(SE, b, a, reject[s, b])
+                            if rej > 0:
+                                ps[s, P_REJECTED, b] += rej
+                                if has_rework[s]:
+                                    back = binomial(SE, b, rej, ryield[s, b])
+                                    if back > 0 and t + rdays[s, b] < T:
+                                        j = (t + rdays[s, b]) % LW
+                                        rew[s, b, j] += back
+                                        rew_dm[s, b, j] += back * (dm / a)
+                                dm = dm * ((a - rej) / a)
+                                a -= rej
+                        if has_rework[s]:
+                            back = rew[s, b, slot % LW]
+                            if back > 0:
+                                a += back
+                                dm += rew_dm[s, b, slot % LW]
+                                ps[s, P_REWORKED, b] += back
+                                rew[s, b, slot % LW] = 0
+                                rew_dm[s, b, slot % LW] = 0.0
                         if a > 0:
                             held = stock[s, b]
-                            q[s, b] = (held * q[s, b] + pend_dm[s, b, slot]) / (held + a)
+                            q[s, b] = (held * q[s, b] + dm) / (held + a)
                             lq[s, b] = logit(q[s, b])
                             stock[s, b] = held + a
                             ps[s, P_RECEIVED, b] += a
-                            pend[s, b, slot] = 0
-                            pend_dm[s, b, slot] = 0.0
+                        pend[s, b, slot] = 0
+                        pend_dm[s, b, slot] = 0.0
+                elif has_legacy[s]:  # a stockpile refurbishing legacy rounds at its throughput
+                    for b in range(nb):
+                        if legacy_left[s, b] > 0:
+                            a = min(legacy_left[s, b], _round_stochastic(SE, b, rrate[s, b]))
+                            if a > 0:
+                                held = stock[s, b]
+                                q[s, b] = (held * q[s, b] + a * rq[s, b]) / (held + a)
+                                lq[s, b] = logit(q[s, b])
+                                stock[s, b] = held + a
+                                legacy_left[s, b] -= a
+                                ps[s, P_REFURBISHED, b] += a
+            # 2. losses: each depot strike destroys a random fraction of every stock
+            if has_strikes:
+                SK = SS[KS]
+                for b in range(nb):
+                    n = _events(SK, b, klam[b], eklam[b])
+                    tot[O_STRIKES, b] += n
+                    for _ in range(n):
+                        f = sample_coded(SK, G, b, dcode[krow], dpar[krow], ddv[krow], ddc[krow])
+                        f = min(max(f, 0.0), 1.0)
+                        for s in range(NS):
+                            loss = min(_round_stochastic(SK, b, stock[s, b] * f), stock[s, b])
+                            stock[s, b] -= loss
+                            ps[s, P_LOST, b] += loss
             # 3. demand
+            if has_regimes:
+                SR = SS[KR]
+                for b in range(nb):
+                    i = reg[b]
+                    if t > 0 and uniform(SR, b) < rleave[i, b]:  # geometric stays
+                        u = uniform(SR, b)
+                        j = NR - 1
+                        for k in range(NR):
+                            if u < reg_cum[i, k]:
+                                j = k
+                                break
+                        i = j
+                        reg[b] = i
+                        preg[i, Q_ENTRIES, b] += 1
+                    preg[i, Q_DAYS, b] += 1
+                    dmult[b] = rmult[i, b]
             SD = SS[0]
             lognormal_noise_block(SD, G, nb, dmu, dsig, noise, work)
             for b in range(nb):
-                dem[b] = _round_stochastic(SD, b, dbase[b] * noise[b])
+                dem[b] = _round_stochastic(SD, b, dbase[b] * dmult[b] * noise[b])
             # 4. issue
             for b in range(nb):
                 total = 0
                 for s in range(NS):
                     total += stock[s, b]
                 f_all = min(dem[b], total)
+                if has_ration:  # free down to the reserve; at the reserve, a fraction of demand
+                    lim = max(math.floor(total - rres[b] * dbase[b]), math.floor(rfrac[b] * dem[b]))
+                    if lim < f_all:
+                        f_all = int(max(lim, 0.0))
+                        tot[O_RATIONED, b] += 1
                 avail[b] = total
                 fired[b] = f_all
                 for s in range(NS):
@@ -379,23 +642,34 @@ def _simulate_chunk(
                 tot[O_STOCK_MIN, b] = final
             for k in range(N_TOTALS):
                 totals[r, k] = tot[k, b]
+            if has_regimes:
+                for i in range(NR):
+                    for k in range(N_PER_REGIME):
+                        per_regime[r, i, k] = preg[i, k, b]
+            else:
+                per_regime[r, 0, Q_DAYS] = T
+                per_regime[r, 0, Q_ENTRIES] = 1
+
+
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy", nogil=True)
 def simulate(
-    run0, keys, T, params, base_col, dcv_col, kinds, roles,
-    ship_code, ship_par, ship_dv, ship_dc, transit_code, transit_par, tr_dv, tr_dc, ring, logf,
+    run0, keys, T, params, groles, kinds, roles,
+    sched_cols, sched_piece, sched_change, erows, dcode, dpar, ddv, ddc, ring, logf,
+    reg_mult, reg_days, reg_cum, reg_pi,
     issue, order, threshold, n_sample, n_chunks,
-    totals, per_source, hist, sums, n_short, sample_stock, sample_fired,
+    totals, per_source, per_regime, hist, sums, n_short, sample_stock, sample_fired,
 ):
     """Simulate runs ``run0 .. run0 + len(params) - 1``.
 
-    Per-run outputs are written to ``totals`` (runs x N_TOTALS) and ``per_source`` (runs x
-    sources x N_PER_SOURCE). Per-day statistics are *added* to per-thread accumulators ``hist``
-    (threads x T x N_DAILY x bins), ``sums`` (threads x T x N_DAILY) and ``n_short`` (threads x T),
-    so a caller may feed several batches into them; being integer sums, they do not depend on which
-    thread ran which of the ``n_chunks`` chunks. Runs with global index below
-    ``n_sample`` have their stock and fired trajectories written to ``sample_*``.
+    Per-run outputs are written to ``totals`` (runs x N_TOTALS), ``per_source`` (runs x
+    sources x N_PER_SOURCE) and ``per_regime`` (runs x regimes x N_PER_REGIME). Per-day statistics
+    are *added* to per-thread accumulators ``hist`` (threads x T x N_DAILY x bins), ``sums``
+    (threads x T x N_DAILY) and ``n_short`` (threads x T), so a caller may feed several batches
+    into them; being integer sums, they do not depend on which thread ran which of the
+    ``n_chunks`` chunks. Runs with global index below ``n_sample`` have their stock and fired
+    trajectories written to ``sample_*``.
     """
     R = params.shape[0]
     for c in numba.prange(n_chunks):
@@ -403,8 +677,9 @@ def simulate(
         lo = (c * R) // n_chunks
         hi = ((c + 1) * R) // n_chunks
         _simulate_chunk(
-            lo, hi, run0, keys, T, params, base_col, dcv_col, kinds, roles,
-            ship_code, ship_par, ship_dv, ship_dc, transit_code, transit_par, tr_dv, tr_dc, ring, logf,
+            lo, hi, run0, keys, T, params, groles, kinds, roles,
+            sched_cols, sched_piece, sched_change, erows, dcode, dpar, ddv, ddc, ring, logf,
+            reg_mult, reg_days, reg_cum, reg_pi,
             issue, order, threshold, n_sample,
-            totals, per_source, hist[tid], sums[tid], n_short[tid], sample_stock, sample_fired,
+            totals, per_source, per_regime, hist[tid], sums[tid], n_short[tid], sample_stock, sample_fired,
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: mechanisms of model depth (regimes, rationing, refurbishment, losses, rework)
 FILL_DAY = -1  # first_shortage_day of a run never short
 
 
@@ -46,7 +46,18 @@ PER_RUN = [
     Var("stock_final_by_source", ("run", "source"), "i8", "1",
         "rounds on hand at the end of the horizon by source"),
     Var("dispatched", ("run", "source"), "i8", "1",
-        "rounds shipped by an import supplier (received or still in transit at the end)"),
+        "rounds shipped by an import supplier (received, rejected, or still in transit or rework at the end)"),
+    Var("refurbished", ("run", "source"), "i8", "1", "legacy rounds refurbished into a stockpile over the horizon"),
+    Var("lost", ("run", "source"), "i8", "1", "rounds destroyed by depot strikes over the horizon by source"),
+    Var("rejected", ("run", "source"), "i8", "1", "imported rounds rejected on receipt as unusable"),
+    Var("reworked", ("run", "source"), "i8", "1",
+        "rejected rounds returned usable from rework (included in received)"),
+    Var("disruptions", ("run", "source"), "i4", "1", "production disruption events (strikes on plants)"),
+    Var("rationed_days", ("run",), "i4", "day", "days on which the ration policy held fire below demand"),
+    Var("depot_strikes", ("run",), "i4", "1", "depot strikes over the horizon"),
+    Var("regime_days", ("run", "regime"), "i4", "day", "days spent in each intensity regime"),
+    Var("regime_entries", ("run", "regime"), "i4", "1",
+        "times each intensity regime was entered (the initial regime counts once)"),
 ]
 
 DAILY_NAMES = ("stock", "fired", "effective", "shortfall")

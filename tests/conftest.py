@@ -168,15 +168,98 @@ order = ["deal", "factory", "old"]
 """
 
 
+#: every mechanism of model depth at once, on top of the core features: schedules (demand, production,
+#: import rate and size), regimes, rationing, legacy refurbishment, disruptions, depot strikes,
+#: reject-on-receipt with rework, and correlated inputs
+ALL_MECHANISMS = header(300, sample=20, name="all-mechanisms") + """
+[demand]
+base = [{ from = "2024-01-01", value = { dist = "lognormal", median = 3000, p95 = 6000 } },
+        { from = "2024-04-01", value = { dist = "uniform", low = 2000, high = 7000 } }]
+daily_cv = 0.3
+[[demand.regime]]
+name = "positional"
+multiplier = 1.0
+mean_days = { dist = "uniform", low = 20, high = 60 }
+to = { offensive = 2, lull = 1 }
+[[demand.regime]]
+name = "offensive"
+multiplier = { dist = "triangular", min = 1.5, mode = 2, max = 3 }
+mean_days = 15
+[[demand.regime]]
+name = "lull"
+multiplier = 0.5
+mean_days = 10
+to = { positional = 1 }
+
+[[source]]
+name = "old"
+kind = "stockpile"
+initial = { dist = "normal", mean = 200000, sd = 80000, low = 0 }
+dud_rate = { dist = "pert", min = 0.05, mode = 0.1, max = 0.3 }
+legacy = { dist = "uniform", low = 100000, high = 300000 }
+legacy_serviceable = { dist = "beta", mean = 0.5, concentration = 20 }
+refurbish_per_day = { dist = "uniform", low = 200, high = 900.5 }
+refurbished_dud_rate = 0.15
+
+[[source]]
+name = "factory"
+kind = "production"
+annual = [{ from = "2024-01-01", value = { dist = "triangular", min = 100000, mode = 300000, max = 500000 } },
+          { from = "2024-06-01", value = 600000 }]
+daily_cv = 0.2
+dud_rate = { dist = "beta", mean = 0.03, concentration = 100 }
+[source.disruptions]
+per_year = { dist = "uniform", low = 2, high = 20 }
+cut = { dist = "beta", mean = 0.5, concentration = 4 }
+days = { dist = "gamma", mean = 12, sd = 8 }
+
+[[source]]
+name = "deal"
+kind = "import"
+start_day = { dist = "discrete", values = [0, 30, 250], weights = [1, 2, 1] }
+shipments_per_month = [{ from = "2024-01-01", value = { dist = "triangular", min = 1, mode = 4, max = 10 } },
+                       { from = "2024-05-01", value = 8 }]
+shipment_size = [{ from = "2024-01-01", value = { dist = "gamma", mean = 20000, sd = 15000 } },
+                 { from = "2024-07-01", value = { dist = "uniform", low = 5000, high = 40000 } }]
+transit_days = { dist = "pert", min = 5, mode = 15, max = 60 }
+available = { dist = "uniform", low = 50000, high = 400000 }
+dud_rate = { dist = "beta", mean = 0.3, concentration = 10 }
+lot_concentration = 5
+accuracy = { dist = "uniform", low = 0.5, high = 1.0 }
+reject_on_receipt = { dist = "uniform", low = 0.1, high = 0.6 }
+rework_days = { dist = "uniform", low = 5, high = 80 }
+rework_yield = { dist = "beta", mean = 0.6, concentration = 10 }
+
+[policy]
+issue = "proportional"
+reserve_days = { dist = "uniform", low = 3, high = 15 }
+ration_fraction = { dist = "uniform", low = 0.2, high = 0.6 }
+
+[strikes]
+per_year = { dist = "uniform", low = 1, high = 12 }
+fraction = { dist = "beta", mean = 0.1, concentration = 10 }
+
+[[correlation]]
+between = ["demand.base@2024-01-01", "source.factory.annual@2024-01-01"]
+spearman = -0.4
+
+[[correlation]]
+between = ["source.deal.dud_rate", "source.deal.reject_on_receipt"]
+spearman = 0.6
+"""
+
+
 TOTAL_COLS = {
     "demand": kernel.O_DEMAND, "fired": kernel.O_FIRED, "effective": kernel.O_EFFECTIVE,
     "shortfall": kernel.O_SHORTFALL, "stock_min": kernel.O_STOCK_MIN, "stock_final": kernel.O_STOCK_FINAL,
     "short_days": kernel.O_SHORT_DAYS, "first_short": kernel.O_FIRST_SHORT,
+    "rationed": kernel.O_RATIONED, "strikes": kernel.O_STRIKES,
 }
 SOURCE_COLS = {
     "initial": kernel.P_INITIAL, "received": kernel.P_RECEIVED, "fired": kernel.P_FIRED,
     "duds": kernel.P_DUDS, "effective": kernel.P_EFFECTIVE, "final": kernel.P_FINAL,
-    "dispatched": kernel.P_DISPATCHED,
+    "dispatched": kernel.P_DISPATCHED, "refurbished": kernel.P_REFURBISHED, "lost": kernel.P_LOST,
+    "rejected": kernel.P_REJECTED, "reworked": kernel.P_REWORKED, "disruptions": kernel.P_DISRUPTIONS,
 }
 
 
@@ -190,6 +273,7 @@ class Sim:
     per_source: np.ndarray
     daily: engine.Daily
     runs: int
+    per_regime: np.ndarray | None = None
 
     def total(self, name: str) -> np.ndarray:
         return self.totals[:, TOTAL_COLS[name]]
@@ -215,7 +299,7 @@ def simulate(loaded_or_text, runs: int, seed: int = 12345, **kw) -> Sim:
     """Run a scenario (a Loaded or a TOML string) in memory."""
     loaded = load_scenario(loaded_or_text) if isinstance(loaded_or_text, str) else loaded_or_text
     model, cat, daily = engine.simulate_in_memory(loaded, runs, seed, **kw)
-    return Sim(model, cat["params"], cat["totals"], cat["per_source"], daily, runs)
+    return Sim(model, cat["params"], cat["totals"], cat["per_source"], daily, runs, cat["per_regime"])
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import pytest
 import scipy.stats as st
 from conftest import (
     ALL_FEATURES,
+    ALL_MECHANISMS,
     assert_gof,
     assert_mc,
     header,
@@ -539,8 +540,9 @@ def _check_conservation(r, name):
     ps = r.per_source
     P = kernel
     # per source and run: stock balance
-    np.testing.assert_array_equal(ps[:, :, P.P_INITIAL] + ps[:, :, P.P_RECEIVED] - ps[:, :, P.P_FIRED],
-                                  ps[:, :, P.P_FINAL], err_msg=f"{name}: stock balance per source")
+    np.testing.assert_array_equal(
+        ps[:, :, P.P_INITIAL] + ps[:, :, P.P_RECEIVED] + ps[:, :, P.P_REFURBISHED] - ps[:, :, P.P_FIRED]
+        - ps[:, :, P.P_LOST], ps[:, :, P.P_FINAL], err_msg=f"{name}: stock balance per source")
     assert (ps[:, :, P.P_FINAL] >= 0).all(), f"{name}: negative final stock"
     assert (ps[:, :, P.P_DUDS] >= 0).all() and (ps[:, :, P.P_DUDS] <= ps[:, :, P.P_FIRED]).all(), f"{name}: duds"
     assert (ps[:, :, P.P_EFFECTIVE] >= 0).all()
@@ -548,7 +550,15 @@ def _check_conservation(r, name):
     np.testing.assert_array_equal(ps[:, kinds != kernel.KIND_STOCKPILE, P.P_INITIAL], 0)
     np.testing.assert_array_equal(ps[:, kinds == kernel.KIND_STOCKPILE, P.P_RECEIVED], 0)
     imp = kinds == kernel.KIND_IMPORT
-    assert (ps[:, imp, P.P_RECEIVED] <= ps[:, imp, P.P_DISPATCHED]).all(), f"{name}: received > dispatched"
+    arrived = ps[:, imp, P.P_RECEIVED] - ps[:, imp, P.P_REWORKED] + ps[:, imp, P.P_REJECTED]
+    assert (arrived <= ps[:, imp, P.P_DISPATCHED]).all(), f"{name}: arrived > dispatched"
+    assert (ps[:, imp, P.P_REWORKED] <= ps[:, imp, P.P_REJECTED]).all(), f"{name}: reworked > rejected"
+    np.testing.assert_array_equal(ps[:, ~imp, P.P_REJECTED], 0)
+    np.testing.assert_array_equal(ps[:, kinds != kernel.KIND_STOCKPILE, P.P_REFURBISHED], 0)
+    assert (ps[:, :, P.P_LOST] >= 0).all()
+    assert (tot_ := r.totals)[:, P.O_RATIONED].min() >= 0 and (tot_[:, P.O_RATIONED] <= T).all()
+    if r.per_regime is not None:
+        np.testing.assert_array_equal(r.per_regime[:, :, P.Q_DAYS].sum(axis=1), T, err_msg=f"{name}: regime days")
     # totals
     tot = r.totals
     np.testing.assert_array_equal(ps[:, :, P.P_FIRED].sum(axis=1), tot[:, P.O_FIRED], err_msg=f"{name}: fired")
@@ -582,6 +592,16 @@ def _check_conservation(r, name):
 def test_conservation_bundled(path):
     r = simulate(scenario.load(path), 2000, seed=1)
     _check_conservation(r, path.name)
+
+
+def test_conservation_all_mechanisms():
+    r = simulate(ALL_MECHANISMS, 2000, seed=63)
+    _check_conservation(r, "all-mechanisms")
+    ps = r.per_source
+    # every mechanism acts in this scenario
+    for col in (kernel.P_REFURBISHED, kernel.P_LOST, kernel.P_REJECTED, kernel.P_REWORKED, kernel.P_DISRUPTIONS):
+        assert ps[:, :, col].sum() > 0, col
+    assert r.total("rationed").sum() > 0 and r.total("strikes").sum() > 0
 
 
 def test_conservation_all_features():
