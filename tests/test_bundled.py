@@ -309,8 +309,8 @@ def test_calibration_central_first_year_unconstrained(tmp_path):
     own inputs — 8.68M, itself within the band of the cited rows (test above) — within 4 SE. Its
     domestic new build (disruptions off) is the hand value 2.51M within 4 SE."""
     doc = raw(CENTRAL)
-    with _run(tmp_path, CENTRAL.stem, 2000, "scenario.horizon_days=365",
-              "source.stockpile.initial=1_000_000_000_000", "source.domestic.disruptions.per_year=0") as ds:
+    with _run(tmp_path, CENTRAL.stem, 2000, "scenario.horizon_days=365", "source.stockpile.initial=1_000_000_000_000",
+              "source.stockpile.legacy=1_000_000_000_000", "source.domestic.disruptions.per_year=0") as ds:
         fired = ds.fired_total.values.astype(float)
         np.testing.assert_array_equal(ds.fired_total.values, ds.demand_total.values)
         assert (ds.shortage_days.values == 0).all()
@@ -318,6 +318,40 @@ def test_calibration_central_first_year_unconstrained(tmp_path):
         new = ds.received.sel(source="domestic").values.astype(float)
         hand = schedule_total(source(doc, "domestic")["annual"], doc["scenario"]["start_date"], 0, 365) / 365
         assert_mc(new.mean(), hand, se_mean(new), 4, "first-year new build")
+        # legacy rounds never run out here, so refurbishment runs at its drawn throughput every day
+        ref = ds.refurbished.sel(source="stockpile").values.astype(float)
+        assert_mc(ref.mean(), 365 * dist_mean(source(doc, "stockpile")["refurbish_per_day"]), se_mean(ref), 4,
+                  "first-year refurbishment")
+
+
+def _tri_cdf(x: float, a: float, c: float, b: float) -> float:
+    if x <= a:
+        return 0.0
+    if x >= b:
+        return 1.0
+    return (x - a) ** 2 / ((b - a) * (c - a)) if x <= c else 1 - (b - x) ** 2 / ((b - a) * (b - c))
+
+
+def test_calibration_nk_schedule_against_cumulative_deliveries(tmp_path):
+    """North Korean dispatches, supplier cap lifted, to 31 Dec 2024 (488 days): the hand value is
+    sum over days t of P(start_day <= t) x mean shipments/month of t's piece / (365/12) x mean shipment
+    size, and the simulated mean must match it within 4 SE. The hand value must fall within 20 % of
+    rec's cumulative check "~4.5-5M by end-2024" (HUR series N20, D01; the Times N17): 3.6M .. 6.0M."""
+    path = CONFIGS / "ru-2023-2024-nk.toml"
+    doc = raw(path)
+    nk = source(doc, "north_korea")
+    start = _date(doc["scenario"]["start_date"])
+    sd = nk["start_day"]
+    size = dist_mean(nk["shipment_size"])
+    days = 488
+    assert start + dt.timedelta(days=days) == dt.date(2025, 1, 1)
+    hand = sum(_tri_cdf(t, sd["min"], sd["mode"], sd["max"])
+               * schedule_total(nk["shipments_per_month"], start, t, 1) / (365 / 12) * size for t in range(days))
+    assert 0.8 * 4.5e6 <= hand <= 1.2 * 5.0e6, hand
+    with _run(tmp_path, path.stem, 1000, f"scenario.horizon_days={days}",
+              "source.north_korea.available=1_000_000_000_000") as ds:
+        sent = ds.dispatched.sel(source="north_korea").values.astype(float)
+        assert_mc(sent.mean(), hand, se_mean(sent), 4, "NK dispatched to end-2024")
 
 
 def test_calibration_bakhmut_regimes_and_allocation(tmp_path):
