@@ -270,6 +270,25 @@ def test_bundled_validates_and_runs_with_sane_results(name, results):
         # the mean wanted fire is the hand value within 4 SE (already at 200 runs)
         assert_mc(dem.mean(), expected_fire(doc, 0, doc["scenario"]["horizon_days"]), se_mean(dem), 4,
                   f"{name}: mean wanted fire over the horizon")
+        # the rank correlations asked for are recorded and achieved; SE of a Spearman coefficient from
+        # Fisher's z with the 1.06 factor for ranks: (1 - rho^2) sqrt(1.06 / (n - 3))
+        asked = {tuple(c["between"]): c["spearman"] for c in doc.get("correlation", [])}
+        if asked:
+            got = dict(zip(ds.correlation_between.values, ds.correlation_achieved.values))
+            for (x, y), rho in asked.items():
+                se = (1 - rho**2) * math.sqrt(1.06 / (RUNS - 3))
+                assert_mc(got[f"{x} ~ {y}"], rho, se, 4, f"{name}: Spearman {x} ~ {y}")
+
+
+def test_bakhmut_fill_rate_is_what_the_complaints_say(results):
+    """The sector fires the share of its want that Prigozhin complained of: between W03's 10 % and
+    1.5 x W04's ~30 % (a plausibility band for claims argued for a purpose), as a ratio of sums over
+    200 runs; and most of its days are rationed or short."""
+    with open_results(results["bakhmut-sector"]) as ds:
+        fill = ds.fired_total.sum().item() / ds.demand_total.sum().item()
+        assert 0.10 <= fill <= 0.45, fill
+        assert ds.shortage_days.mean().item() > 0.5 * ds.sizes["time"]
+        assert ds.rationed_days.mean().item() > 0
 
 
 def test_paired_runs_share_demand_and_parameters(results):
