@@ -296,7 +296,6 @@ class ResultsWriter:
             "source": f"artysim {__version__}",
             "history": f"{now} {cmd}",
             "references": "https://pypi.org/project/artysim (scenario figures cite their sources)",
-            "comment": scn.scenario.description or "",
             "artysim_version": __version__,
             "artysim_schema_version": schema.SCHEMA_VERSION,
             "scenario_name": scn.scenario.name,
@@ -317,6 +316,8 @@ class ResultsWriter:
             "trajectory_sample": self.model.n_sample,
             "histogram_bins": f"{histogram.EXACT} exact then {histogram.SUB} per doubling",
         }
+        if scn.scenario.description:  # CF: comment, if present, is a non-empty string
+            a["comment"] = scn.scenario.description
         a.update(self.extra_attrs)
         for k, val in a.items():
             self.nc.setncattr(k, val)

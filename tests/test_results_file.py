@@ -299,3 +299,38 @@ def test_open_results_accepts_its_own_file(result):
     with io.open_results(result) as d:
         assert d.sizes["run"] == RUNS
         assert d["first_shortage_day"].dtype.kind == "f"
+
+
+# -- every mechanism of model depth --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def mech_result(tmp_path_factory) -> tuple[Path, sc.Loaded]:
+    from conftest import ALL_MECHANISMS
+
+    folder = tmp_path_factory.mktemp("mech")
+    src = folder / "all.toml"
+    src.write_text(ALL_MECHANISMS)
+    out = folder / "all.nc"
+    runner.run(str(src), runs=RUNS, seed=SEED, output=out, quiet=True)
+    return out, sc.load(src)
+
+
+def test_cf_compliance_with_every_mechanism(mech_result, tmp_path):
+    """Regimes (a string coordinate) and correlations (their own dimension) keep the file CF-clean."""
+    test_cf_compliance_checker_reports_no_errors(mech_result[0], tmp_path)
+
+
+def test_file_equals_memory_with_every_mechanism(mech_result):
+    path, loaded = mech_result
+    model, cat, _ = engine.simulate_in_memory(loaded, RUNS, SEED)
+    with xr.open_dataset(path, decode_times=False) as d:
+        d.load()
+    for name, k in io._PER_SOURCE_INDEX.items():
+        np.testing.assert_array_equal(d[name].values, cat["per_source"][:, :, k], err_msg=name)
+    for name, k in io._PER_REGIME_INDEX.items():
+        np.testing.assert_array_equal(d[name].values, cat["per_regime"][:, :, k], err_msg=name)
+    for name in ("rationed_days", "depot_strikes"):
+        np.testing.assert_array_equal(d[name].values, cat["totals"][:, io._TOTAL_INDEX[name]], err_msg=name)
+    assert list(d["regime"].values) == model.regime_names
+    for v in ("regime_days", "rationed_days", "lost", "refurbished", "correlation_achieved"):
+        assert d[v].attrs["units"] in UNITS and d[v].attrs["long_name"], v
