@@ -64,7 +64,10 @@ def main() -> None:
                    "an invalid file there is replaced (for job arrays).")
 @click.option("--force", is_flag=True, help="Overwrite an existing results file.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no summary.")
-def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, force, quiet) -> None:
+@click.option("--design", type=click.Choice(["random", "sobol"]), default="random", show_default=True,
+              help="sobol: the sampled parameters follow a Saltelli design for Sobol indices (runs become "
+                   "N x (parameters + 2), N the next power of two).")
+def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, force, quiet, design) -> None:
     """Simulate SCENARIO (a .toml file or a bundled name) and write a results file."""
     import os
 
@@ -96,6 +99,12 @@ def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, 
 
         loaded = sc.load(runner.resolve(scenario), list(sets))
         n = loaded.scenario.run.runs if runs is None else runs
+        if design == "sobol":
+            from artysim import design as dsg
+            from artysim import engine
+
+            d = len(engine.build(loaded.scenario).sampled)
+            n = dsg.sobol_runs(dsg.sobol_base_n(n, d), d)
         expect = {"scenario_hash": loaded.hash, "seed": loaded.scenario.run.seed if seed is None else seed,
                   "runs": n, "shard": shard, "shards": shards}
         if slurm.shard_is_valid(Path(output), expect):
@@ -103,7 +112,7 @@ def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, 
             return
         force = force or Path(output).exists()
     path = runner.run(scenario, sets=list(sets), runs=runs, seed=seed, output=output, threads=threads,
-                      force=force, quiet=quiet, shard=shard, shards=shards)
+                      force=force, quiet=quiet, shard=shard, shards=shards, design=design)
     if not quiet:
         with open_results(path) as ds:
             click.echo(summary.format_table(summary.summarize(ds)))

@@ -54,6 +54,7 @@ class Model:
     horizon: int
     n_sample: int
     ring: int
+    design: object | None = None  # a design.SobolDesign: its rows replace the streams' uniforms
 
     @property
     def sampled(self) -> list[int]:
@@ -65,7 +66,10 @@ class Model:
 
         A parameter's uniform comes from a stream keyed by its path, so two scenarios that share a
         parameter draw it identically run by run (common random numbers), whatever else differs.
+        With a design (``--design sobol``), run i takes row i of the design instead.
         """
+        if self.design is not None:
+            return self.design.uniforms(run0, n)
         cols = self.sampled
         u = np.empty((n, len(cols)))
         for j, i in enumerate(cols):
