@@ -176,23 +176,83 @@ def _jsonable(x):
 
 
 @main.command("summary")
-@click.argument("result", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def summary_cmd(result, fmt) -> None:
-    """Headline answers of a results file, with Monte Carlo standard errors."""
+@click.argument("results", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
+              help="table for reading; json (keys in docs/summary-json.md) or csv (one row per quantity) for scripts.")
+def summary_cmd(results, fmt) -> None:
+    """Headline answers of a results file (or of shard files, folders, globs read as one), with Monte Carlo
+    standard errors; a sweep file gives one row per variant."""
     from artysim import summary
+    from artysim.api import open_results
     from artysim.errors import ResultsError
-    from artysim.io import open_results
 
-    with open_results(result) as ds:
+    what = results[0] if len(results) == 1 else f"{len(results)} inputs"
+    with open_results(list(results)) as ds:
         try:
             s = summary.summarize(ds)
         except (OSError, RuntimeError) as e:  # data that cannot be read back (a damaged file)
-            raise ResultsError(f"{result}: cannot read its data, damaged? ({type(e).__name__}: {e})") from None
+            raise ResultsError(f"{what}: cannot read its data, damaged? ({type(e).__name__}: {e})") from None
+    click.echo(summary.format_any(s, fmt))
+
+
+@main.command("compare")
+@click.argument("a")
+@click.argument("b")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def compare_cmd(a, b, fmt) -> None:
+    """Compare results B against A: run by run when they share seed and runs (common random numbers),
+    otherwise as independent samples. A and B may each be a file or a folder/glob of shards."""
+    from artysim import compare
+    from artysim.api import open_results
+
+    with open_results(a) as da, open_results(b) as db:
+        c = compare.compare(da, db)
+    click.echo(json.dumps(_jsonable(c), indent=2) if fmt == "json" else compare.format_table(c))
+
+
+@main.command("plot")
+@click.argument("result", type=click.Path(dir_okay=False))
+@click.option("--kind", "-k", required=True, metavar="KIND",
+              help="fan, depletion, sources, histogram, tornado or sweep (a sweep file).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Picture file (.png or .svg).")
+@click.option("--outcome", help="tornado: the per-run outcome ranked (default first_shortage_day); sweep: the "
+                                "outcome against the varied value (default P(any shortage)).")
+@click.option("--variant", type=click.IntRange(min=0), help="Which variant of a sweep file to draw.")
+@click.option("--force", is_flag=True, help="Overwrite an existing picture.")
+def plot_cmd(result, kind, output, outcome, variant, force) -> None:
+    """Draw one figure of a results file (see the README's Plots section)."""
+    from artysim import plots
+    from artysim.errors import ArtysimError
+    from artysim.io import open_results
+
+    if kind not in plots.KINDS:
+        raise ArtysimError(f"--kind must be one of {', '.join(plots.KINDS)} (found {kind!r})")
+    plots.check_output(output, force)  # before reading anything
+    kw = {k: v for k, v in (("outcome", outcome), ("variant", variant)) if v is not None}
+    with open_results(result) as ds:
+        fig = plots.plot(ds, kind, **kw)
+    click.echo(f"wrote {plots.save(fig, output, force=force)}")
+
+
+@main.command("sensitivity")
+@click.argument("result", type=click.Path(dir_okay=False))
+@click.option("--outcome", help="Per-run outcome (default first_shortage_day, never short = horizon + 1); also "
+                                "shortfall_total, effective_total, fill_rate, VAR:SOURCE, any per-run variable.")
+@click.option("--variant", type=click.IntRange(min=0), help="Which variant of a sweep file to analyse.")
+@click.option("--points", type=click.IntRange(min=1), default=6, show_default=True,
+              help="Days of the horizon at which the ranking over time is shown.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def sensitivity_cmd(result, outcome, variant, points, fmt) -> None:
+    """Rank the sampled inputs by their effect on an outcome (Spearman, PRCC, Sobol for --design sobol)."""
+    from artysim import sensitivity
+    from artysim.io import open_results
+
+    with open_results(result) as ds:
+        res = sensitivity.analyze(ds, outcome, variant=variant, points=points)
     if fmt == "json":
-        click.echo(json.dumps(_jsonable(s), indent=2))
+        click.echo(json.dumps(sensitivity.to_jsonable(res), indent=2))
     else:
-        click.echo(summary.format_table(s))
+        click.echo(sensitivity.format_table(res))
 
 
 @main.command()
