@@ -64,7 +64,8 @@ def outcome_values(ds: xr.Dataset, outcome: str | None = None) -> tuple[np.ndarr
     var, _, src = name.partition(":")
     if var in ds.data_vars and ds[var].dims == ("run",) and not src:
         v = ds[var]
-        return np.asarray(v.values, dtype=np.float64), name, f"{v.attrs.get('long_name', var)} [{v.attrs.get('units', '')}]"
+        desc = f"{v.attrs.get('long_name', var)} [{v.attrs.get('units', '')}]"
+        return np.asarray(v.values, dtype=np.float64), name, desc
     if src and var in ds.data_vars and ds[var].dims == ("run", "source"):
         sources = list(ds["source"].values.astype(str))
         if src not in sources:
