@@ -255,6 +255,34 @@ def sensitivity_cmd(result, outcome, variant, points, fmt) -> None:
         click.echo(sensitivity.format_table(res))
 
 
+@main.command("sweep")
+@click.argument("scenario")
+@click.option("--vary", "varies", multiple=True, required=True, metavar="PATH=V1,V2,...",
+              help="Values of one scenario path (repeatable; the grid is the product of all --vary lists).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Sweep results file.")
+@click.option("--runs", type=click.IntRange(min=1), help="Runs per variant (default: the scenario's).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed of every variant (default: the scenario's).")
+@click.option("--set", "sets", multiple=True, metavar="PATH=VALUE", help="Override a value in every variant.")
+@click.option("--threads", type=click.IntRange(min=1), help="Threads (default: all cores).")
+@click.option("--force", is_flag=True, help="Overwrite an existing results file.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress and no summary.")
+def sweep_cmd(scenario, varies, output, runs, seed, sets, threads, force, quiet) -> None:
+    """Run a grid of variants of SCENARIO with common random numbers into one file (a `variant` dimension)."""
+    from artysim import summary, sweep
+    from artysim.api import open_results
+
+    def note(v, n):
+        if not quiet:
+            click.echo(f"artysim: variant {v.index + 1}/{n}: {v.label}", err=True)
+
+    path = sweep.run_sweep(scenario, list(varies), output, runs=runs, seed=seed, sets=list(sets), threads=threads,
+                           force=force, quiet=quiet, on_variant=note)
+    if not quiet:
+        with open_results(path) as ds:
+            click.echo(summary.format_sweep_table(summary.summarize(ds)))
+        click.echo(f"\nwrote {path}")
+
+
 @main.command()
 @click.argument("scenario")
 @click.option("--set", "sets", multiple=True, metavar="PATH=VALUE", help="Override a value (repeatable).")
