@@ -103,12 +103,22 @@ def _ranks(a: np.ndarray) -> np.ndarray:
 
 
 def _partial_from_corr(c: np.ndarray) -> np.ndarray:
-    """Partial correlations of the last column with every other, given the others, from a
-    correlation matrix: -P_jy / sqrt(P_jj P_yy) with P its (pseudo-)inverse."""
-    p = np.linalg.pinv(c)
-    y = c.shape[0] - 1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return -p[:-1, y] / np.sqrt(p.diagonal()[:-1] * p[y, y])
+    """Partial correlations of the last column with every other, given all the rest, from a correlation
+    matrix: (c_jy - c_jO C_OO^-1 c_Oy) / sqrt((1 - c_jO C_OO^-1 c_Oj)(1 - c_yO C_OO^-1 c_Oy)), O the other
+    inputs. Solved per input rather than from one inverse of the whole matrix, which is singular (and
+    gives the wrong sign) when the outcome is an exact function of one input."""
+    m = c.shape[0] - 1
+    out = np.full(m, np.nan)
+    for j in range(m):
+        o = [i for i in range(m) if i != j]
+        a = c[np.ix_([j, m], [j, m])]
+        if o:
+            b = c[np.ix_(o, [j, m])]
+            a = a - b.T @ np.linalg.lstsq(c[np.ix_(o, o)], b, rcond=None)[0]
+        den = a[0, 0] * a[1, 1]
+        if den > 1e-300:
+            out[j] = a[0, 1] / math.sqrt(den)
+    return out
 
 
 class _RankedInputs:
