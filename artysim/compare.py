@@ -68,8 +68,10 @@ def _per_run(ds: xr.Dataset, name: str) -> np.ndarray:
     return np.asarray(ds[name].values, dtype=np.float64)
 
 
-def _received(ds: xr.Dataset) -> dict[str, np.ndarray]:
-    vals = np.asarray(ds["received"].values, dtype=np.float64)
+def _supplied(ds: xr.Dataset) -> dict[str, np.ndarray]:
+    """Rounds each source put at the army's disposal in a run: day-0 stock plus rounds received."""
+    vals = np.asarray(ds["received"].values, dtype=np.float64) + np.asarray(ds["initial_stock"].values,
+                                                                           dtype=np.float64)
     return {str(s): vals[:, j] for j, s in enumerate(ds["source"].values)}
 
 
@@ -184,8 +186,8 @@ def compare(a: xr.Dataset, b: xr.Dataset) -> dict:
                          "p_b_better": [u if larger_better else 1 - u, math.nan]})
         out[name] = item
 
-    ra, rb = _received(a), _received(b)
-    more = []  # sources that B clearly (by more than 3 standard errors) receives more rounds of
+    ra, rb = _supplied(a), _supplied(b)
+    more = []  # sources that clearly (by more than 3 standard errors) supply more rounds in B
     for s in rb:
         xa = ra.get(s, np.zeros(na))
         if paired:
@@ -207,8 +209,9 @@ def compare(a: xr.Dataset, b: xr.Dataset) -> dict:
                      math.sqrt(np.var(rec_b, ddof=1) / nb + np.var(rec_a, ddof=1) / na)]
         extra_eff = out["effective_total"]["difference"]
     out["effective_per_delivered_shell"] = {
-        "value": ratio, "sources": more, "extra_received": extra_rec, "extra_effective": extra_eff,
-        "meaning": "extra effective rounds in B per extra round received from the sources B has more of",
+        "value": ratio, "sources": more, "extra_supplied": extra_rec, "extra_effective": extra_eff,
+        "meaning": "extra effective rounds in B per extra round supplied (day-0 stock + received) by the "
+                   "sources that supply more in B",
     }
     return out
 
@@ -281,6 +284,6 @@ def format_table(c: dict) -> str:
     if e["sources"]:
         r, se = e["value"]
         lines += ["", f"effective rounds per delivered shell ({', '.join(e['sources'])}): {_f(r, se, 3)}"
-                      f"   (extra effective {_f(e['extra_effective'][0])} / extra received "
-                      f"{_f(e['extra_received'][0])} rounds per run)"]
+                      f"   (extra effective {_f(e['extra_effective'][0])} / extra rounds supplied "
+                      f"{_f(e['extra_supplied'][0])} per run)"]
     return "\n".join(lines)
