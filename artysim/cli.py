@@ -67,7 +67,10 @@ def main() -> None:
 @click.option("--design", type=click.Choice(["random", "sobol"]), default="random", show_default=True,
               help="sobol: the sampled parameters follow a Saltelli design for Sobol indices (runs become "
                    "N x (parameters + 2), N the next power of two).")
-def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, force, quiet, design) -> None:
+@click.option("--no-resource-check", is_flag=True,
+              help="Run even if the estimated memory or output size exceeds what is available.")
+def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, force, quiet, design,
+        no_resource_check) -> None:
     """Simulate SCENARIO (a .toml file or a bundled name) and write a results file."""
     import os
 
@@ -112,7 +115,8 @@ def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, 
             return
         force = force or Path(output).exists()
     path = runner.run(scenario, sets=list(sets), runs=runs, seed=seed, output=output, threads=threads,
-                      force=force, quiet=quiet, shard=shard, shards=shards, design=design)
+                      force=force, quiet=quiet, shard=shard, shards=shards, design=design,
+                      resource_check=not no_resource_check, summary=not quiet)
     if not quiet:
         with open_results(path) as ds:
             click.echo(summary.format_table(summary.summarize(ds)))

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from artysim import design as design_mod
-from artysim import engine, scenario
+from artysim import engine, resources, scenario
 from artysim.errors import ArtysimError
 from artysim.io import ResultsWriter, check_target
 from artysim.slurm import shard_name
@@ -111,6 +111,8 @@ def run(
     batch_size: int = 1 << 17,
     on_loaded: Callable[[scenario.Loaded], None] | None = None,
     design: str = "random",
+    resource_check: bool = True,
+    summary: bool = False,
 ) -> Path:
     """Simulate a scenario and write its results file; returns the path written."""
     loaded = scenario.load(resolve(scenario_path), sets)
@@ -143,6 +145,8 @@ def run(
         threads = int(os.environ["SLURM_CPUS_PER_TASK"])  # what the job was given, not the whole node
     n_threads = engine.resolve_threads(threads)
     batch_size = max(1, min(batch_size, BATCH_RUN_DAYS_PER_THREAD * n_threads // model.horizon))
+    if resource_check:  # memory, disk and 64-bit counts, before any work (summary: one is printed after)
+        resources.check(model, r1 - r0, n_threads, batch_size, out, runs_total=n_runs, summary=summary)
     daily = engine.Daily.empty(model.horizon, model.n_sample)
     reporter = Reporter(r1 - r0, quiet)
     try:

@@ -83,6 +83,14 @@ class Meta(Strict):
             raise ValueError("expected a date without a time of day")
         return v
 
+    @model_validator(mode="after")
+    def _last_day(self):
+        # every day of the horizon must be a calendar date (summaries and time axes print them)
+        if (dt.date.max - self.start_date).days < self.horizon_days - 1:
+            raise _PathError("scenario.horizon_days", f"the horizon of {self.horizon_days} days from "
+                             f"{self.start_date} ends after {dt.date.max} (the last date supported)")
+        return self
+
 
 class RunCfg(Strict):
     runs: int = Field(10000, ge=1, le=10**9)
