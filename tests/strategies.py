@@ -211,7 +211,11 @@ def path_str(p: tuple) -> str:
     """``("source", 2, "dud_rate", "mean")`` -> ``source[2].dud_rate.mean`` (the loader's spelling)."""
     s = ""
     for k in p:
-        s += f"[{k}]" if isinstance(k, int) else (("." if s else "") + str(k))
+        if isinstance(k, int):
+            s += f"[{k}]"
+            continue
+        k = str(k) if str(k).isprintable() else str(k).encode("unicode_escape").decode()  # as messages show it
+        s += ("." if s else "") + k
     return s
 
 
