@@ -342,6 +342,8 @@ def sweep(ds: xr.Dataset, ax: Axes | None = None, *, outcome: str | None = None,
     ax.errorbar(x, est, yerr=[est - lo, hi - est], fmt="o-", color="#2166ac", capsize=4, lw=1.5)
     if ticks is not None:
         ax.set_xticks(x, ticks, rotation=20, ha="right", fontsize=8)
+    elif np.nanmax(np.abs(x)) >= 1e4:  # 2 M rather than 2 with a "1e6" offset in the corner
+        _rounds_axis(ax, "x")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
