@@ -102,6 +102,7 @@ def test_shards_merged_equal_single_design_run(tmp_path):
         sb = sensitivity.analyze(b, "stock_final")
     assert sa["sobol"]["available"] and sb["sobol"]["available"]
     assert [r["ST"] for r in sa["rows"]] == [r["ST"] for r in sb["rows"]]
+    assert [r["ST_conf"] for r in sa["rows"]] == [r["ST_conf"] for r in sb["rows"]]  # seeded bootstrap
 
 
 def test_merge_refuses_design_and_random_shards_together(tmp_path):
