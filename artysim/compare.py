@@ -103,20 +103,20 @@ def _delay(fa: np.ndarray, fb: np.ndarray, horizon: int) -> dict:
     d = np.where(cens, horizon, b) - a
     n, c = len(d), int(cens.sum())
     out: dict = {"runs": n, "runs_b_never_short": c, "mean": list(mean_se(d)) if n else [math.nan, math.nan],
-                 "mean_is_lower_bound": c > 0, "percentiles": {}, "percentile_is_exact": {}}
+                 "mean_is_lower_bound": c > 0, "percentiles": {}, "percentiles_upper": {},
+                 "percentile_is_exact": {}}
     if n == 0:
         return out
-    order = np.argsort(d, kind="stable")
-    ds, cs = d[order], cens[order]
-    min_bound = float(d[cens].min()) if c else math.inf
+    # the true percentile lies between that of the bounds (censored delays at their bound) and that with
+    # censored delays unbounded; it is known exactly where the two agree
+    low = np.sort(d)
+    high = np.sort(np.where(cens, np.inf, d))
     for q in QS:
         k = max(1, math.ceil(q * n))
-        v = float(ds[k - 1])
-        # exact only if that order statistic is observed and no censored run (true value >= its bound)
-        # could move below it
-        exact = (not cs[k - 1]) and v <= min_bound
-        out["percentiles"][str(q)] = v
-        out["percentile_is_exact"][str(q)] = bool(exact)
+        lo, hi = float(low[k - 1]), float(high[k - 1])
+        out["percentiles"][str(q)] = lo
+        out["percentiles_upper"][str(q)] = hi if math.isfinite(hi) else None
+        out["percentile_is_exact"][str(q)] = lo == hi
     return out
 
 
@@ -256,13 +256,18 @@ def format_table(c: dict) -> str:
         d = f["delay_where_a_short"]
         if d["runs"]:
             ge = "≥ " if d["mean_is_lower_bound"] else ""
-            qtxt = "  ".join(f"p{round(float(q) * 100)} {'' if d['percentile_is_exact'][q] else '≥'}{v:,.0f}"
-                             for q, v in d["percentiles"].items())
+            def one(q, v):
+                hi = d["percentiles_upper"][q]
+                return f"{v:,.0f}" if d["percentile_is_exact"][q] else f"≥{v:,.0f}" if hi is None else \
+                    f"{v:,.0f}-{hi:,.0f}"
+
+            qtxt = "  ".join(f"p{round(float(q) * 100)} {one(q, v)}" for q, v in d["percentiles"].items())
             lines.append(f"days of delay where A runs short ({d['runs']:,} runs): mean {ge}{_f(*d['mean'], 1)};"
                          f" {qtxt}")
             if d["runs_b_never_short"]:
                 lines.append(f"  (B never runs short within the horizon in {d['runs_b_never_short']:,} of them: "
-                             "their delay is counted as horizon − A's day, a lower bound; ≥ marks bounds)")
+                             "their delay is only known to be ≥ horizon − A's day; a-b is a percentile's range, "
+                             "≥ a lower bound)")
     lines.append(f"  ({f['censoring']})")
     lines.append("")
     head = f"{'per run':<20}{'A':>22}{'B':>22}{'B − A':>24}{'P(B better)':>14}"

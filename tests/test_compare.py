@@ -90,6 +90,7 @@ def test_deterministic_paired_difference_is_exact(det):
     assert d["runs"] == 60 and d["runs_b_never_short"] == 0 and not d["mean_is_lower_bound"]
     assert d["mean"] == [5.0, 0.0]  # 500 extra rounds at 100 a day: exactly 5 days in every run
     assert all(v == 5.0 for v in d["percentiles"].values()) and all(d["percentile_is_exact"].values())
+    assert all(v == 5.0 for v in d["percentiles_upper"].values())
     e = c["effective_total"]  # everything is fired within 30 days (3000 wanted): B fires 500 more
     assert e["difference"] == [500.0, 0.0] and e["p_b_better"] == [1.0, 0.0]
     assert e["var_difference"] == 0.0 and e["variance_reduction"] == 1.0
@@ -110,10 +111,24 @@ def test_censoring_at_the_horizon_is_stated_and_gives_lower_bounds(det):
     assert d["mean"][0] == pytest.approx(np.mean(30 - init / 100))
     assert set(d["percentiles"].values()) <= {20.0, 18.0, 15.0}
     assert not any(d["percentile_is_exact"].values())
+    assert all(v is None for v in d["percentiles_upper"].values())  # no upper bound: B never short at all
     assert f["p_b_later"][0] == 1.0 and f["runs_both_never_short"] == 0
     assert c["p_any_shortage"]["b"][0] == 0.0 and c["p_any_shortage"]["difference"][0] == -1.0
     text = compare.format_table(c)
     assert "lower bound" in text and "≥" in text and "censored at the horizon (30 days)" in text
+
+
+def test_delay_percentile_bounds_with_some_runs_censored():
+    """Hand case, horizon 30: A short on days 10, 20, 25, 28; B on day 12 in the first run, never in the others
+    (delays 2, >= 10, >= 5, >= 2). Lower bounds sorted 2, 2, 5, 10; unbounded 2, inf, inf, inf."""
+    fa = np.array([10.0, 20.0, 25.0, 28.0])
+    fb = np.array([12.0, np.nan, np.nan, np.nan])
+    d = compare._delay(fa, fb, 30)
+    assert d["runs"] == 4 and d["runs_b_never_short"] == 3 and d["mean"][0] == pytest.approx(19 / 4)
+    assert d["percentiles"]["0.25"] == 2.0 and d["percentiles_upper"]["0.25"] == 2.0  # rank 1: exact
+    assert d["percentile_is_exact"]["0.25"]
+    assert d["percentiles"]["0.5"] == 2.0 and d["percentiles_upper"]["0.5"] is None  # rank 2: >= 2
+    assert d["percentiles"]["0.95"] == 10.0 and not d["percentile_is_exact"]["0.95"]
 
 
 def test_both_never_short_counts_as_same(det):
