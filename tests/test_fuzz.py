@@ -203,3 +203,15 @@ def test_horizon_must_end_on_a_calendar_date(start, horizon, ok):
     else:
         with pytest.raises(ScenarioError, match=r"big.toml: scenario.horizon_days: .*9999-12-31"):
             scenario.loads(text, origin="big.toml")
+
+
+def test_normal_truncated_at_zero_is_accepted_for_counts():
+    """Found by the property tests: scipy put the support of a normal truncated at low = 0 at -1e-78,
+    so a count that cannot be negative was refused as negative."""
+    text = BIG.format(horizon=10, base="{ dist = \"normal\", mean = 1e-62, sd = 0.47, low = 0, high = 0.8125 }",
+                      cv=0, initial="1", annual="1")
+    loaded = scenario.loads(text, origin="big.toml")
+    d = loaded.scenario.demand.base
+    assert d.support() == (0.0, 0.8125)
+    u = np.linspace(0, 1, 1001)
+    assert (d.ppf(u) >= 0).all() and (d.ppf(u) <= 0.8125).all()
