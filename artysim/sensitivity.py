@@ -319,11 +319,11 @@ def format_table(res: dict) -> str:
     lines += textwrap.wrap(res["sobol"]["note"], 110, initial_indent="  ", subsequent_indent="    ")
     ot = res["over_time"]
     lines += ["", "PRCC with 'first shortage on or before day t' (rank in parentheses):"]
-    cols = [f"{d} (d{t})" for d, t in zip(ot["dates"], ot["days"])]
-    cw = max(16, max(len(c) for c in cols) + 2)
-    lines.append(f"{'':<{w + 6}}" + "".join(f"{c:>{cw}}" for c in cols))
+    cw = max(11, max(len(d) for d in ot["dates"]) + 2)
+    lines.append(f"{'':<{w + 6}}" + "".join(f"{d:>{cw}}" for d in ot["dates"]))
+    lines.append(f"{'':<{w + 6}}" + "".join(f"{'day ' + str(t):>{cw}}" for t in ot["days"]))
     half = fisher_ci(np.array([0.0]), res["runs"], res["parameters"] - 1, res["conf_level"])[1][0]
-    lines[-2] += f" ({res['conf_level']:.0%} CI of a PRCC near 0: ±{half:.2f})"
+    lines[-3] += f" ({res['conf_level']:.0%} CI of a PRCC near 0: ±{half:.2f})"
     lines.append(f"{'  P(depleted by t)':<{w + 6}}" + "".join(f"{p:>{cw}.3f}" for p in ot["p_depleted"]))
     order = {}
     for i in range(len(ot["days"])):
