@@ -241,8 +241,8 @@ def histogram(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = N
            label=f"first shortage in that {unit}")
     never = n - len(short)
     p_never = 100 * never / n
-    top = max(100 * (counts.max() if len(counts) else 0) / n * 1.35, 1.0)
-    cut = p_never > top  # the censored bar would flatten the others: cut it and say so
+    top = 100 * (counts.max() if len(counts) else 0) / n * 1.35
+    cut = top > 0 and p_never > top  # the censored bar would flatten the others: cut it and say so
     gap = max(10, T // 25)
     cw = max(20, T // 10)
     cx = t[-1] + np.timedelta64(gap, "D")
@@ -258,7 +258,7 @@ def histogram(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = N
     else:
         ax.annotate(label, (mid, p_never), xytext=(0, 4), textcoords="offset points", ha="center", va="bottom",
                     fontsize=8)
-        top = max(top, p_never * 1.3)
+        top = max(top, p_never * 1.3, 1.0)
     ax.axvline(t[-1] + np.timedelta64(1, "D"), color="0.3", lw=0.8, ls="--")
     ax.set_xlim(t[0] - np.timedelta64(3, "D"), cx + np.timedelta64(cw + 5, "D"))
     ax.set_ylim(0, top)
@@ -291,6 +291,9 @@ def tornado(ds: xr.Dataset, ax: Axes | None = None, *, outcome: str | None = Non
                 label="95 % CI")
     ax.plot(sp, y, "o", color="white", mec="black", ms=4, label="Spearman", zorder=5)
     ax.axvline(0, color="black", lw=0.8)
+    if not rows:
+        ax.text(0.5, 0.5, f"no ranking: {res['outcome']} is the same in every run", transform=ax.transAxes,
+                ha="center", va="center", fontsize=10, bbox={"facecolor": "white", "edgecolor": "0.5"})
     ax.set_yticks(y, [r["parameter"] for r in rows], fontsize=8.5)
     ax.set_xlim(-1, 1)
     ax.set_xlabel("rank correlation with the outcome (blue: raises it, red: lowers it)")

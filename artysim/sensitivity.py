@@ -235,6 +235,8 @@ def analyze(ds: xr.Dataset, outcome: str | None = None, *, variant: int | None =
         raise ResultsError(f"{n} runs are too few to rank {d} parameters (need at least {d + 4})")
     ranked = _RankedInputs(x)
     sp, pr = ranked.correlate(y)
+    if np.all(y == y[0]):
+        what += f"; it is {y[0]:g} in every run, so no input can be ranked"
     k = int(ranked.varies.sum()) - 1
     sp_lo, sp_hi, sp_p = fisher_ci(sp, n, 0, conf)
     pr_lo, pr_hi, pr_p = fisher_ci(pr, n, k, conf)

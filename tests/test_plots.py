@@ -215,3 +215,28 @@ def test_cli_plot_writes_refuses_and_forces(files, tmp_path):
                    str(tmp_path / "t.png")], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     assert leftovers(tmp_path) == ["fan.png", "junk.nc", "s.svg", "t.png"]
+
+
+def test_scenario_never_short(tmp_path):
+    text = header(40, name="never") + """
+[demand]
+base = { dist = "uniform", low = 100, high = 200 }
+daily_cv = 0.1
+
+[[source]]
+name = "depot"
+kind = "stockpile"
+initial = { dist = "uniform", low = 1e6, high = 2e6 }
+"""
+    (tmp_path / "n.toml").write_text(text)
+    out = runner.run(str(tmp_path / "n.toml"), runs=200, seed=1, output=tmp_path / "n.nc", quiet=True)
+    with open_results(out) as nds:
+        ax = plots.histogram(nds).axes[0]
+        monthly, censored = ax.containers
+        assert [p.get_height() for p in censored.patches] == [100.0]  # not cut: nothing to flatten
+        assert all(p.get_height() == 0 for p in monthly.patches)
+        t = plots.tornado(nds)
+        assert "no ranking: first_shortage_day is the same in every run" in _texts(t)
+        assert "so no input can be ranked" in sensitivity.analyze(nds)["outcome_description"]
+        for kind in ("fan", "depletion", "sources"):  # no trajectory sample (trajectory_sample = 0)
+            assert isinstance(plots.plot(nds, kind), Figure)
