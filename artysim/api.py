@@ -91,12 +91,12 @@ def combine_shards(paths: list[Path]) -> xr.Dataset:
     from xarray.core import indexing
 
     infos = [merge.read_info(p) for p in paths]
+    for i in infos:
+        if "sweep_paths" in i.attrs:
+            raise ResultsError(f"{i.path.name} is a sweep file; sweep files cannot be read as shards of one run, "
+                               "open one at a time")
     gaps = merge.check(infos)  # refuses mixed or overlapping shards; sorts by run range
     dss = [io.open_results(i.path) for i in infos]
-    if any("variant" in d.dims for d in dss):
-        for d in dss:
-            d.close()
-        raise ResultsError("sweep files cannot be combined as shards; open one sweep file at a time")
 
     class _Backend(_ConcatRuns, BackendArray):
         pass

@@ -177,3 +177,31 @@ def test_existing_output_is_not_overwritten_without_force(grid, tmp_path):
     with open_results(out) as ds:
         assert int(ds.sizes["variant"]) == 2 and int(ds.sizes["run"]) == 10
     assert leftovers(tmp_path) == ["o.nc"]  # no temporary folder or part file left
+
+
+def test_sweep_files_are_not_read_as_shards(grid, tmp_path):
+    import shutil
+
+    other = tmp_path / "copy.nc"
+    shutil.copy(grid["sweep"], other)
+    assert_refused(invoke("summary", grid["sweep"], other), "is a sweep file")
+
+
+def test_sweep_file_passes_the_cf_checker(grid, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("compliance-checker")
+    exe = str(exe) if exe.exists() else shutil.which("compliance-checker")
+    if exe is None:
+        pytest.skip("compliance-checker is not installed (pip install -e '.[test]')")
+    report = tmp_path / "cc.json"
+    p = subprocess.run([exe, "--test=cf:1.9", "--format=json_new", "-o", str(report), str(grid["sweep"])],
+                       capture_output=True, text=True, timeout=300)
+    assert report.exists(), p.stdout + p.stderr
+    r = next(iter(json.loads(report.read_text()).values()))["cf:1.9"]
+    errors = [f"{x['name']}: {m}" for x in r["high_priorities"] for m in x["msgs"]]
+    assert r["high_count"] == 0 and not errors, errors
+    # as for a single-run file, only the dimension-order recommendation is reported
+    assert {x["name"] for x in r["medium_priorities"] if x["msgs"]} <= {"§2.4 Dimensions"}
