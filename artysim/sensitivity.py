@@ -127,12 +127,17 @@ class _RankedInputs:
 
     def __init__(self, x: np.ndarray):
         self.n, self.d = x.shape
-        self.r = _ranks(x)
-        sd = self.r.std(axis=0)
-        self.varies = sd > 0  # a parameter with one value (e.g. a degenerate law) gets NaN
-        self.z = np.zeros_like(self.r)
-        self.z[:, self.varies] = (self.r[:, self.varies] - self.r[:, self.varies].mean(axis=0)) / sd[self.varies]
-        zv = self.z[:, self.varies]
+        # standardised ranks, column by column: one n x d array in memory besides x, not three
+        self.z = np.zeros((self.n, self.d))
+        self.varies = np.zeros(self.d, dtype=bool)  # a parameter with one value (degenerate law) gets NaN
+        for j in range(self.d):
+            r = _ranks(x[:, j])
+            sd = r.std()
+            if sd > 0:
+                self.varies[j] = True
+                self.z[:, j] = (r - r.mean()) / sd
+        self.z = self.z if self.varies.all() else self.z[:, self.varies]  # only the inputs that vary
+        zv = self.z
         self.cxx = zv.T @ zv / self.n
 
     def correlate(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -144,7 +149,7 @@ class _RankedInputs:
         if sd == 0 or not self.varies.any():
             return sp, pr
         zy = (ry - ry.mean()) / sd
-        cxy = self.z[:, self.varies].T @ zy / self.n
+        cxy = self.z.T @ zy / self.n
         sp[self.varies] = cxy
         m = int(self.varies.sum())
         c = np.empty((m + 1, m + 1))

@@ -187,3 +187,17 @@ def test_cli_table_and_json(real, tmp_path):
     junk = tmp_path / "junk.nc"
     junk.write_bytes(b"not a netcdf file at all")
     assert_refused(CliRunner().invoke(main, ["sensitivity", str(junk)]), "not a netCDF file")
+
+
+def test_input_with_one_value_gets_no_coefficient_and_changes_nothing_else():
+    ds = synthetic()
+    x = ds.parameters.values
+    x4 = np.column_stack([x, np.full(len(x), 7.0)])  # e.g. a discrete law with a single value
+    ds4 = ds.drop_vars(["parameters", "parameter", "parameter_units"]).assign(
+        parameters=(("run", "parameter"), x4)).assign_coords(parameter=["x0", "x1", "x2", "const"])
+    a = {r["parameter"]: r for r in sensitivity.analyze(ds)["rows"]}
+    b = {r["parameter"]: r for r in sensitivity.analyze(ds4)["rows"]}
+    assert np.isnan(b["const"]["prcc"]) and np.isnan(b["const"]["spearman"])
+    for p in ("x0", "x1", "x2"):
+        assert b[p]["prcc"] == pytest.approx(a[p]["prcc"], abs=1e-12)
+        assert b[p]["prcc_ci"] == pytest.approx(a[p]["prcc_ci"], abs=1e-12)  # k counts varying inputs only
