@@ -110,7 +110,9 @@ def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, 
             n = dsg.sobol_runs(dsg.sobol_base_n(n, d), d)
         expect = {"scenario_hash": loaded.hash, "seed": loaded.scenario.run.seed if seed is None else seed,
                   "runs": n, "shard": shard, "shards": shards}
-        if slurm.shard_is_valid(Path(output), expect):
+        from artysim.design import file_design
+
+        if slurm.shard_is_valid(Path(output), expect) and file_design(Path(output)) == design:
             click.echo(f"artysim: {output} already holds shard {shard} of {shards}; nothing to do", err=True)
             return
         force = force or Path(output).exists()

@@ -93,3 +93,14 @@ def make(name: str, runs: int, d: int, seed: int) -> SobolDesign | None:
     if name == "sobol":
         return SobolDesign(d=d, n_base=sobol_base_n(runs, d), seed=int(seed))
     raise ArtysimError(f"--design must be one of {', '.join(DESIGNS)} (found {name!r})")
+
+
+def file_design(path) -> str:
+    """The design a results file was written with ("random" for files without the attribute)."""
+    import netCDF4
+
+    try:
+        with netCDF4.Dataset(path) as nc:
+            return str(nc.getncattr("design")) if "design" in nc.ncattrs() else "random"
+    except OSError:
+        return "unreadable"

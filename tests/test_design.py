@@ -162,3 +162,18 @@ initial = 5000
     res = CliRunner().invoke(main, ["run", str(f), "--design", "sobol", "-o", str(tmp_path / "z.nc")])
     assert_refused(res, "at least one sampled parameter")
     assert not (tmp_path / "z.nc").exists()
+
+
+def test_skip_valid_does_not_take_a_random_shard_for_a_design_shard(tmp_path):
+    scn = tmp_path / "additive.toml"
+    scn.write_text(ADDITIVE)
+    out = tmp_path / "s0.nc"
+    runner.run(str(scn), runs=160, seed=99, output=out, quiet=True, shard=0, shards=2)  # same runs, no design
+    assert design.file_design(out) == "random"
+    args = ["run", str(scn), "--runs", "160", "--seed", "99", "--shard", "0", "--shards", "2", "-o", str(out),
+            "--skip-valid", "-q"]
+    res = CliRunner().invoke(main, [*args, "--design", "sobol"], catch_exceptions=False)
+    assert res.exit_code == 0 and "nothing to do" not in res.stderr
+    assert design.file_design(out) == "sobol"  # recomputed with the design
+    res = CliRunner().invoke(main, [*args, "--design", "sobol"], catch_exceptions=False)
+    assert "already holds shard 0 of 2" in res.stderr  # now it is valid
