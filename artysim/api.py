@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import netCDF4
 import numpy as np
 
 from artysim import io, merge, schema
@@ -108,13 +109,15 @@ def combine_shards(paths: list[Path]) -> xr.Dataset:
         parts = [d[v.name].variable for d in dss]
         lazy = indexing.LazilyIndexedArray(_Backend(parts))
         data_vars[v.name] = xr.Variable(first[v.name].dims, lazy, attrs=dict(first[v.name].attrs))
-    stats = {}
+    # counts are read with netCDF4, one shard at a time: xarray would keep each shard's copy cached
+    stats = {v.name: np.zeros(first[v.name].shape, dtype=np.int64) for v in schema.MERGEABLE}
+    for i in infos:
+        with netCDF4.Dataset(i.path) as nc:
+            nc.set_auto_mask(False)
+            for v in schema.MERGEABLE:
+                stats[v.name] += np.asarray(nc[v.name][:], dtype=np.int64)
     for v in schema.MERGEABLE:
-        total = np.zeros(first[v.name].shape, dtype=np.int64)
-        for d in dss:
-            total += np.asarray(d[v.name].values, dtype=np.int64)
-        stats[v.name] = total
-        data_vars[v.name] = xr.Variable(first[v.name].dims, total, attrs=dict(first[v.name].attrs))
+        data_vars[v.name] = xr.Variable(first[v.name].dims, stats[v.name], attrs=dict(first[v.name].attrs))
     qs = np.asarray(first["quantile"].values, dtype=np.float64)
     for name, val in io.derive_daily(stats, qs, n).items():
         data_vars[name] = xr.Variable(first[name].dims, val, attrs=dict(first[name].attrs))
