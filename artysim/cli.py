@@ -64,7 +64,13 @@ def main() -> None:
                    "an invalid file there is replaced (for job arrays).")
 @click.option("--force", is_flag=True, help="Overwrite an existing results file.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no summary.")
-def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, force, quiet) -> None:
+@click.option("--design", type=click.Choice(["random", "sobol"]), default="random", show_default=True,
+              help="sobol: the sampled parameters follow a Saltelli design for Sobol indices (runs become "
+                   "N x (parameters + 2), N the next power of two).")
+@click.option("--no-resource-check", is_flag=True,
+              help="Run even if the estimated memory or output size exceeds what is available.")
+def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, force, quiet, design,
+        no_resource_check) -> None:
     """Simulate SCENARIO (a .toml file or a bundled name) and write a results file."""
     import os
 
@@ -96,14 +102,23 @@ def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, 
 
         loaded = sc.load(runner.resolve(scenario), list(sets))
         n = loaded.scenario.run.runs if runs is None else runs
+        if design == "sobol":
+            from artysim import design as dsg
+            from artysim import engine
+
+            d = len(engine.build(loaded.scenario).sampled)
+            n = dsg.sobol_runs(dsg.sobol_base_n(n, d), d)
         expect = {"scenario_hash": loaded.hash, "seed": loaded.scenario.run.seed if seed is None else seed,
                   "runs": n, "shard": shard, "shards": shards}
-        if slurm.shard_is_valid(Path(output), expect):
+        from artysim.design import file_design
+
+        if slurm.shard_is_valid(Path(output), expect) and file_design(Path(output)) == design:
             click.echo(f"artysim: {output} already holds shard {shard} of {shards}; nothing to do", err=True)
             return
         force = force or Path(output).exists()
     path = runner.run(scenario, sets=list(sets), runs=runs, seed=seed, output=output, threads=threads,
-                      force=force, quiet=quiet, shard=shard, shards=shards)
+                      force=force, quiet=quiet, shard=shard, shards=shards, design=design,
+                      resource_check=not no_resource_check, summary=not quiet)
     if not quiet:
         with open_results(path) as ds:
             click.echo(summary.format_table(summary.summarize(ds)))
@@ -167,23 +182,111 @@ def _jsonable(x):
 
 
 @main.command("summary")
-@click.argument("result", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def summary_cmd(result, fmt) -> None:
-    """Headline answers of a results file, with Monte Carlo standard errors."""
+@click.argument("results", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
+              help="table for reading; json (keys in docs/summary-json.md) or csv (one row per quantity) for scripts.")
+def summary_cmd(results, fmt) -> None:
+    """Headline answers of a results file (or of shard files, folders, globs read as one), with Monte Carlo
+    standard errors; a sweep file gives one row per variant."""
     from artysim import summary
+    from artysim.api import open_results
     from artysim.errors import ResultsError
-    from artysim.io import open_results
 
-    with open_results(result) as ds:
+    what = results[0] if len(results) == 1 else f"{len(results)} inputs"
+    with open_results(list(results)) as ds:
         try:
             s = summary.summarize(ds)
         except (OSError, RuntimeError) as e:  # data that cannot be read back (a damaged file)
-            raise ResultsError(f"{result}: cannot read its data, damaged? ({type(e).__name__}: {e})") from None
+            raise ResultsError(f"{what}: cannot read its data, damaged? ({type(e).__name__}: {e})") from None
+    click.echo(summary.format_any(s, fmt))
+
+
+@main.command("compare")
+@click.argument("a")
+@click.argument("b")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def compare_cmd(a, b, fmt) -> None:
+    """Compare results B against A: run by run when they share seed and runs (common random numbers),
+    otherwise as independent samples. A and B may each be a file or a folder/glob of shards."""
+    from artysim import compare
+    from artysim.api import open_results
+
+    with open_results(a) as da, open_results(b) as db:
+        c = compare.compare(da, db)
+    click.echo(json.dumps(_jsonable(c), indent=2) if fmt == "json" else compare.format_table(c))
+
+
+@main.command("plot")
+@click.argument("result", type=click.Path(dir_okay=False))
+@click.option("--kind", "-k", required=True, metavar="KIND",
+              help="fan, depletion, sources, histogram, tornado or sweep (a sweep file).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Picture file (.png or .svg).")
+@click.option("--outcome", help="tornado: the per-run outcome ranked (default first_shortage_day); sweep: the "
+                                "outcome against the varied value (default P(any shortage)).")
+@click.option("--variant", type=click.IntRange(min=0), help="Which variant of a sweep file to draw.")
+@click.option("--force", is_flag=True, help="Overwrite an existing picture.")
+def plot_cmd(result, kind, output, outcome, variant, force) -> None:
+    """Draw one figure of a results file (see the README's Plots section)."""
+    from artysim import plots
+    from artysim.errors import ArtysimError
+    from artysim.io import open_results
+
+    if kind not in plots.KINDS:
+        raise ArtysimError(f"--kind must be one of {', '.join(plots.KINDS)} (found {kind!r})")
+    plots.check_output(output, force)  # before reading anything
+    kw = {k: v for k, v in (("outcome", outcome), ("variant", variant)) if v is not None}
+    with open_results(result) as ds:
+        fig = plots.plot(ds, kind, **kw)
+    click.echo(f"wrote {plots.save(fig, output, force=force)}")
+
+
+@main.command("sensitivity")
+@click.argument("result", type=click.Path(dir_okay=False))
+@click.option("--outcome", help="Per-run outcome (default first_shortage_day, never short = horizon + 1); also "
+                                "shortfall_total, effective_total, fill_rate, VAR:SOURCE, any per-run variable.")
+@click.option("--variant", type=click.IntRange(min=0), help="Which variant of a sweep file to analyse.")
+@click.option("--points", type=click.IntRange(min=1), default=6, show_default=True,
+              help="Days of the horizon at which the ranking over time is shown.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def sensitivity_cmd(result, outcome, variant, points, fmt) -> None:
+    """Rank the sampled inputs by their effect on an outcome (Spearman, PRCC, Sobol for --design sobol)."""
+    from artysim import sensitivity
+    from artysim.io import open_results
+
+    with open_results(result) as ds:
+        res = sensitivity.analyze(ds, outcome, variant=variant, points=points)
     if fmt == "json":
-        click.echo(json.dumps(_jsonable(s), indent=2))
+        click.echo(json.dumps(sensitivity.to_jsonable(res), indent=2))
     else:
-        click.echo(summary.format_table(s))
+        click.echo(sensitivity.format_table(res))
+
+
+@main.command("sweep")
+@click.argument("scenario")
+@click.option("--vary", "varies", multiple=True, required=True, metavar="PATH=V1,V2,...",
+              help="Values of one scenario path (repeatable; the grid is the product of all --vary lists).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Sweep results file.")
+@click.option("--runs", type=click.IntRange(min=1), help="Runs per variant (default: the scenario's).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed of every variant (default: the scenario's).")
+@click.option("--set", "sets", multiple=True, metavar="PATH=VALUE", help="Override a value in every variant.")
+@click.option("--threads", type=click.IntRange(min=1), help="Threads (default: all cores).")
+@click.option("--force", is_flag=True, help="Overwrite an existing results file.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress and no summary.")
+def sweep_cmd(scenario, varies, output, runs, seed, sets, threads, force, quiet) -> None:
+    """Run a grid of variants of SCENARIO with common random numbers into one file (a `variant` dimension)."""
+    from artysim import summary, sweep
+    from artysim.api import open_results
+
+    def note(v, n):
+        if not quiet:
+            click.echo(f"artysim: variant {v.index + 1}/{n}: {v.label}", err=True)
+
+    path = sweep.run_sweep(scenario, list(varies), output, runs=runs, seed=seed, sets=list(sets), threads=threads,
+                           force=force, quiet=quiet, on_variant=note)
+    if not quiet:
+        with open_results(path) as ds:
+            click.echo(summary.format_sweep_table(summary.summarize(ds)))
+        click.echo(f"\nwrote {path}")
 
 
 @main.command()

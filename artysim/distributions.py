@@ -164,6 +164,17 @@ class Normal(_Dist):
         hi = math.inf if self.high is None else self.high
         return lo, hi
 
+    def support(self) -> tuple[float, float]:
+        # scipy's truncnorm support is computed through standardised bounds and may miss `low` by a
+        # rounding error (-1e-78 for low = 0), which the scenario's range checks would refuse
+        lo, hi = super().support()
+        blo, bhi = self._bounds()
+        return max(lo, blo), min(hi, bhi)
+
+    def ppf(self, u: np.ndarray) -> np.ndarray:
+        lo, hi = self._bounds()
+        return np.clip(super().ppf(u), lo, hi)
+
     def frozen(self):
         lo, hi = self._bounds()
         if math.isinf(lo) and math.isinf(hi):

@@ -73,6 +73,7 @@ class Model:
     corr_cols: np.ndarray  # columns (into sampled) of correlated parameters
     corr_factor: np.ndarray  # Gaussian-copula factor (len(corr_cols) square)
     corr_pairs: list[tuple[str, str, float]]
+    design: object | None = None  # a design.SobolDesign: its rows replace the streams' uniforms
 
     @property
     def sampled(self) -> list[int]:
@@ -88,8 +89,11 @@ class Model:
 
         A parameter's uniform comes from a stream keyed by its path, so two scenarios that share a
         parameter draw it identically run by run (common random numbers), whatever else differs.
-        Correlated parameters then go through a Gaussian copula, run by run.
+        Correlated parameters then go through a Gaussian copula, run by run. With a design
+        (``--design sobol``), run i takes row i of the design instead (independent inputs).
         """
+        if self.design is not None:
+            return self.design.uniforms(run0, n)
         cols = self.sampled
         u = np.empty((n, len(cols)))
         for j, i in enumerate(cols):

@@ -20,7 +20,7 @@ from artysim.errors import ResultsError
 from artysim.io import ResultsWriter, check_target
 
 _MUST_MATCH = ("scenario_hash", "seed", "artysim_version", "artysim_schema_version", "runs_total",
-               "horizon_days", "trajectory_sample")
+               "horizon_days", "trajectory_sample", "design", "sobol_n")
 
 
 @dataclass
@@ -123,6 +123,7 @@ def merge(inputs: list[str], output: str | Path, *, allow_partial: bool = False,
     run_index = np.concatenate([np.arange(s.run_start, s.run_stop, dtype=np.int64) for s in shards])
     sample_runs = run_index[run_index < model.n_sample]
     extra = {"merged_from": len(shards)}
+    extra |= {k: v for k, v in a0.items() if k == "design" or k.startswith("sobol_")}  # --design sobol
     if gaps:
         extra["partial"] = 1
         extra["missing_runs"] = _describe_gaps(gaps, shards)

@@ -25,7 +25,9 @@ class Strict(BaseModel):
             if key not in known:
                 near = difflib.get_close_matches(str(key), known, n=1, cutoff=0.5)
                 hint = f"; did you mean '{near[0]}'?" if near else f"; known keys: {', '.join(known)}"
+                # a key with a newline or control character is shown escaped: the message stays one line
+                shown = str(key) if str(key).isprintable() else str(key).encode("unicode_escape").decode()
                 raise PydanticCustomError(
-                    "unknown_key", "unknown key '{key}'{hint}", {"key": str(key), "hint": hint}
+                    "unknown_key", "unknown key '{key}'{hint}", {"key": shown, "hint": hint}
                 )
         return data

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from artysim import engine, scenario
+from artysim import design as design_mod
+from artysim import engine, resources, scenario
 from artysim.errors import ArtysimError
 from artysim.io import ResultsWriter, check_target
 from artysim.slurm import shard_name
@@ -109,6 +110,9 @@ def run(
     shards: int = 1,
     batch_size: int = 1 << 17,
     on_loaded: Callable[[scenario.Loaded], None] | None = None,
+    design: str = "random",
+    resource_check: bool = True,
+    summary: bool = False,
 ) -> Path:
     """Simulate a scenario and write its results file; returns the path written."""
     loaded = scenario.load(resolve(scenario_path), sets)
@@ -127,17 +131,32 @@ def run(
     check_target(out, force)
     if on_loaded:
         on_loaded(loaded)
-    r0, r1 = shard_range(n_runs, shard, shards)
     model = engine.build(scn)
+    extra_attrs = None
+    if design != "random" and model.corr_pairs:
+        raise ArtysimError(f"--design {design} assumes independent inputs (Sobol indices do), but the scenario "
+                           f"correlates {len(model.corr_pairs)} pair(s) of parameters ([[correlation]]); drop them "
+                           "for a Sobol study, or use the default design and PRCC")
+    if design != "random":  # a Saltelli design fixes the run count: N (D + 2) for a power-of-two N
+        model.design = design_mod.make(design, n_runs, len(model.sampled), the_seed)
+        extra_attrs = model.design.attrs([model.params[i].path for i in model.sampled])
+        if not quiet and model.design.runs != n_runs:
+            print(f"artysim: --design {design}: {model.design.runs} runs = N {model.design.n_base} (a power of two) "
+                  f"x ({model.design.d} sampled parameters + 2), for --runs {n_runs}", file=sys.stderr)
+        n_runs = model.design.runs
+    r0, r1 = shard_range(n_runs, shard, shards)
     if threads is None and os.environ.get("SLURM_CPUS_PER_TASK", "").isdigit():
         threads = int(os.environ["SLURM_CPUS_PER_TASK"])  # what the job was given, not the whole node
     n_threads = engine.resolve_threads(threads)
     batch_size = max(1, min(batch_size, BATCH_RUN_DAYS_PER_THREAD * n_threads // model.horizon))
+    if resource_check:  # memory, disk and 64-bit counts, before any work (summary: one is printed after)
+        resources.check(model, r1 - r0, n_threads, batch_size, out, runs_total=n_runs, summary=summary)
     daily = engine.Daily.empty(model.horizon, model.n_sample)
     reporter = Reporter(r1 - r0, quiet)
     try:
         with ResultsWriter(out, force=force, model=model, loaded=loaded, seed=the_seed, run_start=r0,
-                           run_stop=r1, runs_total=n_runs, shard=shard, shards=shards) as w, \
+                           run_stop=r1, runs_total=n_runs, shard=shard, shards=shards,
+                           extra_attrs=extra_attrs) as w, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="artysim-writer") as pool:
             # batch k is compressed and written on the writer thread while the kernel (GIL-free, its
             # chunks handed out dynamically) computes batch k + 1; only that thread touches the file

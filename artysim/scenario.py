@@ -129,6 +129,14 @@ class Meta(Strict):
     def _date(cls, v):
         return _date_or_error(v)
 
+    @model_validator(mode="after")
+    def _last_day(self):
+        # every day of the horizon must be a calendar date (summaries and time axes print them)
+        if (dt.date.max - self.start_date).days < self.horizon_days - 1:
+            raise _PathError("scenario.horizon_days", f"the horizon of {self.horizon_days} days from "
+                             f"{self.start_date} ends after {dt.date.max} (the last date supported)")
+        return self
+
 
 class RunCfg(Strict):
     runs: int = Field(10000, ge=1, le=10**9)

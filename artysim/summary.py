@@ -22,7 +22,9 @@ def wilson(k: int, n: int, z: float = Z) -> tuple[float, float]:
     den = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / den
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    lo = 0.0 if k == 0 else max(0.0, centre - half)  # exact ends: no 1e-19 from rounding
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return (lo, hi)
 
 
 def ratio_of_means(num: np.ndarray, den: np.ndarray) -> tuple[float, float]:
@@ -46,6 +48,25 @@ def censored_percentiles(days: np.ndarray, horizon: int, qs=(0.05, 0.25, 0.5, 0.
     for q in qs:
         k = math.ceil(q * n)  # order statistic (1-based) of the q-quantile over all runs
         out[q] = float(short[k - 1]) if 1 <= k <= len(short) else None
+    return out
+
+
+def censored_percentile_ci(days: np.ndarray, qs=(0.05, 0.25, 0.5, 0.75, 0.95), level: float = 0.95) -> dict:
+    """Distribution-free confidence interval of each percentile from order statistics over all runs
+    (ranks from the Binomial(n, q) law); a bound past the last short run is None (beyond the horizon)."""
+    from scipy.stats import binom
+
+    n = len(days)
+    short = np.sort(days[~np.isnan(days)])
+    a = (1 - level) / 2
+    out = {}
+    for q in qs:
+        if n == 0:
+            out[q] = (None, None)
+            continue
+        lo = max(1, int(binom.ppf(a, n, q)))
+        hi = min(n, int(binom.ppf(1 - a, n, q)) + 1)
+        out[q] = tuple(float(short[k - 1]) if k <= len(short) else None for k in (lo, hi))
     return out
 
 
@@ -96,8 +117,14 @@ class Moments:
         return float(r), math.sqrt(max(var, 0.0) / self.n) / abs(my)
 
 
+SUMMARY_VERSION = 1  # bump when a key of the summary dict changes meaning (docs/summary-json.md)
+
+
 def summarize(ds: xr.Dataset) -> dict:
-    """The summary as a plain dict (stable keys, used by the table printer and scripts)."""
+    """The summary as a plain dict (stable keys, documented in docs/summary-json.md); a sweep file
+    (with a ``variant`` dimension) gives one compact row per variant instead."""
+    if "variant" in ds.dims:
+        return summarize_sweep(ds)
     n = int(ds.sizes["run"])
     horizon = int(ds.sizes["time"])
     start = dt.date.fromisoformat(str(ds.attrs["start_date"]))
@@ -105,10 +132,12 @@ def summarize(ds: xr.Dataset) -> dict:
     n_short = int(np.sum(~np.isnan(fsd)))
     lo, hi = wilson(n_short, n)
     pct = censored_percentiles(fsd, horizon)
+    pct_ci = censored_percentile_ci(fsd, tuple(pct))
     del fsd
     names = [str(x) for x in ds["source"].values]
     ns = len(names)
-    per_run = ["demand_total", "fired_total", "effective_total", "shortage_days", "stock_final"]
+    per_run = ["demand_total", "fired_total", "effective_total", "shortage_days", "stock_final", "shortfall_total",
+               "stock_min"]
     per_src = ["initial_stock", "received", "fired_by_source", "duds", "effective_by_source"]
     mom = Moments(len(per_run) + len(per_src) * ns)
     for i0 in range(0, n, BLOCK):  # bounded memory whatever the run count
@@ -138,7 +167,8 @@ def summarize(ds: xr.Dataset) -> dict:
         })
     fill, fill_se = mom.ratio(F, D)
     efill, efill_se = mom.ratio(E, D)
-    return {
+    out = {
+        "summary_version": SUMMARY_VERSION,
         "scenario": str(ds.attrs.get("scenario_name")),
         "runs": n,
         "run_range": [int(ds.attrs["run_start"]), int(ds.attrs["run_stop"])],
@@ -148,16 +178,23 @@ def summarize(ds: xr.Dataset) -> dict:
         "p_any_shortage": n_short / n if n else math.nan,
         "p_any_shortage_se": math.sqrt(max(n_short / n * (1 - n_short / n), 0) / n) if n else math.nan,
         "p_any_shortage_ci95": [lo, hi],
+        "runs_short": n_short,
         "first_shortage_day_percentiles": {str(q): v for q, v in pct.items()},
+        "first_shortage_day_ci95": {str(q): list(v) for q, v in pct_ci.items()},
         "shortage_days": mom.mean_se(col["shortage_days"]),
         "demand_total": mom.mean_se(D),
         "fired_total": mom.mean_se(F),
         "effective_total": mom.mean_se(E),
         "fill_rate": (fill, fill_se),
         "effective_fill_rate": (efill, efill_se),
+        "shortfall_total": mom.mean_se(col["shortfall_total"]),
         "stock_final": mom.mean_se(col["stock_final"]),
+        "stock_min": mom.mean_se(col["stock_min"]),
         "sources": sources,
     }
+    if "missing_runs" in ds.attrs:  # a partial set of shards: say which runs are not counted
+        out["missing_runs"] = str(ds.attrs["missing_runs"])
+    return out
 
 
 def _fmt(x: float, se: float | None = None, digits: int = 0) -> str:
@@ -186,6 +223,7 @@ def format_table(s: dict) -> str:
             for q, v in s["first_shortage_day_percentiles"].items()
         ),
         f"shortage days per run       {_fmt(*s['shortage_days'], digits=2)}",
+        f"shortfall, rounds           {_fmt(*s['shortfall_total'])}",
         f"demand, rounds              {_fmt(*s['demand_total'])}",
         f"fired, rounds               {_fmt(*s['fired_total'])}",
         f"effective, rounds           {_fmt(*s['effective_total'])}",
@@ -202,5 +240,161 @@ def format_table(s: dict) -> str:
             f"{_fmt(*src['duds']):>20}{_fmt(*src['effective']):>22}"
             f"{_fmt(src['dud_fraction'][0], digits=3):>10}{_fmt(src['share_of_effective'][0], digits=3):>11}"
         )
+    if "missing_runs" in s:
+        lines += ["", f"partial: {s['missing_runs']} are missing and not counted"]
     return "\n".join(lines)
+
+
+def jsonable(x):
+    """NaN -> None and tuples -> lists, so json.dumps writes valid JSON (null, not NaN)."""
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    if isinstance(x, dict):
+        return {k: jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        return jsonable(x.item())
+    return x
+
+
+CSV_COLUMNS = ("quantity", "source", "value", "se", "ci_low", "ci_high", "unit")
+
+#: unit of each quantity in the CSV (means per run unless the name says otherwise)
+_UNITS = {
+    "runs": "runs", "runs_short": "runs", "p_any_shortage": "fraction", "shortage_days": "days",
+    "demand_total": "rounds", "fired_total": "rounds", "effective_total": "rounds", "shortfall_total": "rounds",
+    "fill_rate": "fraction", "effective_fill_rate": "fraction", "stock_final": "rounds", "stock_min": "rounds",
+    "initial": "rounds", "received": "rounds", "fired": "rounds", "duds": "rounds", "effective": "rounds",
+    "dud_fraction": "fraction", "share_of_effective": "fraction",
+}
+
+
+def csv_rows(s: dict) -> list[tuple]:
+    """The summary in long format: one row per quantity (and source); empty cells are unknown or,
+    for first-shortage-day percentiles, beyond the horizon."""
+    rows: list[tuple] = [("runs", "", s["runs"], None, None, None, "runs"),
+                         ("runs_short", "", s["runs_short"], None, None, None, "runs")]
+    lo, hi = s["p_any_shortage_ci95"]
+    rows.append(("p_any_shortage", "", s["p_any_shortage"], s["p_any_shortage_se"], lo, hi, "fraction"))
+    for q, v in s["first_shortage_day_percentiles"].items():
+        clo, chi = s["first_shortage_day_ci95"][q]
+        rows.append((f"first_shortage_day_p{round(float(q) * 100)}", "", v, None, clo, chi, "days"))
+    for key in ("shortage_days", "demand_total", "fired_total", "effective_total", "shortfall_total", "fill_rate",
+                "effective_fill_rate", "stock_final", "stock_min"):
+        m, se = s[key]
+        rows.append((key, "", m, se, m - Z * se, m + Z * se, _UNITS[key]))
+    for src in s["sources"]:
+        for key in ("initial", "received", "fired", "duds", "effective", "dud_fraction", "share_of_effective"):
+            m, se = src[key]
+            rows.append((key, src["name"], m, se, m - Z * se, m + Z * se, _UNITS[key]))
+    return rows
+
+
+def _cell(x) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    if isinstance(x, (float, np.floating)):
+        x = float(x)
+        return repr(x) if not x.is_integer() or abs(x) >= 1e16 else str(int(x))
+    return str(x)
+
+
+def format_csv(s: dict) -> str:
+    """CSV text of ``csv_rows`` (or, for a sweep, with the variant and its label in front)."""
+    import csv
+    import io as _io
+
+    buf = _io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    if "variants" in s:
+        w.writerow(("variant", "label") + CSV_COLUMNS)
+        for v in s["variants"]:
+            for row in sweep_csv_rows(v):
+                w.writerow([v["variant"], v["label"]] + [_cell(x) for x in row])
+    else:
+        w.writerow(CSV_COLUMNS)
+        for row in csv_rows(s):
+            w.writerow([_cell(x) for x in row])
+    return buf.getvalue()
+
+
+# -- sweep files (a ``variant`` dimension): one compact row per variant
+
+def summarize_sweep(ds: xr.Dataset) -> dict:
+    """One compact row per variant of a sweep file: P(short) with its Wilson interval, the median first
+    shortage day (None = beyond the horizon) and the (effective) fill rates with standard errors."""
+    import json
+
+    paths = json.loads(str(ds.attrs.get("sweep_paths", "[]")))
+    variants = []
+    for i in range(int(ds.sizes["variant"])):
+        one = summarize(ds.isel(variant=i))
+        variants.append({
+            "variant": i,
+            "label": str(ds["variant_label"].values[i]),
+            "vary": {str(ds[f"vary_{k}"].attrs["path"]): float(ds[f"vary_{k}"].values[i]) for k in range(len(paths))},
+            "runs": one["runs"],
+            "p_any_shortage": one["p_any_shortage"],
+            "p_any_shortage_se": one["p_any_shortage_se"],
+            "p_any_shortage_ci95": one["p_any_shortage_ci95"],
+            "first_shortage_day_median": one["first_shortage_day_percentiles"].get("0.5"),
+            "first_shortage_day_median_ci95": one["first_shortage_day_ci95"].get("0.5"),
+            "fill_rate": one["fill_rate"],
+            "effective_fill_rate": one["effective_fill_rate"],
+            "shortfall_total": one["shortfall_total"],
+        })
+    return {
+        "summary_version": SUMMARY_VERSION,
+        "scenario": str(ds.attrs.get("scenario_name")),
+        "seed": str(ds.attrs.get("seed")),
+        "start_date": str(ds.attrs["start_date"]),
+        "horizon_days": int(ds.sizes["time"]),
+        "sweep_paths": paths,
+        "variants": variants,
+    }
+
+
+def sweep_csv_rows(v: dict) -> list[tuple]:
+    lo, hi = v["p_any_shortage_ci95"]
+    mlo, mhi = v["first_shortage_day_median_ci95"] or (None, None)
+    rows = [("runs", "", v["runs"], None, None, None, "runs"),
+            ("p_any_shortage", "", v["p_any_shortage"], v["p_any_shortage_se"], lo, hi, "fraction"),
+            ("first_shortage_day_p50", "", v["first_shortage_day_median"], None, mlo, mhi, "days")]
+    for key, unit in (("fill_rate", "fraction"), ("effective_fill_rate", "fraction"), ("shortfall_total", "rounds")):
+        m, se = v[key]
+        rows.append((key, "", m, se, m - Z * se, m + Z * se, unit))
+    return rows
+
+
+def format_sweep_table(s: dict) -> str:
+    """A row per variant (± is one Monte Carlo standard error; the interval is Wilson's 95 %)."""
+    width = max([len("variant")] + [len(v["label"]) for v in s["variants"]])
+    lines = [
+        f"sweep of scenario {s['scenario']}: {len(s['variants'])} variants of {', '.join(s['sweep_paths'])}; "
+        f"seed {s['seed']} (common random numbers), {s['horizon_days']} days from {s['start_date']}",
+        "(± is one Monte Carlo standard error)",
+        "",
+        f"{'#':>3}  {'variant':<{width}}  {'runs':>7}  {'P(any shortage) [95% Wilson]':>30}  "
+        f"{'median first shortage':>22}  {'effective fill rate':>20}",
+    ]
+    for v in s["variants"]:
+        lo, hi = v["p_any_shortage_ci95"]
+        med = v["first_shortage_day_median"]
+        med_s = f"day {int(med)}" if med is not None else "beyond horizon"
+        p_s = f"{v['p_any_shortage']:.4f} [{lo:.4f}, {hi:.4f}]"
+        lines.append(f"{v['variant']:>3}  {v['label']:<{width}}  {v['runs']:>7,}  {p_s:>30}  {med_s:>22}  "
+                     f"{_fmt(*v['effective_fill_rate'], digits=4):>20}")
+    return "\n".join(lines)
+
+
+def format_any(s: dict, fmt: str) -> str:
+    """table | json | csv text of a summary dict (single file or sweep)."""
+    import json
+
+    if fmt == "json":
+        return json.dumps(jsonable(s), indent=2)
+    if fmt == "csv":
+        return format_csv(s).rstrip("\n")
+    return format_sweep_table(s) if "variants" in s else format_table(s)
 

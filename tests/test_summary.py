@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
+from conftest import assert_refused
 
 from artysim import summary
+from artysim.cli import main
 
 
 def test_blockwise_moments_equal_direct_formulas():
@@ -60,3 +67,132 @@ def test_summary_of_a_real_file_matches_numpy(tmp_path):
     assert s["fill_rate"] == pytest.approx(summary.ratio_of_means(fired, demand), rel=1e-9)
     assert s["sources"][nk]["duds"] == pytest.approx(summary.mean_se(duds), rel=1e-9)
     assert s["p_any_shortage"] == np.mean(~np.isnan(fsd))
+
+
+# -- percentiles' intervals, formats, shards ---------------------------------------------------------
+
+def test_percentile_interval_ranks_by_hand():
+    days = np.arange(100.0)  # every run short, day k for the run of rank k + 1
+    ci = summary.censored_percentile_ci(days, qs=(0.5,))
+    # Binomial(100, 0.5): 2.5 % quantile 40, 97.5 % quantile 60 -> ranks 40 and 61 -> days 39 and 60
+    assert ci[0.5] == (39.0, 60.0)
+    half_short = np.array([1.0] * 50 + [np.nan] * 50)
+    lo, hi = summary.censored_percentile_ci(half_short, qs=(0.5,))[0.5]
+    assert lo == 1.0 and hi is None  # the upper bound lies beyond the horizon
+
+
+def test_percentile_interval_covers_the_true_median():
+    """Coverage over 2,000 samples of 200 exponential first-shortage days, 30 % censored at the horizon:
+    the order-statistic interval is conservative, so coverage >= 95 % - 4 SE (SE = sqrt(.95 .05 / 2000))."""
+    rng = np.random.default_rng(3)
+    horizon = float(np.log(1 / 0.3))  # P(day >= horizon) = 0.3 for a unit exponential
+    true_median = float(np.log(2))
+    hits = 0
+    reps = 2000
+    for _ in range(reps):
+        d = rng.exponential(1.0, 200)
+        d[d >= horizon] = np.nan
+        lo, hi = summary.censored_percentile_ci(d, qs=(0.5,))[0.5]
+        hits += lo <= true_median and (hi is None or true_median <= hi)
+    assert hits / reps >= 0.95 - 4 * math.sqrt(0.95 * 0.05 / reps)
+
+
+@pytest.fixture(scope="module")
+def nk_shards(tmp_path_factory):
+    from artysim import runner
+
+    d = tmp_path_factory.mktemp("shards")
+    one = runner.run("configs/nk-deal-2023.toml", runs=600, output=d / "one.nc", quiet=True)
+    (d / "sh").mkdir()
+    for k in range(3):
+        runner.run("configs/nk-deal-2023.toml", runs=600, shard=k, shards=3, output=d / "sh" / f"s{k}.nc",
+                   quiet=True)
+    return one, d / "sh"
+
+
+def test_shards_read_as_one_equal_the_single_file(nk_shards):
+    from artysim.api import open_results
+
+    one, folder = nk_shards
+    with open_results(one) as a, open_results(folder) as b:
+        assert b.attrs["combined_from"] == 3 and int(b.sizes["run"]) == 600
+        for name in ("first_shortage_day", "effective_total", "duds", "parameters", "run", "p_short",
+                     "stock_quantile", "p_depleted", "stock_sample", "fired_mean"):
+            np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+        # rows read lazily across shard boundaries, in any order
+        np.testing.assert_array_equal(a["duds"][150:450:7].values, b["duds"][150:450:7].values)
+        np.testing.assert_array_equal(a["fired_total"][::-3].values, b["fired_total"][::-3].values)
+        sa, sb = summary.summarize(a), summary.summarize(b)
+    assert summary.format_csv(sa) == summary.format_csv(sb)
+    with open_results(sorted(str(p) for p in folder.glob("*.nc"))) as c, \
+            open_results([str(folder / "s*.nc")]) as g:
+        assert summary.format_csv(summary.summarize(c)) == summary.format_csv(summary.summarize(g))
+
+
+def test_partial_shards_say_what_is_missing(nk_shards):
+    _, folder = nk_shards
+    r = CliRunner().invoke(main, ["summary", str(folder / "s0.nc"), str(folder / "s2.nc")])
+    assert r.exit_code == 0, r.output
+    assert "400 runs" in r.stdout
+    assert "partial: runs 200..399 (shards 1 of 3) are missing and not counted" in r.stdout
+
+
+def test_shards_of_different_seeds_are_refused(nk_shards, tmp_path):
+    from artysim import runner
+
+    _, folder = nk_shards
+    other = runner.run("configs/nk-deal-2023.toml", runs=600, shard=1, shards=3, seed=1, output=tmp_path / "x.nc",
+                       quiet=True)
+    r = CliRunner().invoke(main, ["summary", str(folder / "s0.nc"), str(other)])
+    assert_refused(r, "different seeds")
+
+
+def test_csv_rows_match_the_json(nk_shards):
+    one, _ = nk_shards
+    r = CliRunner().invoke(main, ["summary", str(one), "--format", "json"])
+    s = json.loads(r.stdout)
+    r = CliRunner().invoke(main, ["summary", str(one), "--format", "csv"])
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert list(rows[0]) == list(summary.CSV_COLUMNS)
+    by = {(x["quantity"], x["source"]): x for x in rows}
+    p = by[("p_any_shortage", "")]
+    assert float(p["value"]) == s["p_any_shortage"] and float(p["se"]) == s["p_any_shortage_se"]
+    assert [float(p["ci_low"]), float(p["ci_high"])] == s["p_any_shortage_ci95"]
+    f = by[("effective_fill_rate", "")]
+    m, se = s["effective_fill_rate"]
+    assert float(f["value"]) == m and float(f["ci_high"]) == pytest.approx(m + summary.Z * se, rel=1e-12)
+    nk = next(x for x in s["sources"] if x["name"] == "north_korea")
+    assert float(by[("duds", "north_korea")]["value"]) == pytest.approx(nk["duds"][0], rel=1e-15)
+    assert by[("duds", "north_korea")]["unit"] == "rounds"
+    for q, v in s["first_shortage_day_percentiles"].items():
+        cell = by[(f"first_shortage_day_p{round(float(q) * 100)}", "")]["value"]
+        assert (cell == "") == (v is None) and (v is None or float(cell) == v)
+    n_rows = 2 + 1 + 5 + 9 + 7 * len(s["sources"])
+    assert len(rows) == n_rows
+
+
+def _keys(x, out: set) -> set:
+    if isinstance(x, dict):
+        for k, v in x.items():
+            if not k.replace(".", "").isdigit():  # quantile levels are data, not keys
+                out.add(k)
+            _keys(v, out)
+    elif isinstance(x, list):
+        for v in x:
+            _keys(v, out)
+    return out
+
+
+def test_every_json_key_is_documented(nk_shards):
+    from artysim import compare
+    from artysim.api import open_results
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "summary-json.md").read_text()
+    one, folder = nk_shards
+    with open_results(one) as a, open_results([folder / "s0.nc", folder / "s2.nc"]) as part:
+        keys = _keys(summary.jsonable(summary.summarize(a)), set())
+        keys |= _keys(summary.jsonable(summary.summarize(part)), set())
+        keys |= _keys(summary.jsonable(compare.compare(a, a)), set())
+    missing = sorted(k for k in keys if f"`{k}`" not in doc)
+    assert not missing, f"keys not in docs/summary-json.md: {missing}"

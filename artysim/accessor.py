@@ -1,0 +1,85 @@
+"""``ds.artysim``: the CLI's answers in a notebook, computed by the same functions, so both agree.
+
+Registered on xarray Datasets when this module is imported (``import artysim`` arranges it once
+xarray is imported). Plots and sensitivity live in their own modules and are imported only when used
+(matplotlib and SALib are slow to import).
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+
+PLOT_KINDS = ("fan", "depletion", "sources", "histogram", "tornado", "sweep")
+
+
+class _Plots:
+    """``ds.artysim.plot.fan(**kw)`` etc. call ``artysim.plots.<kind>(ds, **kw)``."""
+
+    def __init__(self, ds: xr.Dataset):
+        self._ds = ds
+
+    def _call(self, kind: str, **kw: Any):
+        plots = importlib.import_module("artysim.plots")
+        return getattr(plots, kind)(self._ds, **kw)
+
+    def fan(self, **kw: Any):
+        """Stock over time: quantile bands, median and a few sample trajectories."""
+        return self._call("fan", **kw)
+
+    def depletion(self, **kw: Any):
+        """Probability of being depleted (first shortage) by each date."""
+        return self._call("depletion", **kw)
+
+    def sources(self, **kw: Any):
+        """Fired vs effective rounds by source."""
+        return self._call("sources", **kw)
+
+    def histogram(self, **kw: Any):
+        """First shortage day, with the share never short within the horizon shown."""
+        return self._call("histogram", **kw)
+
+    def tornado(self, **kw: Any):
+        """Which input uncertainties drive an outcome (rank correlations with CIs)."""
+        return self._call("tornado", **kw)
+
+    def sweep(self, **kw: Any):
+        """An outcome against the varied value(s) of a sweep file."""
+        return self._call("sweep", **kw)
+
+
+@xr.register_dataset_accessor("artysim")
+class ArtysimAccessor:
+    """Summary, paired comparison, sensitivity and plots of an artysim results dataset."""
+
+    def __init__(self, ds: xr.Dataset):
+        self._ds = ds
+
+    def summary(self) -> dict:
+        """The same dict as ``artysim summary FILE --format json`` (NaN as None, pairs as lists)."""
+        from artysim import summary
+
+        return summary.jsonable(summary.summarize(self._ds))
+
+    def compare(self, other: xr.Dataset | str | Path) -> dict:
+        """This dataset as A against ``other`` as B: the dict of ``artysim compare A B --format json``."""
+        from artysim import compare, summary
+
+        if isinstance(other, (str, Path)):
+            from artysim.api import open_results
+
+            with open_results(other) as b:
+                return summary.jsonable(compare.compare(self._ds, b))
+        return summary.jsonable(compare.compare(self._ds, other))
+
+    def sensitivity(self, **kw: Any):
+        """``artysim.sensitivity.analyze(ds, **kw)``."""
+        sensitivity = importlib.import_module("artysim.sensitivity")
+        return sensitivity.analyze(self._ds, **kw)
+
+    @property
+    def plot(self) -> _Plots:
+        return _Plots(self._ds)

@@ -1,0 +1,214 @@
+"""Resource guard: before a run, estimate its peak memory and output size, and refuse a run that
+would exhaust the machine (or overflow 64-bit counts) rather than fail hours into it.
+
+The estimate follows what ``engine.run_batches``, the kernel and ``io.ResultsWriter`` allocate:
+per-thread day histograms (threads x T x 4 x NBINS int32) dominate long horizons, per-thread goods
+in transit (sources x 256 x ring days) imports with long transits, per-run batches (two alive while
+the writer thread compresses one) large run counts. ``benchmarks/resources.py`` compares it with
+measured peak RSS and file sizes.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from artysim import histogram, kernel, schema
+from artysim.errors import ArtysimError
+
+#: resident memory of a run process before any run-dependent allocation: Python, numpy, numba and
+#: its compiled kernel, netCDF4/HDF5, thread stacks (measured: 310-330 MB on Linux x86-64)
+BASE_BYTES = 340 * 2**20
+#: compressed bytes per uncompressed byte of per-run variables (zlib level 1 with shuffle); measured
+#: 0.45-0.6 on the bundled scenarios, taken high so that the disk check errs on the safe side
+COMPRESSION_RATIO = 0.75
+#: runs the summary printed after a run reads at a time (summary.BLOCK)
+SUMMARY_BLOCK = 1 << 18
+#: stop well short of 2**63 in any count
+COUNT_LIMIT = 2**62
+#: standard normal quantile taken as the largest daily noise draw (P = 1e-19 per draw)
+Z_MAX = 9.0
+
+OVERRIDE = "--no-resource-check"
+
+
+@dataclass
+class Estimate:
+    """Peak memory and output size of a run [bytes], with the parts they are made of."""
+
+    memory: int
+    file: int
+    memory_parts: dict = field(default_factory=dict)
+
+    def describe(self) -> str:
+        big = sorted(self.memory_parts.items(), key=lambda kv: -kv[1])[:3]
+        parts = ", ".join(f"{k} {human(v)}" for k, v in big)
+        return f"about {human(self.memory)} of memory ({parts}) and {human(self.file)} of disk"
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000.0
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def _per_run_bytes(n_params: int, n_sources: int) -> int:
+    """Uncompressed bytes of one run in the results file (the run coordinate included)."""
+    b = 8  # run index
+    for v in schema.PER_RUN:
+        width = n_params if "parameter" in v.dims else n_sources if "source" in v.dims else 1
+        b += width * np.dtype(v.dtype).itemsize
+    return b
+
+
+def estimate(model, runs: int, threads: int, batch_size: int, *, summary: bool = False) -> Estimate:
+    """Peak memory and file size of ``runs`` runs of ``model`` on ``threads`` threads."""
+    T = model.horizon
+    NS = len(model.kinds)
+    P = len(model.params)
+    S = len(model.sampled)
+    Q = len(model.scenario.output.quantiles)
+    n_sample = min(model.n_sample, runs)
+    nb = min(batch_size, runs)
+    i8 = 8
+    day_cells = T * kernel.N_DAILY * histogram.NBINS
+    parts = {
+        "per-thread day histograms": threads * day_cells * 4,
+        # Daily.hist (int64), the sum over threads into it, and the cumulative counts of the quantiles
+        "merged day histograms": 3 * day_cells * i8,
+        # kernel block state per thread: goods in transit (int64 + float64 per source, run, ring day)
+        "goods in transit": threads * NS * kernel.BLOCK * model.ring * 16,
+        # a batch: uniforms, parameters, totals, per-source totals; two alive (one being written),
+        # plus the writer's contiguous copies of one
+        "run batches": nb * (2 * (S * i8 + P * i8 + kernel.N_TOTALS * i8 + NS * kernel.N_PER_SOURCE * i8)
+                             + S * i8 + NS * i8 + i8),
+        "trajectory sample": 4 * max(n_sample, 1) * T * i8,
+        # netCDF chunk caches: two chunks of each per-run variable, and a chunk being compressed
+        "file buffers": 3 * min(runs, 1 << 16) * _per_run_bytes(S, NS),
+    }
+    if summary:  # the summary printed after the run: a block of columns and the first shortage days
+        parts["summary"] = min(runs, SUMMARY_BLOCK) * (S + 8 + 4 * NS) * i8 * 2 + runs * 16
+    mem = BASE_BYTES + sum(parts.values())
+    per_day = (T * (2 * Q + 2 + 4) * i8 + kernel.N_DAILY * T * i8 * 2 + 2 * n_sample * T * i8)
+    hist_bytes = kernel.N_DAILY * T * histogram.NBINS * i8 * 0.02  # mostly zeros: compress ~50x
+    file = int(runs * _per_run_bytes(S, NS) * COMPRESSION_RATIO + per_day + hist_bytes + 64 * 1024)
+    return Estimate(memory=int(mem), file=file, memory_parts=parts)
+
+
+def available_memory() -> int | None:
+    """Memory this process may still use [bytes]: MemAvailable, capped by a cgroup limit (SLURM)."""
+    avail = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        return None
+    for limit_file, used_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                  ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                   "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            limit = Path(limit_file).read_text().strip()
+            used = int(Path(used_file).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if limit.isdigit() and int(limit) < 2**60:
+            room = int(limit) - used
+            avail = room if avail is None else min(avail, room)
+        break
+    return avail
+
+
+def free_disk(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def check(model, runs: int, threads: int, batch_size: int, output: Path, *, runs_total: int | None = None,
+          summary: bool = False, memory: int | None = None, disk: int | None = None) -> Estimate:
+    """Refuse (ArtysimError naming the estimate and ``--no-resource-check``) a run that would not fit.
+
+    ``memory``/``disk`` default to what this machine has now (tests pass their own)."""
+    check_magnitudes(model, runs_total or runs)
+    est = estimate(model, runs, threads, batch_size, summary=summary)
+    memory = available_memory() if memory is None else memory
+    disk = free_disk(Path(output).resolve().parent) if disk is None else disk
+    if memory is not None and est.memory > memory:
+        hint = ("fewer --threads or a shorter horizon" if est.memory_parts["per-thread day histograms"]
+                > est.memory / 3 else "fewer runs per shard (--shards)")
+        raise ArtysimError(f"this run needs {est.describe()}, but only {human(memory)} of memory is available; "
+                           f"use {hint}, or {OVERRIDE} to run anyway")
+    if disk is not None and est.file > disk:
+        raise ArtysimError(f"the results file will take about {human(est.file)}, but only {human(disk)} is free "
+                           f"in {Path(output).resolve().parent}; free space, write elsewhere (-o), or use "
+                           f"{OVERRIDE} to run anyway")
+    return est
+
+
+# ----------------------------------------------------------------------------- 64-bit counts
+
+
+def _hi(dist) -> float:
+    """Largest value a distribution gives in practice: its upper bound, or its 1 - 1e-12 quantile."""
+    lo, hi = dist.support()
+    if math.isfinite(hi):
+        return float(hi)
+    return float(dist.ppf(np.array([1 - 1e-12]))[0])
+
+
+def _noise_hi(cv: float) -> float:
+    """Largest mean-one lognormal noise factor with this CV (Z_MAX standard deviations up)."""
+    s = math.sqrt(math.log1p(cv * cv))
+    return math.exp(-0.5 * s * s + Z_MAX * s)
+
+
+def magnitudes(model) -> dict:
+    """Upper bounds [rounds] of the per-day and per-run counts of one run."""
+    scn = model.scenario
+    T = model.horizon
+    demand_day = _hi(scn.demand.base) * _noise_hi(_hi(scn.demand.daily_cv))
+    stock = 0.0
+    arrivals_day = 0.0
+    for src in scn.source:
+        if src.kind == "stockpile":
+            stock += _hi(src.initial)
+        elif src.kind == "production":
+            rate = max(_hi(src.annual), _hi(src.annual_end) if src.annual_end is not None else 0.0) / 365.0
+            day = rate * _noise_hi(_hi(src.daily_cv))
+            arrivals_day = max(arrivals_day, day)
+            stock += day * T
+        else:
+            lam = _hi(src.shipments_per_month) / (365.0 / 12.0)
+            ships_day = lam + 10 * math.sqrt(lam) + 10
+            day = ships_day * _hi(src.shipment_size)
+            cap = _hi(src.available) if src.available is not None else math.inf
+            arrivals_day = max(arrivals_day, min(day, cap))
+            stock += min(day * T, cap)
+    return {"demand per day": demand_day, "arrivals per day": arrivals_day,
+            "demand over the horizon": demand_day * T, "stock": stock}
+
+
+def check_magnitudes(model, runs: int) -> None:
+    """Refuse scenarios whose counts could overflow 64-bit integers: per run (totals over the
+    horizon) and per day over all runs (the sums behind the per-day means)."""
+    m = magnitudes(model)
+    per_run = max(m.values())
+    for what, v in m.items():
+        if v >= COUNT_LIMIT:
+            raise ArtysimError(f"the scenario's {what} could reach {v:.3g} rounds, beyond what 64-bit counts "
+                               f"hold (overflow); reduce the values or their spread")
+    over_runs = runs * max(m["stock"], m["demand per day"])
+    if over_runs >= COUNT_LIMIT:
+        raise ArtysimError(f"{runs} runs of up to {per_run:.3g} rounds each could overflow the per-day sums "
+                           f"over runs (64-bit); use fewer runs or smaller values")
+

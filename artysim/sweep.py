@@ -1,0 +1,268 @@
+"""``artysim sweep``: a grid of scenario variants run with common random numbers into one file.
+
+Every variant is run by the ordinary runner with the same seed, so run *i* of each variant faces the
+same random inputs and differences between variants are the varied values' doing, run by run. The
+variants are written to a temporary folder beside the output, then combined variable by variable
+into one netCDF file with a leading ``variant`` dimension on the variables that differ, and renamed
+into place: no half-written file is ever left, and memory stays bounded by a block of runs.
+
+File contract (plots rely on it): every variable of a single-run file keeps its name; those that
+differ by variant get ``variant`` as an extra leading dimension; coordinate ``variant`` = 0..V-1;
+``variant_label(variant)`` strings like ``"source.north_korea.available=2e6, demand.base=20000"``;
+``vary_<k>(variant)`` float values of the k-th varied path (k = 0, 1, ... in --vary order) with
+attribute ``path``; global attribute ``sweep_paths`` (JSON list of the paths). ``ds.isel(variant=i)``
+is a valid single-scenario results dataset.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import itertools
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import tomllib
+
+from artysim import engine, runner, scenario
+from artysim.errors import ArtysimError, ResultsError
+from artysim.io import COMPRESSION, RUN_CHUNK, check_target
+
+
+@dataclass(frozen=True)
+class Vary:
+    path: str
+    texts: tuple[str, ...]  # the values as the user wrote them (for --set and labels)
+    values: tuple[float, ...]
+
+
+def parse_vary(items: list[str]) -> list[Vary]:
+    """``path=v1,v2,...`` -> Vary; values must be numbers (TOML syntax: 2e6, 20_000, 0.3)."""
+    if not items:
+        raise ArtysimError("sweep needs at least one --vary PATH=V1,V2,...")
+    out: list[Vary] = []
+    for item in items:
+        if "=" not in item:
+            raise ArtysimError(f"--vary {item!r}: expected PATH=V1,V2,... (e.g. demand.base=15000,20000)")
+        path, rhs = (x.strip() for x in item.split("=", 1))
+        if not path:
+            raise ArtysimError(f"--vary {item!r}: empty path")
+        texts = tuple(t.strip() for t in rhs.split(","))
+        values = []
+        for t in texts:
+            try:
+                v = tomllib.loads(f"v = {t}")["v"] if t else None
+            except tomllib.TOMLDecodeError:
+                v = None
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ArtysimError(f"--vary {path}: expected a list of numbers separated by commas, found {t!r}")
+            values.append(float(v))
+        if len(set(values)) != len(values):
+            raise ArtysimError(f"--vary {path}: a value is repeated ({rhs})")
+        if any(v.path == path for v in out):
+            raise ArtysimError(f"--vary {path}: the same path is varied twice")
+        out.append(Vary(path, texts, tuple(values)))
+    return out
+
+
+@dataclass
+class Variant:
+    index: int
+    label: str
+    sets: list[str]
+    values: tuple[float, ...]
+    loaded: scenario.Loaded
+
+
+def plan(scenario_path: str, varies: list[Vary], sets: list[str]) -> list[Variant]:
+    """Every variant of the grid (first --vary slowest), each validated before any work."""
+    src = runner.resolve(scenario_path)
+    variants = []
+    for i, combo in enumerate(itertools.product(*[range(len(v.values)) for v in varies])):
+        extra = [f"{v.path}={v.texts[j]}" for v, j in zip(varies, combo)]
+        try:
+            loaded = scenario.load(src, list(sets) + extra)
+        except ArtysimError as e:
+            raise type(e)(f"--vary {', '.join(extra)}: {e}") from None
+        variants.append(Variant(i, ", ".join(extra), list(sets) + extra,
+                                tuple(v.values[j] for v, j in zip(varies, combo)), loaded))
+    params = [tuple(engine.build(x.loaded.scenario).params[i].path
+                    for i in engine.build(x.loaded.scenario).sampled) for x in variants[:1]]
+    for x in variants[1:]:
+        m = engine.build(x.loaded.scenario)
+        if tuple(m.params[i].path for i in m.sampled) != params[0]:
+            raise ArtysimError(f"variant {x.label} samples different parameters than {variants[0].label}; "
+                               "a sweep varies values, not which inputs are random")
+    return variants
+
+
+def _units(loaded: scenario.Loaded, path: str) -> str:
+    for p in engine.build(loaded.scenario).params:
+        if p.path == path:
+            return p.unit
+    return "1"
+
+
+def run_sweep(scenario_path: str, vary_items: list[str], output: str | Path, *, runs: int | None = None,
+              seed: int | None = None, sets: list[str] | None = None, threads: int | None = None,
+              force: bool = False, quiet: bool = False,
+              on_variant: Callable[[Variant, int], None] | None = None) -> Path:
+    """Run the grid and write one sweep file; returns its path."""
+    out = Path(output)
+    varies = parse_vary(list(vary_items))
+    check_target(out, force)
+    variants = plan(scenario_path, varies, list(sets or []))
+    the_seed = variants[0].loaded.scenario.run.seed if seed is None else seed
+    tmpdir = Path(tempfile.mkdtemp(prefix=f".{out.name}.sweep-", dir=out.parent))
+    try:
+        files = []
+        for v in variants:
+            if on_variant:
+                on_variant(v, len(variants))
+            f = tmpdir / f"variant-{v.index}.nc"
+            runner.run(scenario_path, sets=v.sets, runs=runs, seed=the_seed, output=f, threads=threads, quiet=quiet)
+            files.append(f)
+        base = scenario.load(runner.resolve(scenario_path), list(sets or []))
+        combine(files, variants, varies, out, force=force, base=base)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return out
+
+
+def _same(a: netCDF4.Variable, b: netCDF4.Variable) -> bool:
+    """Whether two variables hold the same values, read a block of runs at a time."""
+    if a.shape != b.shape or a.dimensions != b.dimensions:
+        return False
+    if a.ndim == 0:
+        return bool(np.array_equal(a[...], b[...]))
+    n = a.shape[0]
+    step = RUN_CHUNK if a.dimensions[0] == "run" else max(n, 1)
+    for i0 in range(0, n, step):
+        x, y = a[i0:i0 + step], b[i0:i0 + step]
+        if x.dtype.kind == "f":
+            if not np.array_equal(x, y, equal_nan=True):
+                return False
+        elif not np.array_equal(x, y):
+            return False
+    return True
+
+
+def combine(files: list[Path], variants: list[Variant], varies: list[Vary], out: Path, *, force: bool,
+            base: scenario.Loaded) -> Path:
+    """Variant files -> one file with a leading ``variant`` dimension where values differ (atomic)."""
+    tmp = out.parent / f".{out.name}.part-{os.getpid()}"
+    srcs = [netCDF4.Dataset(f) for f in files]
+    try:
+        for s in srcs:
+            s.set_auto_maskandscale(False)
+        s0 = srcs[0]
+        for s in srcs[1:]:
+            for name, d in s0.dimensions.items():
+                if s.dimensions[name].size != d.size:
+                    raise ResultsError(f"variants differ in the size of dimension {name}; cannot combine them")
+        V = len(srcs)
+        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as dst:
+            for name, d in s0.dimensions.items():
+                dst.createDimension(name, d.size)
+            dst.createDimension("variant", V)
+            v = dst.createVariable("variant", "i4", ("variant",))
+            v.long_name = "index of the sweep variant (see variant_label)"
+            v.units = "1"
+            v[:] = np.arange(V, dtype=np.int32)
+            v = dst.createVariable("variant_label", str, ("variant",))
+            v.long_name = "the scenario values of this variant (path=value, ...)"
+            for x in variants:
+                v[x.index] = x.label
+            for k, vy in enumerate(varies):
+                v = dst.createVariable(f"vary_{k}", "f8", ("variant",))
+                v.long_name = f"value of {vy.path} in each variant"
+                v.units = _units(variants[0].loaded, vy.path)
+                v.setncattr("path", vy.path)
+                v[:] = np.array([x.values[k] for x in variants], dtype=np.float64)
+            v = dst.createVariable("variant_scenario_hash", str, ("variant",))
+            v.long_name = "scenario_hash of each variant (the scenario with its overrides)"
+            for x in variants:
+                v[x.index] = x.loaded.hash
+            for name, var in s0.variables.items():
+                _copy_var(name, var, srcs, dst)
+            attrs = {k: s0.getncattr(k) for k in s0.ncattrs()}
+            now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+            attrs.update({
+                "title": f"artysim sweep: {attrs.get('scenario_name')}",
+                "history": f"{now} {' '.join([Path(sys.argv[0]).name] + sys.argv[1:])}",
+                "scenario_overrides": "\n".join(base.overrides),
+                "scenario_hash": base.hash,
+                "sweep_paths": json.dumps([vy.path for vy in varies]),
+                "sweep_variants": V,
+                "comment": (str(attrs.get("comment", "")) + " | sweep over " + ", ".join(
+                    f"{vy.path} in ({', '.join(vy.texts)})" for vy in varies)).lstrip(" |"),
+            })
+            for k, val in attrs.items():
+                dst.setncattr(k, val)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    finally:
+        for s in srcs:
+            s.close()
+    if out.exists() and not force:
+        tmp.unlink()
+        raise ResultsError(f"{out} appeared while running; use --force to overwrite it")
+    os.replace(tmp, out)
+    return out
+
+
+def _copy_var(name: str, var: netCDF4.Variable, srcs: list, dst: netCDF4.Dataset) -> None:
+    differs = any(not _same(var, s[name]) for s in srcs[1:])
+    dims = (("variant",) if differs else ()) + var.dimensions
+    is_str = var.dtype is str
+    kw: dict = {}
+    attrs = {k: var.getncattr(k) for k in var.ncattrs()}
+    fill = attrs.pop("_FillValue", None)
+    if not is_str:
+        filters = var.filters() or {}
+        if filters.get("zlib"):
+            kw.update(COMPRESSION)
+        chunking = var.chunking()
+        if chunking != "contiguous" and chunking is not None:
+            kw["chunksizes"] = ((1,) if differs else ()) + tuple(max(1, c) for c in chunking)
+        elif differs and var.ndim:
+            kw["chunksizes"] = (1,) + tuple(max(1, s) for s in var.shape)
+        kw["fill_value"] = fill if fill is not None else False
+    x = dst.createVariable(name, str if is_str else var.dtype, dims, **kw)
+    if not is_str and var.ndim:
+        nbytes = int(np.prod([c for c in kw.get("chunksizes", var.shape)])) * var.dtype.itemsize
+        x.set_var_chunk_cache(size=max(2 * nbytes, 1 << 16), nelems=7, preemption=1.0)
+    x.setncatts(attrs)
+    x.set_auto_maskandscale(False)
+    sources = srcs if differs else srcs[:1]
+    for i, s in enumerate(sources):
+        src = s[name]
+        if is_str:
+            vals = src[...]
+            if differs:
+                x[i, ...] = vals
+            else:
+                x[...] = vals
+            continue
+        if src.ndim == 0:
+            x[...] = src[...]
+            continue
+        n = src.shape[0]
+        step = RUN_CHUNK if src.dimensions[0] == "run" else max(n, 1)
+        for i0 in range(0, n, step):
+            block = src[i0:i0 + step]
+            if differs:
+                x[i, i0:i0 + step] = block
+            else:
+                x[i0:i0 + step] = block

@@ -1,0 +1,105 @@
+"""Invariants every run must satisfy, in one place, for kernel outputs and for results files.
+
+Conservation per run and source is built from whatever per-source columns exist: ``INFLOWS`` and
+``OUTFLOWS`` name kernel constants (``kernel.P_*``) and results variables; an entry whose kernel
+constant or variable does not exist (yet) is skipped, so a new mechanism (refurbishment, depot
+strikes, ...) only adds a line here:
+
+    initial + received [+ refurbished] - fired [- lost] = final
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from artysim import kernel
+
+#: (kernel per-source constant, results variable) of flows into and out of a source's stock
+INFLOWS = [("P_INITIAL", "initial_stock"), ("P_RECEIVED", "received"), ("P_REFURBISHED", "refurbished")]
+OUTFLOWS = [("P_FIRED", "fired_by_source"), ("P_LOST", "lost")]
+FINAL = ("P_FINAL", "stock_final_by_source")
+
+INT64_MAX = np.iinfo(np.int64).max
+
+
+def _cols(pairs) -> list[int]:
+    return [getattr(kernel, k) for k, _ in pairs if hasattr(kernel, k)]
+
+
+def balance_kernel(per_source: np.ndarray) -> np.ndarray:
+    """inflows - outflows - final, per run and source (zero when conservation holds)."""
+    ps = per_source.astype(np.int64)
+    inflow = sum(ps[:, :, c] for c in _cols(INFLOWS))
+    outflow = sum(ps[:, :, c] for c in _cols(OUTFLOWS))
+    return inflow - outflow - ps[:, :, getattr(kernel, FINAL[0])]
+
+
+def balance_dataset(ds) -> np.ndarray:
+    """The same balance from a results file's per-run, per-source variables."""
+    def get(name):
+        return np.asarray(ds[name].values, dtype=np.int64)
+
+    inflow = sum(get(v) for _, v in INFLOWS if v in ds.variables)
+    outflow = sum(get(v) for _, v in OUTFLOWS if v in ds.variables)
+    return inflow - outflow - get(FINAL[1])
+
+
+def _fail(what: str, bad: np.ndarray) -> str:
+    runs = np.flatnonzero(bad.reshape(bad.shape[0], -1).any(axis=1))[:5]
+    return f"{what} violated in {int(bad.reshape(bad.shape[0], -1).any(axis=1).sum())} runs (first: {runs.tolist()})"
+
+
+def check_run_outputs(model, totals: np.ndarray, per_source: np.ndarray) -> None:
+    """Assert every per-run invariant on kernel outputs (runs x N_TOTALS, runs x sources x N_PER_SOURCE)."""
+    k = kernel
+    T = model.horizon
+    ps = per_source
+    bal = balance_kernel(ps)
+    assert (bal == 0).all(), _fail("conservation initial + received - fired = final", bal != 0)
+    for name in ("P_INITIAL", "P_RECEIVED", "P_FIRED", "P_DUDS", "P_EFFECTIVE", "P_FINAL", "P_DISPATCHED",
+                 "P_REFURBISHED", "P_LOST"):
+        if hasattr(k, name):
+            col = ps[:, :, getattr(k, name)]
+            assert (col >= 0).all(), _fail(f"{name} >= 0 (no negative stock or flow)", col < 0)
+    fired, duds, eff = ps[:, :, k.P_FIRED], ps[:, :, k.P_DUDS], ps[:, :, k.P_EFFECTIVE]
+    assert (duds <= fired).all(), _fail("duds <= fired", duds > fired)
+    assert (eff <= fired - duds).all(), _fail("effective <= fired - duds", eff > fired - duds)
+    imports = model.kinds == k.KIND_IMPORT
+    rec, disp = ps[:, imports, k.P_RECEIVED], ps[:, imports, k.P_DISPATCHED]
+    assert (rec <= disp).all(), _fail("received <= dispatched (imports)", rec > disp)
+    t = totals
+    dem, fir, eff_t, short = t[:, k.O_DEMAND], t[:, k.O_FIRED], t[:, k.O_EFFECTIVE], t[:, k.O_SHORTFALL]
+    assert (dem >= 0).all() and (dem < INT64_MAX).all(), _fail("0 <= demand", dem < 0)
+    assert (fir <= dem).all(), _fail("fired <= demand", fir > dem)
+    assert (short == dem - fir).all(), _fail("shortfall = demand - fired", short != dem - fir)
+    assert (fired.sum(axis=1) == fir).all(), _fail("sum of fired by source = fired", fired.sum(axis=1) != fir)
+    assert (eff.sum(axis=1) == eff_t).all(), _fail("sum of effective by source = effective", eff.sum(axis=1) != eff_t)
+    assert (eff_t <= fir - duds.sum(axis=1)).all()
+    final = ps[:, :, k.P_FINAL].sum(axis=1)
+    assert (t[:, k.O_STOCK_FINAL] == final).all(), _fail("stock_final = sum by source", t[:, k.O_STOCK_FINAL] != final)
+    smin = t[:, k.O_STOCK_MIN]
+    assert ((smin >= 0) & (smin <= final)).all(), _fail("0 <= stock_min <= stock_final", (smin < 0) | (smin > final))
+    sd, fs = t[:, k.O_SHORT_DAYS], t[:, k.O_FIRST_SHORT]
+    assert ((sd >= 0) & (sd <= T)).all(), _fail("0 <= shortage days <= horizon", (sd < 0) | (sd > T))
+    assert ((fs >= -1) & (fs < T)).all(), _fail("first shortage day in the horizon or none", (fs < -1) | (fs >= T))
+    assert ((fs == -1) == (sd == 0)).all(), _fail("never short <=> no shortage day", (fs == -1) != (sd == 0))
+    assert (short[sd == 0] <= dem[sd == 0]).all()
+
+
+def check_dataset(ds) -> None:
+    """Assert the per-run invariants on a results file opened with ``io.open_results``."""
+    bal = balance_dataset(ds)
+    assert (bal == 0).all(), _fail("conservation (file)", bal != 0)
+    fired = np.asarray(ds["fired_by_source"].values, dtype=np.int64)
+    duds = np.asarray(ds["duds"].values, dtype=np.int64)
+    eff = np.asarray(ds["effective_by_source"].values, dtype=np.int64)
+    assert (duds <= fired).all() and (eff <= fired - duds).all() and (eff >= 0).all()
+    dem = np.asarray(ds["demand_total"].values, dtype=np.int64)
+    fir = np.asarray(ds["fired_total"].values, dtype=np.int64)
+    assert (fir <= dem).all() and (fired.sum(axis=1) == fir).all()
+    assert (np.asarray(ds["shortfall_total"].values, dtype=np.int64) == dem - fir).all()
+    final = np.asarray(ds["stock_final_by_source"].values, dtype=np.int64)
+    assert (final >= 0).all() and (np.asarray(ds["stock_min"].values) >= 0).all()
+    assert (np.asarray(ds["stock_final"].values, dtype=np.int64) == final.sum(axis=1)).all()
+    for v in ("stock_sample", "fired_sample"):
+        assert (np.asarray(ds[v].values) >= 0).all(), f"{v} negative"

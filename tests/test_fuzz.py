@@ -1,0 +1,217 @@
+"""Scenario fuzzing: every generated document either loads (and simulates sanely) or is refused with a
+``ScenarioError`` whose one-line message names the key path; nothing else escapes.
+
+Documents come from ``strategies.scenario_doc`` (valid) and ``strategies.mutated_doc`` (one class of
+damage from ``strategies.MUTATIONS`` each). Each is tried as a parsed document and as TOML text.
+"""
+
+from __future__ import annotations
+
+import copy
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import event, given
+from hypothesis import strategies as st
+from invariants import check_run_outputs
+from strategies import MUTATIONS, examples, path_str, paths, scenario_doc, to_toml
+
+from artysim import engine, resources, scenario
+from artysim.errors import ArtysimError, ScenarioError
+
+ORIGIN = "fuzz.toml"
+
+
+def _known_paths(*docs) -> set[str]:
+    out = {""}
+    for d in docs:
+        if isinstance(d, dict):
+            out |= {path_str(p) for p in paths(d)}
+    return out
+
+
+def assert_names_path(msg: str, *docs) -> str:
+    """The message is one line, ``ORIGIN: PATH: reason``, PATH a key path of the document (or a key
+    missing from one of its tables). Returns PATH."""
+    assert "\n" not in msg, msg
+    assert msg.startswith(ORIGIN + ": "), msg
+    rest = msg[len(ORIGIN) + 2:]
+    if rest.startswith("(top level): "):
+        return ""
+    known = _known_paths(*docs)
+    for cand in sorted(known, key=len, reverse=True):
+        for tail in ("", ".*"):
+            if tail == "":
+                if cand and rest.startswith(cand + ": "):
+                    return cand
+            else:  # a key below a known table (a missing key, or the 'dist'/'kind' tag)
+                prefix = cand + "." if cand else ""
+                head = rest.split(": ", 1)[0]
+                if head.startswith(prefix) and "." not in head[len(prefix):] and "[" not in head[len(prefix):]:
+                    return head
+    raise AssertionError(f"message does not start with a key path of the document: {msg!r}")
+
+
+def _simulate_small(loaded: scenario.Loaded, runs: int = 8) -> None:
+    """A short simulation of a scenario that loaded: outputs must satisfy the invariants."""
+    doc = copy.deepcopy(loaded.raw)
+    doc["scenario"]["horizon_days"] = min(int(doc["scenario"]["horizon_days"]), 40)
+    doc.get("output", {}).pop("trajectory_sample", None)
+    scn = scenario.parse(doc, ORIGIN)
+    small = scenario.Loaded(scn, loaded.text, doc, [], ORIGIN)
+    try:  # what could overflow 64-bit counts is refused before a run (`artysim run` does this)
+        resources.check_magnitudes(engine.build(scn), runs)
+    except ArtysimError as e:
+        assert "overflow" in str(e) and "\n" not in str(e)
+        return
+    model, cat, daily = engine.simulate_in_memory(small, runs, seed=1, threads=1)
+    check_run_outputs(model, cat["totals"], cat["per_source"])
+    assert (daily.sums >= 0).all()
+
+
+def _try(doc: dict, original: dict):
+    """Parse ``doc`` as a document and as TOML text; both must agree on success/refusal."""
+    outcomes = []
+    try:
+        loaded = scenario.Loaded(scenario.parse(doc, ORIGIN), "", doc, [], ORIGIN)
+        engine.build(loaded.scenario)
+        outcomes.append(("ok", loaded))
+    except ScenarioError as e:
+        outcomes.append(("refused", assert_names_path(str(e), doc, original)))
+    text = to_toml(doc)
+    try:
+        scenario.loads(text, origin=ORIGIN)
+        outcomes.append(("ok", None))
+    except ScenarioError as e:
+        msg = str(e)
+        assert "\n" not in msg, msg
+        if "not valid TOML" not in msg:  # e.g. a date TOML cannot hold, or nan in an array
+            assert_names_path(msg, doc, original)
+        outcomes.append(("refused-toml" if "not valid TOML" in msg else "refused", msg))
+    return outcomes
+
+
+@examples(60)
+@given(scenario_doc(max_horizon=400))
+def test_valid_documents_load_build_and_round_trip(doc):
+    loaded = scenario.Loaded(scenario.parse(doc, ORIGIN), "", doc, [], ORIGIN)
+    model = engine.build(loaded.scenario)
+    assert model.horizon == doc["scenario"]["horizon_days"]
+    assert loaded.scenario.source_names() == [s["name"] for s in doc["source"]]
+    again = scenario.loads(to_toml(doc), origin=ORIGIN)
+    assert again.scenario == loaded.scenario
+
+
+@pytest.mark.parametrize("kind", sorted(MUTATIONS))
+@examples(35)
+@given(data=st.data())
+def test_mutated_documents_load_or_are_refused_with_the_key_path(kind, data):
+    original = data.draw(scenario_doc(max_horizon=120))
+    mut = MUTATIONS[kind](data.draw, copy.deepcopy(original))
+    outcomes = _try(mut.doc, original)
+    doc_outcome, detail = outcomes[0]
+    event(f"{mut.kind}: {doc_outcome}")
+    if mut.must_fail:
+        assert doc_outcome == "refused", (mut.kind, mut.path, mut.doc)
+    if mut.must_fail and mut.expect is not None:
+        assert detail == mut.expect or detail.startswith((mut.expect + ".", mut.expect + "[")), \
+            (mut.kind, mut.expect, detail)
+    if outcomes[1][0] != "refused-toml":  # TOML can hold the document: same verdict either way
+        assert outcomes[1][0] == doc_outcome, (mut.kind, outcomes)
+    if doc_outcome == "ok":
+        _simulate_small(detail)
+
+
+# ----------------------------------------------------------------------------- overflow
+
+
+BIG = textwrap.dedent("""\
+    [scenario]
+    name = "big"
+    start_date = "2000-01-01"
+    horizon_days = {horizon}
+
+    [demand]
+    base = {base}
+    daily_cv = {cv}
+
+    [[source]]
+    name = "old"
+    kind = "stockpile"
+    initial = {initial}
+    dud_rate = 0.25
+
+    [[source]]
+    name = "fab"
+    kind = "production"
+    annual = {annual}
+
+    [output]
+    trajectory_sample = 2
+    """)
+
+
+def test_trillion_rounds_a_day_for_ten_thousand_days_is_computed_exactly():
+    """10^12 rounds/day x 10^4 days: totals of ~10^16 fit in int64 and balance exactly."""
+    text = BIG.format(horizon=10_000, base="1e12", cv=0.0, initial="1e13", annual="1e14")
+    loaded = scenario.loads(text, origin="big.toml")
+    model, cat, daily = engine.simulate_in_memory(loaded, 4, seed=3, threads=1)
+    tot, ps = cat["totals"], cat["per_source"]
+    # demand 10^12 a day without noise: floor(1e12 + U) is 1e12 + 1 only when U rounds up to 1 in float
+    # arithmetic (P = 6e-5 a day at this magnitude, so a few times in 10^4 days)
+    assert (np.abs(tot[:, 0] - 10**16) <= 10).all()
+    check_run_outputs(model, tot, ps)
+    # production 1e14/365 a day by stochastic rounding: within one round a day of the exact total
+    received = ps[:, 1, 1]
+    assert (np.abs(received - 1e14 / 365 * 10_000) <= 10_000).all()
+    # demand exceeds production every day, so everything is fired: the stock ends empty
+    assert (tot[:, 5] == 0).all() and (tot[:, 1] == 10**13 + received).all()
+    assert (daily.sums >= 0).all()
+
+
+@pytest.mark.parametrize("field, value", [("base", "1e14"), ("initial", "1e14"), ("annual", "1e18")])
+def test_values_that_could_overflow_are_refused(field, value):
+    text = BIG.format(horizon=10_000, base="1e6", cv=0.0, initial="1e6", annual="1e6").replace(
+        f"{field} = 1e6", f"{field} = {value}")
+    with pytest.raises(ScenarioError) as e:
+        scenario.loads(text, origin="big.toml")
+    assert field in str(e.value) and "expected" in str(e.value)
+
+
+def test_horizon_beyond_the_limit_is_refused():
+    with pytest.raises(ScenarioError, match="scenario.horizon_days"):
+        scenario.loads(BIG.format(horizon=10**6, base="1", cv=0, initial="1", annual="1"), origin="big.toml")
+
+
+def test_largest_accepted_values_cannot_overflow_a_run():
+    """The loader's ceilings (10^13 rounds/day, 36500 days) with a noisy demand: the run-level totals
+    stay below 2^63 or the resource check refuses the run before any work."""
+    text = BIG.format(horizon=36_500, base="1e13", cv=10, initial="1e13", annual="3.65e15")
+    loaded = scenario.loads(text, origin="big.toml")
+    with pytest.raises(ArtysimError, match="overflow"):
+        resources.check_magnitudes(engine.build(loaded.scenario), runs=1000)
+
+
+@pytest.mark.parametrize("start, horizon, ok", [("9999-12-01", 31, True), ("9999-12-01", 32, False),
+                                                ("9999-01-01", 36500, False), ("0001-01-01", 36500, True)])
+def test_horizon_must_end_on_a_calendar_date(start, horizon, ok):
+    """A horizon running past 9999-12-31 used to load and then crash the summary (OverflowError)."""
+    text = BIG.format(horizon=horizon, base="1", cv=0, initial="1", annual="1").replace("2000-01-01", start)
+    if ok:
+        assert scenario.loads(text, origin="big.toml").scenario.horizon == horizon
+    else:
+        with pytest.raises(ScenarioError, match=r"big.toml: scenario.horizon_days: .*9999-12-31"):
+            scenario.loads(text, origin="big.toml")
+
+
+def test_normal_truncated_at_zero_is_accepted_for_counts():
+    """Found by the property tests: scipy put the support of a normal truncated at low = 0 at -1e-78,
+    so a count that cannot be negative was refused as negative."""
+    text = BIG.format(horizon=10, base="{ dist = \"normal\", mean = 1e-62, sd = 0.47, low = 0, high = 0.8125 }",
+                      cv=0, initial="1", annual="1")
+    loaded = scenario.loads(text, origin="big.toml")
+    d = loaded.scenario.demand.base
+    assert d.support() == (0.0, 0.8125)
+    u = np.linspace(0, 1, 1001)
+    assert (d.ppf(u) >= 0).all() and (d.ppf(u) <= 0.8125).all()

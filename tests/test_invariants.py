@@ -1,0 +1,150 @@
+"""Kernel invariants as property tests over random valid scenarios (short horizons, few runs).
+
+Per run and source: conservation, no negative stock, fired <= demand, effective <= fired - duds
+(``invariants.check_run_outputs``), the per-day statistics' consistency, and monotonicity under
+common random numbers: more initial stock or more production (same seed, everything else equal)
+never increases shortfall.
+
+Why monotonicity holds exactly (not only on average): demand and arrivals draw from their own
+streams, so they do not depend on stocks; the total stock follows S' = S + arrivals - min(D, S), and
+both min(D, S) and S - min(D, S) = max(S - D, 0) are non-decreasing in S, so a larger stock on one day
+gives at least as much fired and at least as much left for the next, whatever the issue policy and
+whatever the duds (duds change effective rounds, never fired ones). A ration policy that issues less
+below a reserve would break this day-wise argument (see the report of issue 6).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import event, given
+from hypothesis import strategies as st
+from invariants import check_run_outputs
+from strategies import examples, scenario_doc
+
+from artysim import engine, histogram, kernel, scenario
+
+SEEDS = st.integers(0, 2**63 - 1)
+
+
+def _loaded(doc: dict) -> scenario.Loaded:
+    return scenario.Loaded(scenario.parse(doc, "prop.toml"), "", doc, [], "prop.toml")
+
+
+def _run(model: engine.Model, runs: int, seed: int, threads: int = 1):
+    daily = engine.Daily.empty(model.horizon, model.n_sample)
+    batches = list(engine.run_batches(model, seed, 0, runs, daily, threads, batch_size=runs))
+    b = batches[0]
+    return b.params, b.totals, b.per_source, daily
+
+
+@examples(60)
+@given(scenario_doc(max_horizon=60, max_sources=4), SEEDS, st.integers(1, 80))
+def test_every_run_satisfies_the_invariants(doc, seed, runs):
+    model = engine.build(_loaded(doc).scenario)
+    _, totals, per_source, daily = _run(model, runs, seed)
+    check_run_outputs(model, totals, per_source)
+    T = model.horizon
+    # per-day statistics agree with the per-run ones
+    assert (daily.hist.sum(axis=2) == runs).all()  # every run counted once per day and variable
+    assert (daily.sums >= 0).all()
+    assert daily.sums[:, kernel.V_FIRED].sum() == totals[:, kernel.O_FIRED].sum()
+    assert daily.sums[:, kernel.V_EFFECTIVE].sum() == totals[:, kernel.O_EFFECTIVE].sum()
+    assert daily.sums[:, kernel.V_SHORTFALL].sum() == totals[:, kernel.O_SHORTFALL].sum()
+    assert daily.sums[T - 1, kernel.V_STOCK] == totals[:, kernel.O_STOCK_FINAL].sum()
+    assert ((daily.n_short >= 0) & (daily.n_short <= runs)).all()
+    assert daily.n_short.sum() == totals[:, kernel.O_SHORT_DAYS].sum()
+    fs = totals[:, kernel.O_FIRST_SHORT]
+    assert (daily.n_first_short == np.bincount(fs[fs >= 0], minlength=T)[:T]).all()
+    # day by day, the smallest end-of-day stock over runs (its histogram bin) is consistent with the
+    # runs' minimum stock: never below it, and reaching it on some day
+    lower, upper = histogram.bin_edges()
+    smin = totals[:, kernel.O_STOCK_MIN].min()
+    first_bins = np.array([np.flatnonzero(daily.hist[t, kernel.V_STOCK])[0] for t in range(T)])
+    assert (upper[first_bins] > smin).all()
+    assert lower[first_bins].min() <= smin
+    event("some run short" if (totals[:, kernel.O_SHORT_DAYS] > 0).any() else "no run short")
+    n = min(model.n_sample, runs)
+    assert (daily.sample_stock[:n] >= 0).all() and (daily.sample_fired[:n] >= 0).all()
+    assert (daily.sample_fired[:n].sum(axis=1) == totals[:n, kernel.O_FIRED]).all()
+    assert (daily.sample_stock[:n, -1] == totals[:n, kernel.O_STOCK_FINAL]).all()
+
+
+def _shifted(model: engine.Model, field: str, kind: str, add) -> engine.Model:
+    """The same model whose per-run parameter ``field`` of every ``kind`` source is raised by ``add``
+    (an array of one value per run), all other draws unchanged."""
+    cols = [i for i, p in enumerate(model.params)
+            if p.path.endswith("." + field)
+            and any(p.path == f"source.{s.name}.{field}" and s.kind == kind for s in model.scenario.source)]
+    assert cols, (field, kind)
+    orig = model.sample
+
+    def sample(seed, run0, n):
+        out = orig(seed, run0, n)
+        for c in cols:
+            out[:, c] += add[run0:run0 + n]
+        return out
+
+    bigger = engine.build(model.scenario)
+    bigger.sample = sample  # instance attribute: only this model's draws are changed
+    return bigger
+
+
+def _assert_no_worse(base, more) -> None:
+    k = kernel
+    _, t0, _, d0 = base
+    _, t1, _, d1 = more
+    assert (t1[:, k.O_SHORTFALL] <= t0[:, k.O_SHORTFALL]).all(), "more supply increased shortfall"
+    assert (t1[:, k.O_FIRED] >= t0[:, k.O_FIRED]).all()
+    assert (t1[:, k.O_DEMAND] == t0[:, k.O_DEMAND]).all()  # demand does not depend on supply
+    assert (t1[:, k.O_SHORT_DAYS] <= t0[:, k.O_SHORT_DAYS]).all()
+    f0, f1 = t0[:, k.O_FIRST_SHORT], t1[:, k.O_FIRST_SHORT]
+    assert ((f1 == -1) | ((f0 >= 0) & (f1 >= f0))).all(), "more supply brought the first shortage day forward"
+    assert (d1.sums[:, k.V_SHORTFALL] <= d0.sums[:, k.V_SHORTFALL]).all()  # day by day, summed over runs
+
+
+@examples(40)
+@given(scenario_doc(max_horizon=60, need_stockpile=True), SEEDS, st.integers(1, 64),
+       st.integers(0, 10**6))
+def test_more_initial_stock_never_increases_shortfall(doc, seed, runs, extra):
+    doc["demand"]["base"] = 50 * extra + 100  # enough demand that shortages happen in many examples
+    model = engine.build(_loaded(doc).scenario)
+    add = np.random.default_rng(extra).integers(0, extra + 1, size=runs).astype(float)
+    base = _run(model, runs, seed)
+    event("some run short" if (base[1][:, kernel.O_SHORTFALL] > 0).any() else "no run short")
+    _assert_no_worse(base, _run(_shifted(model, "initial", "stockpile", add), runs, seed))
+
+
+@examples(30)
+@given(scenario_doc(max_horizon=60), SEEDS, st.integers(1, 64), st.floats(0, 5e6))
+def test_more_production_never_increases_shortfall(doc, seed, runs, extra):
+    doc["source"].append({"name": "zz_fab", "kind": "production", "annual": 1e5,
+                          "daily_cv": {"dist": "uniform", "low": 0, "high": 0.5}})
+    doc.pop("policy", None)
+    model = engine.build(_loaded(doc).scenario)
+    add = np.full(runs, extra)
+    _assert_no_worse(_run(model, runs, seed), _run(_shifted(model, "annual", "production", add), runs, seed))
+
+
+def test_monotonicity_holds_under_proportional_issue_with_very_different_dud_rates():
+    """The case the brief asks about: proportional issue mixes a good and a bad stock; more of the
+    bad one changes the mix (and so duds and effective rounds) but never shortfall."""
+    doc = {
+        "scenario": {"name": "mix", "start_date": "2024-01-01", "horizon_days": 120},
+        "demand": {"base": {"dist": "uniform", "low": 1000, "high": 3000}, "daily_cv": 0.5},
+        "source": [
+            {"name": "good", "kind": "stockpile", "initial": {"dist": "uniform", "low": 0, "high": 2e5},
+             "dud_rate": 0.01},
+            {"name": "bad", "kind": "stockpile", "initial": {"dist": "uniform", "low": 0, "high": 2e5},
+             "dud_rate": 0.6, "accuracy": 0.5},
+            {"name": "fab", "kind": "production", "annual": 3e5, "daily_cv": 0.3},
+        ],
+    }
+    model = engine.build(_loaded(doc).scenario)
+    runs = 2000
+    base = _run(model, runs, 11)
+    for extra in (1, 1000, 50_000):
+        more = _run(_shifted(model, "initial", "stockpile", np.full(runs, float(extra))), runs, 11)
+        _assert_no_worse(base, more)
+        # the mix did change: effective rounds are not monotone in general, fired are
+        assert (more[1][:, kernel.O_FIRED] >= base[1][:, kernel.O_FIRED]).all()
+    assert (base[1][:, kernel.O_SHORTFALL] > 0).mean() > 0.2  # shortages happen, so the check bites
