@@ -159,7 +159,10 @@ def check(model, runs: int, threads: int, batch_size: int, output: Path, *, runs
 
 
 def _hi(dist) -> float:
-    """Largest value a distribution gives in practice: its upper bound, or its 1 - 1e-12 quantile."""
+    """Largest value a distribution (or a schedule of them) gives in practice: its upper bound, or
+    its 1 - 1e-12 quantile."""
+    if isinstance(dist, list):
+        return max(_hi(piece.value) for piece in dist)
     lo, hi = dist.support()
     if math.isfinite(hi):
         return float(hi)
@@ -176,12 +179,16 @@ def magnitudes(model) -> dict:
     """Upper bounds [rounds] of the per-day and per-run counts of one run."""
     scn = model.scenario
     T = model.horizon
-    demand_day = _hi(scn.demand.base) * _noise_hi(_hi(scn.demand.daily_cv))
+    mult = max((_hi(r.multiplier) for r in scn.demand.regime or []), default=1.0)
+    demand_day = _hi(scn.demand.base) * max(mult, 1.0) * _noise_hi(_hi(scn.demand.daily_cv))
     stock = 0.0
     arrivals_day = 0.0
     for src in scn.source:
         if src.kind == "stockpile":
             stock += _hi(src.initial)
+            if src.legacy is not None:
+                stock += _hi(src.legacy)
+                arrivals_day = max(arrivals_day, min(_hi(src.legacy), _hi(src.refurbish_per_day) + 1))
         elif src.kind == "production":
             rate = max(_hi(src.annual), _hi(src.annual_end) if src.annual_end is not None else 0.0) / 365.0
             day = rate * _noise_hi(_hi(src.daily_cv))

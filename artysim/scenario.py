@@ -398,6 +398,7 @@ _TAGS = set(DIST_NAMES) | {"stockpile", "production", "import"}
 def _loc_to_path(loc: tuple) -> str:
     """pydantic's error location -> ``source[2].dud_rate.mean`` (dropping union tags it inserts)."""
     parts: list[str] = []
+    loc = tuple(x for x in loc if not (isinstance(x, str) and x.startswith("__tag_")))  # schedule-or-value
     for i, item in enumerate(loc):
         if isinstance(item, int):
             parts.append(f"[{item}]")
@@ -405,7 +406,7 @@ def _loc_to_path(loc: tuple) -> str:
         s = str(item)
         prev = loc[i - 1] if i > 0 else None
         is_tag = s in _TAGS and (isinstance(prev, int) or prev in _DIST_FIELDS)
-        if is_tag or s.startswith("function-") or s.startswith("__tag_"):
+        if is_tag or s.startswith("function-"):
             continue
         parts.append(("." if parts else "") + s)
     return "".join(parts)
@@ -421,7 +422,7 @@ _DIST_FIELDS = {
 
 
 def _format(err: dict) -> str:
-    loc = tuple(err.get("loc", ()))
+    loc = tuple(x for x in err.get("loc", ()) if not (isinstance(x, str) and x.startswith("__tag_")))
     path = _loc_to_path(loc)
     ctx = err.get("ctx") or {}
     typ = err.get("type", "")
@@ -438,6 +439,8 @@ def _format(err: dict) -> str:
         msg = msg[len("Value error, "):]
     if typ == "missing":
         msg = "required key is missing"
+    elif typ == "model_type" and "Piece" in msg:
+        msg = "expected a schedule piece { from = DATE, value = <number or distribution> }"
     elif typ in ("model_attributes_type", "dict_type") and loc and loc[-1] in _DIST_FIELDS:
         msg = "expected a number or a distribution table { dist = ... }"
     elif typ == "union_tag_invalid":
