@@ -294,15 +294,20 @@ def sweep_cmd(scenario, varies, output, runs, seed, sets, threads, force, quiet)
 @click.option("--set", "sets", multiple=True, metavar="PATH=VALUE", help="Override a value (repeatable).")
 def validate(scenario, sets) -> None:
     """Check a scenario file without running it."""
-    from artysim import engine, runner
+    from artysim import engine, resources, runner
     from artysim import scenario as sc
 
     loaded = sc.load(runner.resolve(scenario), list(sets))
     model = engine.build(loaded.scenario)
     s = loaded.scenario
+    resources.check_magnitudes(model, s.run.runs)
     click.echo(f"{loaded.origin}: ok — {s.scenario.name}: {len(s.source)} sources "
                f"({', '.join(f'{x.name} [{x.kind}]' for x in s.source)}), {s.horizon} days from "
                f"{s.start_date}, {len(model.sampled)} sampled parameters, hash {loaded.hash[:12]}")
+    threads = engine.resolve_threads(None)
+    batch = max(1, min(1 << 17, runner.BATCH_RUN_DAYS_PER_THREAD * threads // model.horizon))
+    est = resources.estimate(model, s.run.runs, threads, batch, summary=True)
+    click.echo(f"{s.run.runs} runs on {threads} threads would need {est.describe()}")
 
 
 @main.command()
