@@ -87,6 +87,9 @@ def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, 
         from_env = slurm.slurm_shard_from_env(os.environ)
         if from_env is not None:
             shard, shards = from_env
+            if not 0 <= shard < shards:
+                raise ArtysimError(f"shard {shard} of {shards} from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT "
+                                   f"(minus SLURM_ARRAY_TASK_MIN) is not a shard: --shard must be below --shards")
             if not quiet:
                 click.echo(f"artysim: shard {shard} of {shards} from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT",
                            err=True)
