@@ -31,17 +31,24 @@ def _register_accessor_when_xarray_loads() -> None:
         return
 
     class _Hook(importlib.abc.MetaPathFinder):
+        busy = False
+
         def find_spec(self, fullname, path, target=None):
-            if fullname != "xarray":
+            if fullname != "xarray" or self.busy:
                 return None
-            sys.meta_path.remove(self)
-            spec = importlib.util.find_spec("xarray")
+            self.busy = True  # let the other finders locate xarray
+            try:
+                spec = importlib.util.find_spec("xarray")
+            finally:
+                self.busy = False
             if spec is None or spec.loader is None:
                 return spec
             run = spec.loader.exec_module
 
             def exec_module(module):
                 run(module)
+                if self in sys.meta_path:  # a find_spec without import leaves the hook in place
+                    sys.meta_path.remove(self)
                 import artysim.accessor  # noqa: F401
 
             spec.loader.exec_module = exec_module

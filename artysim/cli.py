@@ -87,6 +87,9 @@ def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, 
         from_env = slurm.slurm_shard_from_env(os.environ)
         if from_env is not None:
             shard, shards = from_env
+            if not 0 <= shard < shards:
+                raise ArtysimError(f"shard {shard} of {shards} from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT "
+                                   f"(minus SLURM_ARRAY_TASK_MIN) is not a shard: --shard must be below --shards")
             if not quiet:
                 click.echo(f"artysim: shard {shard} of {shards} from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT",
                            err=True)
@@ -294,15 +297,20 @@ def sweep_cmd(scenario, varies, output, runs, seed, sets, threads, force, quiet)
 @click.option("--set", "sets", multiple=True, metavar="PATH=VALUE", help="Override a value (repeatable).")
 def validate(scenario, sets) -> None:
     """Check a scenario file without running it."""
-    from artysim import engine, runner
+    from artysim import engine, resources, runner
     from artysim import scenario as sc
 
     loaded = sc.load(runner.resolve(scenario), list(sets))
     model = engine.build(loaded.scenario)
     s = loaded.scenario
+    resources.check_magnitudes(model, s.run.runs)
     click.echo(f"{loaded.origin}: ok — {s.scenario.name}: {len(s.source)} sources "
                f"({', '.join(f'{x.name} [{x.kind}]' for x in s.source)}), {s.horizon} days from "
                f"{s.start_date}, {len(model.sampled)} sampled parameters, hash {loaded.hash[:12]}")
+    threads = engine.resolve_threads(None)
+    batch = max(1, min(1 << 17, runner.BATCH_RUN_DAYS_PER_THREAD * threads // model.horizon))
+    est = resources.estimate(model, s.run.runs, threads, batch, summary=True)
+    click.echo(f"{s.run.runs} runs on {threads} threads would need {est.describe()}")
 
 
 @main.command()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -66,6 +67,8 @@ def check_target(path: Path, force: bool) -> None:
     parent = path.parent
     if not parent.exists():
         raise ResultsError(f"output folder {parent} does not exist")
+    if not parent.is_dir():
+        raise ResultsError(f"output folder {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK):
         raise ResultsError(f"output folder {parent} is not writable")
 
@@ -145,9 +148,12 @@ class ResultsWriter:
         try:
             self.nc = netCDF4.Dataset(self.tmp, "w", format="NETCDF4")
             self._define()
-        except BaseException:
+        except BaseException as e:
             self._discard()
             self._signals.__exit__(None, None, None)
+            err = self._write_error(e)
+            if err is not None:
+                raise err from None
             raise
         return self
 
@@ -155,9 +161,30 @@ class ResultsWriter:
         try:
             if exc_type is not None:
                 self._discard()
+                err = self._write_error(exc)
+                if err is not None:
+                    raise err from None
         finally:
             self._signals.__exit__(exc_type, exc, tb)
         return False
+
+    def _write_error(self, exc: BaseException) -> ResultsError | None:
+        """A failure of the file system or of HDF5 while writing (a full disk, a quota, a folder
+        removed under us) as one line; anything else (a bug, an interrupt) is left as it is."""
+        if isinstance(exc, ResultsError) or not isinstance(exc, (OSError, RuntimeError)):
+            return None
+        if isinstance(exc, RuntimeError) and not str(exc).startswith("NetCDF"):
+            return None
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else (str(exc).splitlines() or [""])[0]
+        try:
+            free = shutil.disk_usage(self.path.parent).free
+        except OSError:
+            free = None
+        full = free is not None and free < 64 * 2**20
+        hint = f" with {free // 1024} KiB free in {self.path.parent} (disk full?)" if full else ""
+        kept = "; the existing file is unchanged" if self.path.exists() else ""
+        return ResultsError(f"{self.path}: could not write the results file: {detail}{hint}; "
+                            f"no partial file was kept{kept}")
 
     def _discard(self) -> None:
         if self.nc is not None:

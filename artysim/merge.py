@@ -37,7 +37,10 @@ def expand(inputs: list[str]) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            out += sorted(p.glob("*.nc"))
+            found = sorted(p.glob("*.nc"))
+            if not found:
+                raise ResultsError(f"{item}: no shard files (*.nc) in this folder")
+            out += found
         elif p.exists():
             out.append(p)
         else:
@@ -55,13 +58,21 @@ def read_info(path: Path) -> ShardInfo:
     try:
         with netCDF4.Dataset(path) as nc:
             attrs = {k: nc.getncattr(k) for k in nc.ncattrs()}
+            names = set(nc.variables)
     except OSError as e:
         raise ResultsError(f"{path}: not a readable netCDF file ({e})") from None
     if "artysim_schema_version" not in attrs:
         raise ResultsError(f"{path}: not an artysim results file")
     if int(attrs["artysim_schema_version"]) > schema.SCHEMA_VERSION:
-        raise ResultsError(f"{path}: written with a newer results schema; upgrade artysim")
-    return ShardInfo(path, attrs, int(attrs["run_start"]), int(attrs["run_stop"]))
+        raise ResultsError(f"{path}: written with results schema {attrs['artysim_schema_version']}, newer than "
+                           f"this artysim understands ({schema.SCHEMA_VERSION}); upgrade artysim")
+    missing = [v.name for v in schema.ALL if v.name not in names]
+    if missing:
+        raise ResultsError(f"{path}: incomplete artysim results file (missing {', '.join(missing[:5])})")
+    try:
+        return ShardInfo(path, attrs, int(attrs["run_start"]), int(attrs["run_stop"]))
+    except (KeyError, ValueError, TypeError):
+        raise ResultsError(f"{path}: artysim results file without a valid run_start/run_stop attribute") from None
 
 
 def check(shards: list[ShardInfo]) -> list[tuple[int, int]]:

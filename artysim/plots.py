@@ -46,7 +46,11 @@ def _single(ds: xr.Dataset, variant: int | None) -> xr.Dataset:
 
 
 def _name(ds: xr.Dataset) -> str:
-    return str(ds.attrs.get("scenario_name", "artysim results"))
+    """The scenario's name, and the variant's label when drawing one variant of a sweep file."""
+    name = str(ds.attrs.get("scenario_name", "artysim results"))
+    if "variant_label" in ds.variables and ds["variant_label"].ndim == 0:
+        name += f" ({ds['variant_label'].item()})"
+    return name
 
 
 def _runs(ds: xr.Dataset) -> int:

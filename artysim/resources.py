@@ -24,8 +24,8 @@ from artysim.errors import ArtysimError
 #: its compiled kernel, netCDF4/HDF5, thread stacks (measured: 310-330 MB on Linux x86-64)
 BASE_BYTES = 340 * 2**20
 #: compressed bytes per uncompressed byte of per-run variables (zlib level 1 with shuffle); measured
-#: 0.45-0.6 on the bundled scenarios, taken high so that the disk check errs on the safe side
-COMPRESSION_RATIO = 0.75
+#: 0.35-0.4 on the bundled scenarios, taken high so that the disk check errs on the safe side
+COMPRESSION_RATIO = 0.6
 #: runs the summary printed after a run reads at a time (summary.BLOCK)
 SUMMARY_BLOCK = 1 << 18
 #: stop well short of 2**63 in any count
@@ -80,8 +80,9 @@ def estimate(model, runs: int, threads: int, batch_size: int, *, summary: bool =
     day_cells = T * kernel.N_DAILY * histogram.NBINS
     parts = {
         "per-thread day histograms": threads * day_cells * 4,
-        # Daily.hist (int64), the sum over threads into it, and the cumulative counts of the quantiles
-        "merged day histograms": 3 * day_cells * i8,
+        # Daily.hist (int64) and the sum over threads into it; the cumulative counts of one variable's
+        # quantiles and the contiguous copy of one variable netCDF writes
+        "merged day histograms": 2 * day_cells * i8 + 2 * T * histogram.NBINS * i8,
         # kernel block state per thread: goods in transit (int64 + float64 per source, run, ring day)
         "goods in transit": threads * NS * kernel.BLOCK * model.ring * 16,
         # a batch: uniforms, parameters, totals, per-source totals; two alive (one being written),
@@ -96,7 +97,7 @@ def estimate(model, runs: int, threads: int, batch_size: int, *, summary: bool =
         parts["summary"] = min(runs, SUMMARY_BLOCK) * (S + 8 + 4 * NS) * i8 * 2 + runs * 16
     mem = BASE_BYTES + sum(parts.values())
     per_day = (T * (2 * Q + 2 + 4) * i8 + kernel.N_DAILY * T * i8 * 2 + 2 * n_sample * T * i8)
-    hist_bytes = kernel.N_DAILY * T * histogram.NBINS * i8 * 0.02  # mostly zeros: compress ~50x
+    hist_bytes = kernel.N_DAILY * T * histogram.NBINS * i8 * 0.01  # mostly zeros: compress ~100x
     file = int(runs * _per_run_bytes(S, NS) * COMPRESSION_RATIO + per_day + hist_bytes + 64 * 1024)
     return Estimate(memory=int(mem), file=file, memory_parts=parts)
 

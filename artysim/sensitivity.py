@@ -273,8 +273,11 @@ def analyze(ds: xr.Dataset, outcome: str | None = None, *, variant: int | None =
         _, prt = ranked.correlate(ind)
         for j, p in enumerate(params):
             over["prcc"][p].append(float(prt[j]))
+    scen = str(ds.attrs.get("scenario_name", ""))
+    if "variant_label" in ds.variables and ds["variant_label"].ndim == 0:
+        scen += f" ({ds['variant_label'].item()})"
     return {
-        "scenario": str(ds.attrs.get("scenario_name", "")), "outcome": name, "outcome_description": what,
+        "scenario": scen, "outcome": name, "outcome_description": what,
         "runs": int(n), "parameters": d, "conf_level": conf,
         "method": (f"Spearman and partial rank correlation (PRCC: ranks of the outcome and of each parameter, "
                    f"both with the ranks of the other {k} parameters regressed out); {conf:.0%} CIs by Fisher's z "

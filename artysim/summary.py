@@ -222,6 +222,10 @@ def format_table(s: dict) -> str:
                 else "beyond horizon")
             for q, v in s["first_shortage_day_percentiles"].items()
         ),
+        "  (95% interval, days)      " + "  ".join(
+            f"p{round(float(q) * 100)}: " + "-".join("beyond" if x is None else str(int(x)) for x in ci)
+            for q, ci in s["first_shortage_day_ci95"].items() if ci[0] is not None
+        ) if any(ci[0] is not None for ci in s["first_shortage_day_ci95"].values()) else None,
         f"shortage days per run       {_fmt(*s['shortage_days'], digits=2)}",
         f"shortfall, rounds           {_fmt(*s['shortfall_total'])}",
         f"demand, rounds              {_fmt(*s['demand_total'])}",
@@ -242,7 +246,7 @@ def format_table(s: dict) -> str:
         )
     if "missing_runs" in s:
         lines += ["", f"partial: {s['missing_runs']} are missing and not counted"]
-    return "\n".join(lines)
+    return "\n".join(x for x in lines if x is not None)
 
 
 def jsonable(x):

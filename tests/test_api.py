@@ -97,3 +97,12 @@ def test_open_results_refuses_nothing_and_empty_folders(tmp_path):
         artysim.open_results(tmp_path)
     with pytest.raises(ResultsError, match="no such file"):
         artysim.open_results(tmp_path / "x.nc")
+
+
+def test_accessor_survives_a_find_spec_without_import(files):
+    """Libraries probe optional dependencies with importlib.util.find_spec; that must not disarm the hook."""
+    code = ("import importlib.util, artysim; importlib.util.find_spec('xarray'); import xarray as xr; "
+            f"print(xr.open_dataset({str(files[0])!r}).artysim.summary()['runs'])")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "300"

@@ -208,3 +208,18 @@ def test_compare_refuses_missing_and_foreign_files(tmp_path, bundled):
     p = tmp_path / "x.nc"
     p.write_text("not netcdf")
     assert_refused(invoke("compare", p, bundled[0]), "x.nc", "not a netCDF file")
+
+
+def test_shards_compare_paired_with_their_single_run(tmp_path):
+    scn = _write(tmp_path, "a", None)
+    one = runner.run(str(scn), output=tmp_path / "one.nc", quiet=True)
+    (tmp_path / "sh").mkdir()
+    for k in range(3):
+        runner.run(str(scn), output=tmp_path / "sh" / f"s{k}.nc", shard=k, shards=3, quiet=True)
+    r = invoke("compare", one, tmp_path / "sh", "--format", "json")
+    assert r.exit_code == 0, r.output
+    c = json.loads(r.stdout)
+    assert c["paired"] and c["b"]["runs"] == 60
+    for name in ("effective_total", "shortfall_total", "shortage_days"):
+        assert c[name]["difference"] == [0.0, 0.0]
+    assert c["first_shortage_day"]["p_same"][0] == 1.0

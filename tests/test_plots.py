@@ -171,6 +171,7 @@ def test_sweep_file_and_variants(files, ds):
         with pytest.raises(ResultsError, match="sweep file with 3 variants"):
             plots.fan(sw)
         ax = plots.depletion(sw, variant=2).axes[0]
+        assert "plot-test (demand.base=5500)" in ax.get_title(loc="left")  # which variant is drawn
         np.testing.assert_allclose(ax.lines[0].get_ydata(), 100 * sw.p_depleted.isel(variant=2).values)
     with pytest.raises(ResultsError, match="needs a sweep file"):
         plots.sweep(ds)
@@ -240,3 +241,17 @@ initial = { dist = "uniform", low = 1e6, high = 2e6 }
         assert "so no input can be ranked" in sensitivity.analyze(nds)["outcome_description"]
         for kind in ("fan", "depletion", "sources"):  # no trajectory sample (trajectory_sample = 0)
             assert isinstance(plots.plot(nds, kind), Figure)
+
+
+def test_plots_of_a_file_written_by_artysim_sweep(files, tmp_path):
+    out = tmp_path / "sw.nc"
+    r = CliRunner().invoke(main, ["sweep", str(files["dir"] / "s.toml"), "--vary", "demand.base=2500,5500",
+                                  "--runs", "300", "--seed", "8", "-o", str(out), "-q"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    with open_results(out) as sw:
+        line = plots.sweep(sw).axes[0].lines[0]
+        fsd = sw.first_shortage_day.values
+        np.testing.assert_allclose(line.get_xdata(), [2500, 5500])
+        np.testing.assert_allclose(line.get_ydata(), 100 * np.isfinite(fsd).mean(axis=1), rtol=1e-12)
+        assert "(demand.base=" in plots.histogram(sw, variant=1).axes[0].get_title(loc="left")
+        assert "(demand.base=" in sensitivity.analyze(sw, variant=0)["scenario"]

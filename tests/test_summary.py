@@ -196,3 +196,19 @@ def test_every_json_key_is_documented(nk_shards):
         keys |= _keys(summary.jsonable(compare.compare(a, a)), set())
     missing = sorted(k for k in keys if f"`{k}`" not in doc)
     assert not missing, f"keys not in docs/summary-json.md: {missing}"
+
+
+def test_table_shows_the_percentile_intervals(nk_shards):
+    from artysim.api import open_results
+
+    one, _ = nk_shards
+    with open_results(one) as ds:
+        s = summary.summarize(ds)
+    text = summary.format_table(s)
+    lo, hi = s["first_shortage_day_ci95"]["0.05"]
+    assert lo is not None  # p5 is a day at 600 runs of nk-deal-2023
+    want = f"p5: {int(lo)}-" + ("beyond" if hi is None else str(int(hi)))
+    line = next(x for x in text.splitlines() if x.startswith("  (95% interval, days)"))
+    assert want in line
+    assert all(f"p{round(float(q) * 100)}:" not in line for q, ci in s["first_shortage_day_ci95"].items()
+               if ci[0] is None)  # wholly beyond the horizon: not listed

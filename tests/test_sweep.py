@@ -205,3 +205,22 @@ def test_sweep_file_passes_the_cf_checker(grid, tmp_path):
     assert r["high_count"] == 0 and not errors, errors
     # as for a single-run file, only the dimension-order recommendation is reported
     assert {x["name"] for x in r["medium_priorities"] if x["msgs"]} <= {"§2.4 Dimensions"}
+
+
+def test_interrupted_sweep_leaves_nothing(grid, tmp_path, monkeypatch):
+    from artysim import sweep
+
+    real = runner.run
+    calls = []
+
+    def run_then_interrupt(*a, **kw):
+        calls.append(kw["output"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt("SIGINT")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(runner, "run", run_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run_sweep(str(grid["scn"]), ["source.imp.available=1e5,2e5,3e5"], tmp_path / "o.nc", runs=10,
+                        quiet=True)
+    assert len(calls) == 2 and leftovers(tmp_path) == []  # the finished variant went with the temp folder

@@ -1,0 +1,74 @@
+"""Resource guard against reality: estimated vs measured peak memory (RSS) and file size.
+
+Each case runs ``artysim run ... -q`` in its own process (peak RSS of that child alone) and compares
+with ``artysim.resources.estimate`` for the same runs, horizon and threads.
+
+    python benchmarks/resources.py            # the default cases (about a minute on 2 cores)
+    python benchmarks/resources.py --quick    # two small cases
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from artysim import engine, resources, runner, scenario
+
+REPO = Path(__file__).resolve().parent.parent
+ARTYSIM = str(Path(sys.executable).with_name("artysim"))
+
+#: (scenario, runs, horizon override or None, threads)
+CASES = [
+    ("nk-deal-2023", 2_000, None, 2),
+    ("nk-deal-2023", 100_000, None, 2),
+    ("nk-deal-2023", 400_000, None, 2),
+    ("nk-deal-2023", 2_000, 3650, 2),
+    ("nk-deal-2023", 2_000, 3650, 1),
+    ("baseline-2023", 50_000, 1825, 2),
+    ("nk-deal-2023", 500, 18250, 2),
+]
+QUICK = CASES[:1] + CASES[3:4]
+
+_CHILD = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:]); "
+          "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024); sys.exit(p.returncode)")
+
+
+def measure(name: str, runs: int, horizon: int | None, threads: int, folder: Path) -> tuple[int, int]:
+    """(peak RSS, file size) [bytes] of one run in a fresh process."""
+    out = folder / f"{name}-{runs}-{horizon}-{threads}.nc"
+    cmd = [ARTYSIM, "run", name, "--runs", str(runs), "--threads", str(threads), "-o", str(out), "-q", "--force"]
+    if horizon:
+        cmd += ["--set", f"scenario.horizon_days={horizon}"]
+    p = subprocess.run([sys.executable, "-c", _CHILD, *cmd], capture_output=True, text=True, check=True)
+    size = out.stat().st_size
+    out.unlink()
+    return int(p.stdout.strip().splitlines()[-1]), size
+
+
+def estimated(name: str, runs: int, horizon: int | None, threads: int) -> resources.Estimate:
+    sets = [f"scenario.horizon_days={horizon}"] if horizon else []
+    model = engine.build(scenario.load(runner.resolve(name), sets).scenario)
+    n = engine.resolve_threads(threads)
+    batch = max(1, min(1 << 17, runner.BATCH_RUN_DAYS_PER_THREAD * n // model.horizon))
+    return resources.estimate(model, runs, n, batch)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    print(f"{'case':<38} {'RSS est':>9} {'RSS real':>9} {'ratio':>6}   {'file est':>9} {'file real':>9} {'ratio':>6}")
+    with tempfile.TemporaryDirectory() as d:
+        for name, runs, horizon, threads in QUICK if args.quick else CASES:
+            est = estimated(name, runs, horizon, threads)
+            rss, size = measure(name, runs, horizon, threads, Path(d))
+            case = f"{name} {runs} runs T={horizon or 365} x{threads}"
+            print(f"{case:<38} {resources.human(est.memory):>9} {resources.human(rss):>9} {est.memory / rss:6.2f}"
+                  f"   {resources.human(est.file):>9} {resources.human(size):>9} {est.file / size:6.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

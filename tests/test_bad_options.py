@@ -1,0 +1,184 @@
+"""Every command's bad options and arguments: exit status 2, one line giving the reason, no traceback,
+nothing written. ``CASES`` is also what docs/gen_bad_input.py turns into docs/bad-input.md.
+
+Placeholders in the arguments: ``{nc}`` a valid results file, ``{out}`` an empty output folder,
+``{scn}`` a small valid scenario file, ``{missing}`` a path that does not exist.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import assert_refused, leftovers
+
+from artysim.cli import main
+
+#: (command, arguments, words the one-line message must contain); {..} are filled in by ``fill``
+CASES = [
+    # run
+    ("run", "{scn} --runs 0", ["--runs", "0"]),
+    ("run", "{scn} --runs -5", ["--runs"]),
+    ("run", "{scn} --runs many", ["--runs", "many"]),
+    ("run", "{scn} --runs 1.5", ["--runs"]),
+    ("run", "{scn} --shards 0", ["--shards"]),
+    ("run", "{scn} --shard 5 --shards 3", ["--shard", "5", "3"]),
+    ("run", "{scn} --shard 3 --shards 3", ["--shard"]),
+    ("run", "{scn} --shard -1 --shards 3", ["--shard"]),
+    ("run", "{scn} --shard 1", ["--shard and --shards go together"]),
+    ("run", "{scn} --threads 0", ["--threads"]),
+    ("run", "{scn} --threads all", ["--threads"]),
+    ("run", "{scn} --seed -1", ["--seed"]),
+    ("run", "{scn} --seed 9223372036854775808", ["--seed"]),
+    ("run", "{scn} --design lhs", ["--design", "lhs"]),
+    ("run", "{scn} --frobnicate", ["No such option", "--frobnicate"]),
+    ("run", "{scn} extra-argument", ["unexpected extra argument"]),
+    ("run", "", ["Missing argument", "SCENARIO"]),
+    ("run", "{missing}.toml", ["no such scenario file"]),
+    ("run", "{scn} --skip-valid", ["--skip-valid needs -o"]),
+    ("run", "{scn} --set nope.path=1", ["nope", "unknown key"]),
+    ("run", "{scn} --set demand.bsae=1", ["demand.bsae", "did you mean 'base'"]),
+    ("run", "{scn} --set demand.base=abc", ["demand.base", "abc"]),
+    ("run", "{scn} --set demand.base=-5", ["demand.base", "rounds/day"]),
+    ("run", "{scn} --set demand.base", ["--set", "expected path=value"]),
+    ("run", "{scn} --set demand..base=1", ["empty part"]),
+    ("run", "{scn} --set demand.base.low=1", ["'demand.base' is a value, not a table"]),
+    ("run", "{scn} --set source.ghost.dud_rate=0.1", ["no source named 'ghost'"]),
+    ("run", "{scn} --set source.old=1", ["name a field of the source"]),
+    ("run", "{scn} --set scenario.horizon_days=1.5", ["scenario.horizon_days"]),
+    ("run", "{scn} --set scenario.horizon_days=0", ["scenario.horizon_days"]),
+    ("run", "{scn} --set scenario.start_date=2023-02-30", ["scenario.start_date"]),
+    ("run", "{scn} --set run.runs=0", ["run.runs"]),
+    ("run", "{scn} --set source.old.dud_rate=1.5", ["source[0].dud_rate", "fraction"]),
+    ("run", "{scn} --set 'demand.base={{ dist = \"unifrom\", low = 1, high = 2 }}'", ["demand.base.dist", "unifrom"]),
+    ("run", "{scn} --set policy.issue=random", ["policy.issue", "random"]),
+    # merge
+    ("merge", "{nc}", ["Missing option", "-o"]),
+    ("merge", "-o {out}/m.nc", ["Missing argument", "SHARDS"]),
+    ("merge", "-o {out}/m.nc {missing}.nc", ["no such file"]),
+    ("merge", "-o {out}/m.nc {out}", ["no shard files"]),
+    ("merge", "-o {missing}/m.nc {nc}", ["does not exist"]),
+    ("merge", "-o {nc} {nc}", ["exists", "--force"]),
+    # slurm
+    ("slurm", "{scn} --runs 100 --shards 0 --out-dir {out}/j", ["--shards"]),
+    ("slurm", "{scn} --runs 0 --shards 2 --out-dir {out}/j", ["--runs"]),
+    ("slurm", "{scn} --runs 100 --shards 2", ["Missing option", "--out-dir"]),
+    ("slurm", "{scn} --runs 100 --shards 2 --out-dir {out}/j --cpus-per-task 0", ["--cpus-per-task"]),
+    ("slurm", "{scn} --runs 100 --shards 2 --out-dir {out}/j --array-limit 0", ["--array-limit"]),
+    ("slurm", "{scn} --runs 100 --shards 2 --out-dir {out}/j --set demand.base=x", ["demand.base"]),
+    ("slurm", "{missing}.toml --runs 100 --shards 2 --out-dir {out}/j", ["no such scenario file"]),
+    # summary
+    ("summary", "", ["Missing argument"]),
+    ("summary", "{nc} --format xml", ["--format", "xml"]),
+    ("summary", "{missing}.nc", ["no such file"]),
+    # compare
+    ("compare", "{nc}", ["Missing argument"]),
+    ("compare", "{nc} {nc} --format xml", ["--format"]),
+    ("compare", "{nc} {missing}.nc", ["no such file"]),
+    # plot
+    ("plot", "{nc} --kind pie -o {out}/p.png", ["--kind", "pie"]),
+    ("plot", "{nc} -o {out}/p.png", ["Missing option", "--kind"]),
+    ("plot", "{nc} --kind fan", ["Missing option", "-o"]),
+    ("plot", "{nc} --kind fan -o {out}/p.bmp2", ["p.bmp2"]),
+    ("plot", "{nc} --kind fan -o {missing}/p.png", ["does not exist"]),
+    ("plot", "{nc} --kind fan -o {out}/p.png --variant -1", ["--variant"]),
+    ("plot", "{missing}.nc --kind fan -o {out}/p.png", ["no such file"]),
+    # sensitivity
+    ("sensitivity", "{nc} --points 0", ["--points"]),
+    ("sensitivity", "{nc} --outcome nonsense", ["nonsense"]),
+    ("sensitivity", "{nc} --format xml", ["--format"]),
+    ("sensitivity", "{missing}.nc", ["no such file"]),
+    # sweep
+    ("sweep", "{scn} -o {out}/s.nc", ["Missing option", "--vary"]),
+    ("sweep", "{scn} --vary demand.base -o {out}/s.nc", ["--vary"]),
+    ("sweep", "{scn} --vary nope=1,2 -o {out}/s.nc", ["nope"]),
+    ("sweep", "{scn} --vary demand.base=abc,def -o {out}/s.nc", ["demand.base"]),
+    ("sweep", "{scn} --vary demand.base=100,200 -o {out}/s.nc --runs 0", ["--runs"]),
+    ("sweep", "{scn} --vary demand.base=100,200", ["Missing option", "-o"]),
+    ("sweep", "{scn} --vary demand.base=100,200 -o {missing}/s.nc", ["does not exist"]),
+    # validate, scenarios
+    ("validate", "{missing}.toml", ["no such scenario file"]),
+    ("validate", "{scn} --set demand.daily_cv=-1", ["demand.daily_cv"]),
+    ("validate", "{scn} --set demand.base=1e14", ["demand.base", "rounds/day"]),
+    ("scenarios", "extra", ["unexpected extra argument"]),
+    ("nosuchcommand", "", ["No such command"]),
+]
+
+SCENARIO = """\
+[scenario]
+name = "opts"
+start_date = "2024-01-01"
+horizon_days = 30
+
+[run]
+runs = 50
+seed = 1
+
+[demand]
+base = 1000
+daily_cv = 0.2
+
+[[source]]
+name = "old"
+kind = "stockpile"
+initial = { dist = "uniform", low = 10000, high = 40000 }
+dud_rate = 0.1
+
+[[source]]
+name = "fab"
+kind = "production"
+annual = 200000
+"""
+
+
+def fill(args: str, paths: dict) -> list[str]:
+    import shlex
+
+    return shlex.split(args.format(**{k: str(v) for k, v in paths.items()}))
+
+
+def invoke(args: list[str]):
+    return CliRunner().invoke(main, args, catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory) -> dict:
+    d = tmp_path_factory.mktemp("opts")
+    scn = d / "opts.toml"
+    scn.write_text(SCENARIO)
+    nc = d / "good.nc"
+    r = invoke(["run", str(scn), "-o", str(nc), "-q"])
+    assert r.exit_code == 0, r.output
+    return {"scn": scn, "nc": nc, "missing": d / "missing"}
+
+
+def test_every_command_has_cases():
+    """A command added to the CLI without bad-option cases here fails this test."""
+    covered = {c for c, _, _ in CASES}
+    assert set(main.commands) <= covered, set(main.commands) - covered
+
+
+@pytest.mark.parametrize("command, args, needles", CASES, ids=[f"{c} {a}" for c, a, _ in CASES])
+def test_bad_option_refused(paths, tmp_path, command, args, needles):
+    out = tmp_path / "out"
+    out.mkdir()
+    if command not in main.commands and command != "nosuchcommand":
+        pytest.skip(f"no '{command}' command in this version")
+    argv = [command] + fill(args, {**paths, "out": out})
+    before = sorted(p.name for p in paths["nc"].parent.iterdir())
+    assert_refused(invoke(argv), *needles)
+    assert leftovers(out) == []  # nothing written, no temporary file
+    assert sorted(p.name for p in paths["nc"].parent.iterdir()) == before
+
+
+def test_shard_beyond_shards_from_slurm_environment(paths, tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "5")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "3")
+    assert_refused(invoke(["run", str(paths["scn"]), "-o", str(tmp_path / "r.nc")]), "SLURM_ARRAY_TASK")
+    assert leftovers(tmp_path) == []
+
+
+def test_cases_reference_only_known_placeholders():
+    for _, args, _ in CASES:
+        fill(args, {"scn": "s", "nc": "n", "out": "o", "missing": Path("m")})
