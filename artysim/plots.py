@@ -100,7 +100,10 @@ def _wilson(k: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     den = 1 + _Z**2 / n
     centre = (p + _Z**2 / (2 * n)) / den
     half = _Z * np.sqrt(p * (1 - p) / n + _Z**2 / (4 * n * n)) / den
-    return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+    # exact at the ends: rounding would leave a lower bound of ~1e-19 above an estimate of 0
+    lo = np.where(p <= 0, 0.0, np.clip(centre - half, 0, 1))
+    hi = np.where(p >= 1, 1.0, np.clip(centre + half, 0, 1))
+    return lo, hi
 
 
 # ----------------------------------------------------------------------------- kinds
@@ -346,7 +349,8 @@ def sweep(ds: xr.Dataset, ax: Axes | None = None, *, outcome: str | None = None,
         ylabel, what, note = f"mean {desc}", f"mean {outcome}", "bars: ±1.96 Monte Carlo standard errors"
         if outcome != "first_shortage_day" and "rounds" in desc:
             _rounds_axis(ax)
-    ax.errorbar(x, est, yerr=[est - lo, hi - est], fmt="o-", color="#2166ac", capsize=4, lw=1.5)
+    ax.errorbar(x, est, yerr=[np.maximum(est - lo, 0), np.maximum(hi - est, 0)], fmt="o-", color="#2166ac",
+                capsize=4, lw=1.5)
     if ticks is not None:
         ax.set_xticks(x, ticks, rotation=20, ha="right", fontsize=8)
     elif np.nanmax(np.abs(x)) >= 1e4:  # 2 M rather than 2 with a "1e6" offset in the corner

@@ -255,3 +255,20 @@ def test_plots_of_a_file_written_by_artysim_sweep(files, tmp_path):
         np.testing.assert_allclose(line.get_ydata(), 100 * np.isfinite(fsd).mean(axis=1), rtol=1e-12)
         assert "(demand.base=" in plots.histogram(sw, variant=1).axes[0].get_title(loc="left")
         assert "(demand.base=" in sensitivity.analyze(sw, variant=0)["scenario"]
+
+
+def test_sweep_plot_with_a_variant_never_short(files, tmp_path):
+    """P(short) = 0 in one variant and 1 in another: the Wilson bars end exactly at 0 and 100 %
+    (a rounding residue once made a negative error bar and a matplotlib error)."""
+    lo, hi = plots._wilson(np.array([0, 300]), 300)
+    assert lo[0] == 0.0 and hi[1] == 1.0 and hi[0] > 0 and lo[1] < 1
+    out = tmp_path / "sw0.nc"
+    r = CliRunner().invoke(main, ["sweep", str(files["dir"] / "s.toml"), "--vary", "demand.base=0,1e6",
+                                  "--runs", "300", "--seed", "8", "-o", str(out), "-q"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    png = tmp_path / "sw0.png"
+    r = CliRunner().invoke(main, ["plot", str(out), "--kind", "sweep", "-o", str(png)])
+    assert r.exit_code == 0, r.output
+    assert png.stat().st_size > 0
+    with open_results(out) as sw:
+        np.testing.assert_allclose(plots.sweep(sw).axes[0].lines[0].get_ydata(), [0, 100])
