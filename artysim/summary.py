@@ -120,6 +120,24 @@ class Moments:
 SUMMARY_VERSION = 1  # bump when a key of the summary dict changes meaning (docs/summary-json.md)
 
 
+#: per-run and per-source outputs of the optional mechanisms (schema 2); null in older files
+MECHANISM_RUN_VARS = ("rationed_days", "depot_strikes")
+MECHANISM_SOURCE_VARS = ("refurbished", "lost", "rejected", "reworked")
+
+
+def _regime_shares(ds: xr.Dataset, n: int, horizon: int) -> list[dict] | None:
+    """Share of days in each intensity regime, with its standard error over runs (runs are
+    independent, so the SE of the mean of per-run shares is honest despite the chain's memory)."""
+    if "regime_days" not in ds.variables:
+        return None
+    names = [str(x) for x in ds["regime"].values]
+    mom = Moments(len(names))
+    for i0 in range(0, n, BLOCK):
+        i1 = min(n, i0 + BLOCK)
+        mom.add(ds["regime_days"][i0:i1, :].values.astype(np.float64) / horizon)
+    return [{"name": name, "share_of_days": mom.mean_se(j)} for j, name in enumerate(names)]
+
+
 def summarize(ds: xr.Dataset) -> dict:
     """The summary as a plain dict (stable keys, documented in docs/summary-json.md); a sweep file
     (with a ``variant`` dimension) gives one compact row per variant instead."""
@@ -137,8 +155,9 @@ def summarize(ds: xr.Dataset) -> dict:
     names = [str(x) for x in ds["source"].values]
     ns = len(names)
     per_run = ["demand_total", "fired_total", "effective_total", "shortage_days", "stock_final", "shortfall_total",
-               "stock_min"]
-    per_src = ["initial_stock", "received", "fired_by_source", "duds", "effective_by_source"]
+               "stock_min"] + [v for v in MECHANISM_RUN_VARS if v in ds.variables]
+    per_src = ["initial_stock", "received", "fired_by_source", "duds", "effective_by_source"] + [
+        v for v in MECHANISM_SOURCE_VARS if v in ds.variables]
     mom = Moments(len(per_run) + len(per_src) * ns)
     for i0 in range(0, n, BLOCK):  # bounded memory whatever the run count
         i1 = min(n, i0 + BLOCK)
@@ -165,6 +184,8 @@ def summarize(ds: xr.Dataset) -> dict:
             "dud_fraction": mom.ratio(col[("duds", j)], col[("fired_by_source", j)]),
             "share_of_effective": mom.ratio(col[("effective_by_source", j)], E),
         })
+        for v in MECHANISM_SOURCE_VARS:  # files from before these mechanisms: null
+            sources[-1][v] = mom.mean_se(col[(v, j)]) if (v, j) in col else None
     fill, fill_se = mom.ratio(F, D)
     efill, efill_se = mom.ratio(E, D)
     out = {
@@ -192,6 +213,9 @@ def summarize(ds: xr.Dataset) -> dict:
         "stock_min": mom.mean_se(col["stock_min"]),
         "sources": sources,
     }
+    for v in MECHANISM_RUN_VARS:
+        out[v] = mom.mean_se(col[v]) if v in col else None
+    out["regimes"] = _regime_shares(ds, n, horizon)
     if "missing_runs" in ds.attrs:  # a partial set of shards: say which runs are not counted
         out["missing_runs"] = str(ds.attrs["missing_runs"])
     return out
@@ -234,6 +258,11 @@ def format_table(s: dict) -> str:
         f"fill rate                   {_fmt(*s['fill_rate'], digits=4)}",
         f"effective fill rate         {_fmt(*s['effective_fill_rate'], digits=4)}",
         f"final stock, rounds         {_fmt(*s['stock_final'])}",
+        _opt_line("rationed days per run", s.get("rationed_days"), 2),
+        _opt_line("depot strikes per run", s.get("depot_strikes"), 2),
+        ("days by regime              " + "  ".join(
+            f"{r['name']} {r['share_of_days'][0]:.3f} ± {r['share_of_days'][1]:.3f}" for r in s["regimes"]))
+        if s.get("regimes") and len(s["regimes"]) > 1 else None,
         "",
         f"{'source':<14}{'kind':<11}{'received':>22}{'fired':>22}{'duds':>20}{'effective':>22}"
         f"{'dud frac':>10}{'eff share':>11}",
@@ -244,9 +273,22 @@ def format_table(s: dict) -> str:
             f"{_fmt(*src['duds']):>20}{_fmt(*src['effective']):>22}"
             f"{_fmt(src['dud_fraction'][0], digits=3):>10}{_fmt(src['share_of_effective'][0], digits=3):>11}"
         )
+    flows = [v for v in MECHANISM_SOURCE_VARS
+             if any(src.get(v) is not None and src[v][0] > 0 for src in s["sources"])]
+    if flows:  # only the mechanisms this scenario uses
+        lines += ["", f"{'source':<14}{'kind':<11}" + "".join(f"{v:>22}" for v in flows)]
+        for src in s["sources"]:
+            lines.append(f"{src['name']:<14}{src['kind']:<11}" + "".join(f"{_fmt(*src[v]):>22}" for v in flows))
     if "missing_runs" in s:
         lines += ["", f"partial: {s['missing_runs']} are missing and not counted"]
     return "\n".join(x for x in lines if x is not None)
+
+
+def _opt_line(label: str, pair, digits: int) -> str | None:
+    """A line for a mechanism's per-run mean, shown only when the scenario uses it."""
+    if pair is None or not pair[0] > 0:
+        return None
+    return f"{label:<28}{_fmt(*pair, digits=digits)}"
 
 
 def jsonable(x):
@@ -270,7 +312,9 @@ _UNITS = {
     "demand_total": "rounds", "fired_total": "rounds", "effective_total": "rounds", "shortfall_total": "rounds",
     "fill_rate": "fraction", "effective_fill_rate": "fraction", "stock_final": "rounds", "stock_min": "rounds",
     "initial": "rounds", "received": "rounds", "fired": "rounds", "duds": "rounds", "effective": "rounds",
-    "dud_fraction": "fraction", "share_of_effective": "fraction",
+    "dud_fraction": "fraction", "share_of_effective": "fraction", "rationed_days": "days",
+    "depot_strikes": "strikes", "refurbished": "rounds", "lost": "rounds", "rejected": "rounds",
+    "reworked": "rounds", "share_of_days": "fraction",
 }
 
 
@@ -288,10 +332,20 @@ def csv_rows(s: dict) -> list[tuple]:
                 "effective_fill_rate", "stock_final", "stock_min"):
         m, se = s[key]
         rows.append((key, "", m, se, m - Z * se, m + Z * se, _UNITS[key]))
+    for key in MECHANISM_RUN_VARS:
+        if s.get(key) is not None:
+            m, se = s[key]
+            rows.append((key, "", m, se, m - Z * se, m + Z * se, _UNITS[key]))
     for src in s["sources"]:
-        for key in ("initial", "received", "fired", "duds", "effective", "dud_fraction", "share_of_effective"):
+        for key in ("initial", "received", "fired", "duds", "effective", "dud_fraction", "share_of_effective",
+                    *MECHANISM_SOURCE_VARS):
+            if src.get(key) is None:
+                continue
             m, se = src[key]
             rows.append((key, src["name"], m, se, m - Z * se, m + Z * se, _UNITS[key]))
+    for r in s.get("regimes") or []:
+        m, se = r["share_of_days"]
+        rows.append(("share_of_days", f"regime:{r['name']}", m, se, m - Z * se, m + Z * se, "fraction"))
     return rows
 
 

@@ -520,3 +520,31 @@ def test_all_mechanisms_results_file(tmp_path):
         for v in ("rationed_days", "depot_strikes", "rejected", "reworked", "disruptions"):
             assert float(ds[v].sum()) > 0, v
         assert "demand.regime.offensive.multiplier" in [str(x) for x in ds["parameter"].values]
+
+
+def test_summary_reports_the_mechanisms(tmp_path):
+    """summary's new keys equal the file's per-run means (hand computation with numpy)."""
+    from click.testing import CliRunner
+
+    from artysim import summary
+    from artysim.cli import main
+    from artysim.io import open_results
+
+    src = tmp_path / "a.toml"
+    src.write_text(ALL_MECHANISMS)
+    out = tmp_path / "a.nc"
+    assert CliRunner().invoke(main, ["run", str(src), "--runs", "400", "-o", str(out), "-q"]).exit_code == 0
+    with open_results(out) as ds:
+        s = summary.summarize(ds)
+        for v in ("rationed_days", "depot_strikes"):
+            x = ds[v].values.astype(float)
+            assert s[v][0] == pytest.approx(x.mean(), rel=1e-12) and s[v][1] == pytest.approx(se_mean(x), rel=1e-9)
+        for j, src_ in enumerate(s["sources"]):
+            for v in ("refurbished", "lost", "rejected", "reworked"):
+                assert src_[v][0] == pytest.approx(ds[v].values[:, j].mean(), rel=1e-12)
+        shares = ds["regime_days"].values / 300
+        assert [r["name"] for r in s["regimes"]] == ["positional", "offensive", "lull"]
+        for j, r in enumerate(s["regimes"]):
+            assert r["share_of_days"][0] == pytest.approx(shares[:, j].mean(), rel=1e-12)
+        table = summary.format_table(s)
+        assert "rationed days per run" in table and "refurbished" in table and "positional" in table
