@@ -486,8 +486,8 @@ def _simulate_chunk(
                     for _ in range(n):
                         f = sample_coded(SK, G, b, dcode[krow], dpar[krow], ddv[krow], ddc[krow])
                         f = min(max(f, 0.0), 1.0)
-                        for s in range(NS):
-                            loss = min(_round_stochastic(SK, b, stock[s, b] * f), stock[s, b])
+                        for s in range(NS):  # one uniform per stock, even empty: draws stay aligned
+                            loss = min(int(math.floor(stock[s, b] * f + uniform(SK, b))), stock[s, b])
                             stock[s, b] -= loss
                             ps[s, P_LOST, b] += loss
             # 3. demand

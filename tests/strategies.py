@@ -62,6 +62,10 @@ DOMAINS = {
     "days": Domain(0, 60, unbounded=True),
     "per_month": Domain(0, 12),
     "concentration": Domain(1, 500),
+    "multiplier": Domain(0, 5),
+    "mean_days": Domain(1, 60),
+    "per_year": Domain(0, 50),
+    "refurb_rate": Domain(0, 5e3, integer=True, unbounded=True),
 }
 
 #: field -> (domain, required) by table; add new model keys here
@@ -76,7 +80,9 @@ SOURCE_FIELDS = {
                "available": ("rounds", False), "lot_concentration": ("concentration", False)},
 }
 #: fields of any table whose values are fractions (mutated to lie outside [0, 1])
-FRACTION_FIELDS = {"dud_rate", "accuracy", "shortage_threshold", "mean"}
+FRACTION_FIELDS = {"dud_rate", "accuracy", "shortage_threshold", "mean", "legacy_serviceable",
+                   "refurbished_dud_rate", "reject_on_receipt", "rework_yield", "ration_fraction", "cut",
+                   "fraction", "spearman"}
 
 
 # ----------------------------------------------------------------------------- valid documents
@@ -190,6 +196,82 @@ def scenario_doc(draw, max_horizon: int = 60, max_sources: int = 4, need_stockpi
         out["trajectory_sample"] = draw(st.integers(0, 5))
     if out:
         doc["output"] = out
+    if draw(st.booleans()):
+        draw(mechanisms(doc))
+    return doc
+
+
+@st.composite
+def schedule(draw, domain: str, start: dt.date, horizon: int) -> list:
+    """A schedule: 1-3 pieces, the first on (or before) ``start``, dates increasing."""
+    n = draw(st.integers(1, 3))
+    offsets = sorted(set([0] + draw(st.lists(st.integers(1, max(1, horizon + 5)), max_size=n - 1))))
+    first_back = draw(st.integers(0, 30))
+    out = []
+    for i, off in enumerate(offsets):
+        day = start - dt.timedelta(days=first_back) if i == 0 else start + dt.timedelta(days=off)
+        out.append({"from": day, "value": draw(quantity(domain))})
+    return out
+
+
+@st.composite
+def mechanisms(draw, doc: dict) -> dict:
+    """Add some of the model-depth mechanisms (valid combinations) to a valid document, in place."""
+    start, horizon = doc["scenario"]["start_date"], doc["scenario"]["horizon_days"]
+    if start.year < 1901 or start.year > 2099:
+        return doc  # schedule dates before start must stay valid dates
+    demand = doc["demand"]
+    if draw(st.booleans()):
+        demand["base"] = draw(schedule("rounds_per_day", start, horizon))
+    if draw(st.booleans()):
+        n = draw(st.integers(1, 3))
+        rnames = [f"r{i}" for i in range(n)]
+        regs = []
+        for name in rnames:
+            r = {"name": name, "multiplier": draw(quantity("multiplier")), "mean_days": draw(quantity("mean_days"))}
+            if n > 1 and draw(st.booleans()):
+                others = [o for o in rnames if o != name]
+                w = draw(st.lists(st.floats(0.1, 5), min_size=len(others), max_size=len(others)))
+                r["to"] = dict(zip(others, w))
+            regs.append(r)
+        demand["regime"] = regs
+        if draw(st.booleans()):
+            demand["initial_regime"] = draw(st.sampled_from(rnames))
+    if draw(st.booleans()):
+        pol = doc.setdefault("policy", {"issue": "proportional"})
+        pol["reserve_days"] = draw(quantity("days"))
+        pol["ration_fraction"] = draw(quantity("fraction"))
+    if draw(st.booleans()):
+        doc["strikes"] = {"per_year": draw(quantity("per_year")), "fraction": draw(quantity("fraction"))}
+    for src in doc["source"]:
+        if not draw(st.booleans()):
+            continue
+        if src["kind"] == "stockpile":
+            src["legacy"] = draw(quantity("rounds"))
+            src["refurbish_per_day"] = draw(quantity("refurb_rate"))
+            if draw(st.booleans()):
+                src["legacy_serviceable"] = draw(quantity("fraction"))
+            if draw(st.booleans()):
+                src["refurbished_dud_rate"] = draw(quantity("fraction"))
+        elif src["kind"] == "production":
+            if "annual_end" not in src and draw(st.booleans()):
+                src["annual"] = draw(schedule("rounds_per_year", start, horizon))
+            src["disruptions"] = {"per_year": draw(quantity("per_year")), "cut": draw(quantity("fraction")),
+                                  "days": draw(quantity("days"))}
+        else:
+            if draw(st.booleans()):
+                src["shipments_per_month"] = draw(schedule("per_month", start, horizon))
+            if draw(st.booleans()):
+                src["shipment_size"] = draw(schedule("shipment", start, horizon))
+            src["reject_on_receipt"] = draw(quantity("fraction"))
+            if draw(st.booleans()):
+                src["rework_days"] = draw(quantity("days"))
+                src["rework_yield"] = draw(quantity("fraction"))
+    if isinstance(demand.get("base"), dict) and isinstance(demand.get("daily_cv"), dict) \
+            and not demand["base"].get("dist") == "fixed" and not demand["daily_cv"].get("dist") == "fixed" \
+            and draw(st.booleans()):
+        doc["correlation"] = [{"between": ["demand.base", "demand.daily_cv"],
+                               "spearman": draw(st.floats(-0.9, 0.9))}]
     return doc
 
 
