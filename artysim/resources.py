@@ -145,8 +145,9 @@ def check(model, runs: int, threads: int, batch_size: int, output: Path, *, runs
     memory = available_memory() if memory is None else memory
     disk = free_disk(Path(output).resolve().parent) if disk is None else disk
     if memory is not None and est.memory > memory:
-        hint = ("fewer --threads or a shorter horizon" if est.memory_parts["per-thread day histograms"]
-                > est.memory / 3 else "fewer runs per shard (--shards)")
+        days = est.memory_parts["per-thread day histograms"] + est.memory_parts["merged day histograms"]
+        hint = ("a shorter horizon or fewer --threads" if days > est.memory / 3
+                else "fewer runs per shard (--shards)")
         raise ArtysimError(f"this run needs {est.describe()}, but only {human(memory)} of memory is available; "
                            f"use {hint}, or {OVERRIDE} to run anyway")
     if disk is not None and est.file > disk:
