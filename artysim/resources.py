@@ -145,8 +145,9 @@ def check(model, runs: int, threads: int, batch_size: int, output: Path, *, runs
     memory = available_memory() if memory is None else memory
     disk = free_disk(Path(output).resolve().parent) if disk is None else disk
     if memory is not None and est.memory > memory:
-        hint = ("fewer --threads or a shorter horizon" if est.memory_parts["per-thread day histograms"]
-                > est.memory / 3 else "fewer runs per shard (--shards)")
+        days = est.memory_parts["per-thread day histograms"] + est.memory_parts["merged day histograms"]
+        hint = ("a shorter horizon or fewer --threads" if days > est.memory / 3
+                else "fewer runs per shard (--shards)")
         raise ArtysimError(f"this run needs {est.describe()}, but only {human(memory)} of memory is available; "
                            f"use {hint}, or {OVERRIDE} to run anyway")
     if disk is not None and est.file > disk:
@@ -192,9 +193,11 @@ def magnitudes(model) -> dict:
                 arrivals_day = max(arrivals_day, min(_hi(src.legacy), _hi(src.refurbish_per_day) + 1))
         elif src.kind == "production":
             rate = max(_hi(src.annual), _hi(src.annual_end) if src.annual_end is not None else 0.0) / 365.0
-            day = rate * _noise_hi(_hi(src.daily_cv))
+            cv = _hi(src.daily_cv)
+            day = rate * _noise_hi(cv)
             arrivals_day = max(arrivals_day, day)
-            stock += day * T
+            # over the horizon the mean-one noise sums to about T (sd cv sqrt(T)), plus one extreme day
+            stock += rate * (T + 10 * cv * math.sqrt(T) + _noise_hi(cv))
         else:
             lam = _hi(src.shipments_per_month) / (365.0 / 12.0)
             ships_day = lam + 10 * math.sqrt(lam) + 10
@@ -210,13 +213,16 @@ def check_magnitudes(model, runs: int) -> None:
     """Refuse scenarios whose counts could overflow 64-bit integers: per run (totals over the
     horizon) and per day over all runs (the sums behind the per-day means)."""
     m = magnitudes(model)
-    per_run = max(m.values())
     for what, v in m.items():
         if v >= COUNT_LIMIT:
             raise ArtysimError(f"the scenario's {what} could reach {v:.3g} rounds, beyond what 64-bit counts "
                                f"hold (overflow); reduce the values or their spread")
-    over_runs = runs * max(m["stock"], m["demand per day"])
-    if over_runs >= COUNT_LIMIT:
-        raise ArtysimError(f"{runs} runs of up to {per_run:.3g} rounds each could overflow the per-day sums "
+    per_day = max(m["stock"], m["demand per day"])
+    if runs * per_day >= COUNT_LIMIT:
+        raise ArtysimError(f"{runs} runs of up to {per_day:.3g} rounds a day each could overflow the per-day sums "
                            f"over runs (64-bit); use fewer runs or smaller values")
+    top = float(histogram.bin_edges()[1][-1])
+    if per_day >= top:
+        raise ArtysimError(f"the scenario's stock or daily demand could reach {per_day:.3g} rounds, beyond the "
+                           f"{top:.3g} that per-day quantiles resolve; reduce the values")
 

@@ -453,7 +453,8 @@ def _format(err: dict) -> str:
     found = err.get("input")
     if (typ not in ("missing", "union_tag_invalid", "union_tag_not_found")
             and not isinstance(found, dict) and "found" not in msg):
-        msg = f"{msg} (found {found!r})"
+        shown = repr(found)
+        msg = f"{msg} (found {shown if len(shown) <= 80 else shown[:72] + ' ...' + shown[-1]})"
     return f"{path or '(top level)'}: {msg}"
 
 

@@ -215,3 +215,26 @@ def test_normal_truncated_at_zero_is_accepted_for_counts():
     assert d.support() == (0.0, 0.8125)
     u = np.linspace(0, 1, 1001)
     assert (d.ppf(u) >= 0).all() and (d.ppf(u) <= 0.8125).all()
+
+
+@examples(40)
+@given(st.data())
+def test_validate_command_on_fuzzed_files(tmp_path_factory, data):
+    """The command line on fuzzed files: exit 0, or exit 2 with one line naming the file; never a traceback
+    (CliRunner re-raises anything uncaught)."""
+    from click.testing import CliRunner
+
+    from artysim.cli import main
+
+    kind = data.draw(st.sampled_from(sorted(MUTATIONS)))
+    mut = MUTATIONS[kind](data.draw, copy.deepcopy(data.draw(scenario_doc(max_horizon=120))))
+    f = tmp_path_factory.mktemp("cli") / "fuzz.toml"
+    f.write_text(to_toml(mut.doc), encoding="utf-8")
+    r = CliRunner().invoke(main, ["validate", str(f)], catch_exceptions=False)
+    assert r.exit_code in (0, 2), (kind, r.output)
+    if r.exit_code == 2:
+        lines = [x for x in r.stderr.splitlines() if x.strip()]
+        assert len(lines) == 1 and lines[0].startswith("artysim: error: "), (kind, r.stderr)
+        assert str(f) in lines[0] or "overflow" in lines[0] or "quantiles resolve" in lines[0], lines[0]
+    else:
+        assert not mut.must_fail, (kind, mut.doc)

@@ -16,9 +16,10 @@ below a reserve would break this day-wise argument (see the report of issue 6).
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
-from invariants import check_run_outputs
+from invariants import check_dataset, check_run_outputs
 from strategies import examples, scenario_doc
 
 from artysim import engine, histogram, kernel, scenario
@@ -148,3 +149,59 @@ def test_monotonicity_holds_under_proportional_issue_with_very_different_dud_rat
         # the mix did change: effective rounds are not monotone in general, fired are
         assert (more[1][:, kernel.O_FIRED] >= base[1][:, kernel.O_FIRED]).all()
     assert (base[1][:, kernel.O_SHORTFALL] > 0).mean() > 0.2  # shortages happen, so the check bites
+
+
+# ----------------------------------------------------------------------------- results files
+
+
+BIG = """\
+[scenario]
+name = "big"
+start_date = "2000-01-01"
+horizon_days = 10000
+
+[demand]
+base = 1e12
+daily_cv = 0.3
+
+[[source]]
+name = "old"
+kind = "stockpile"
+initial = { dist = "uniform", low = 1e12, high = 5e12 }
+dud_rate = 0.25
+
+[[source]]
+name = "fab"
+kind = "production"
+annual = { dist = "uniform", low = 1e11, high = 3e11 }
+daily_cv = 0.2
+
+[output]
+trajectory_sample = 3
+"""
+
+
+@pytest.mark.parametrize("case", ["all-features", "trillion-a-day"])
+def test_results_files_written_by_run_satisfy_the_invariants(tmp_path, case):
+    """The same invariants on files written by `artysim run` (via the CLI, resource check included):
+    the conftest scenario using every feature, and 10^12 rounds a day for 10^4 days."""
+    from click.testing import CliRunner
+    from conftest import ALL_FEATURES
+
+    from artysim.cli import main
+    from artysim.io import open_results
+
+    text, runs = (ALL_FEATURES, "400") if case == "all-features" else (BIG, "12")
+    scn = tmp_path / "s.toml"
+    scn.write_text(text)
+    out = tmp_path / "r.nc"
+    r = CliRunner().invoke(main, ["run", str(scn), "--runs", runs, "-o", str(out), "-q"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    with open_results(out) as ds:
+        check_dataset(ds)
+        if case == "trillion-a-day":
+            dem = ds.demand_total.values.astype(np.int64)
+            # 10^4 days of mean 10^12 with CV 0.3: a run's total has sd 0.3e12 x sqrt(10^4) = 3e13;
+            # allowed: 5 sd (fixed seed), so an overflow (wrapping negative or huge) cannot pass
+            assert (np.abs(dem - 10**16) < 5 * 3e13).all() and (dem > 0).all()
+            assert (ds.stock_quantile.values <= 5e12 + 3e11 * 10000 / 365 * 2).all()

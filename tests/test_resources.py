@@ -62,7 +62,7 @@ def test_refuses_when_disk_is_short(tmp_path):
 
 def test_long_horizons_blame_threads_many_runs_blame_shards(tmp_path):
     long = _model(sets=["scenario.horizon_days=20000"])
-    with pytest.raises(ArtysimError, match="fewer --threads or a shorter horizon"):
+    with pytest.raises(ArtysimError, match="a shorter horizon or fewer --threads"):
         resources.check(long, 100, 8, 100, tmp_path / "r.nc", memory=10**9, disk=10**15)
     short = _model(sets=["scenario.horizon_days=30"])
     est = resources.estimate(short, 10**8, 1, 1 << 17)
