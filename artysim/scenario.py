@@ -458,13 +458,18 @@ def _format(err: dict) -> str:
     return f"{path or '(top level)'}: {msg}"
 
 
+def _one_line(text: str) -> str:
+    """A newline or control character from the document (a name, a tag, a key) shown escaped."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 def parse(raw: dict, origin: str = "<scenario>") -> Scenario:
     """Validate a scenario document; raises ScenarioError naming the file and key path."""
     try:
         return Scenario.model_validate(raw)
     except ValidationError as e:
         errs = e.errors(include_url=False)
-        first = _format(errs[0])
+        first = _one_line(_format(errs[0]))
         more = f" (and {len(errs) - 1} more problem{'s' if len(errs) > 2 else ''})" if len(errs) > 1 else ""
         raise ScenarioError(f"{origin}: {first}{more}") from None
 

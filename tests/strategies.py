@@ -267,8 +267,8 @@ def mechanisms(draw, doc: dict) -> dict:
             if draw(st.booleans()):
                 src["rework_days"] = draw(quantity("days"))
                 src["rework_yield"] = draw(quantity("fraction"))
-    if isinstance(demand.get("base"), dict) and isinstance(demand.get("daily_cv"), dict) \
-            and not demand["base"].get("dist") == "fixed" and not demand["daily_cv"].get("dist") == "fixed" \
+    continuous = ("uniform", "triangular", "pert", "normal", "lognormal", "gamma", "beta")  # never fixed
+    if all(isinstance(demand.get(k), dict) and demand[k].get("dist") in continuous for k in ("base", "daily_cv")) \
             and draw(st.booleans()):
         doc["correlation"] = [{"between": ["demand.base", "demand.daily_cv"],
                                "spearman": draw(st.floats(-0.9, 0.9))}]
