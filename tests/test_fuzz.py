@@ -92,7 +92,7 @@ def _try(doc: dict, original: dict):
     return outcomes
 
 
-@examples(60)
+@examples(100)
 @given(scenario_doc(max_horizon=400))
 def test_valid_documents_load_build_and_round_trip(doc):
     loaded = scenario.Loaded(scenario.parse(doc, ORIGIN), "", doc, [], ORIGIN)
@@ -104,7 +104,7 @@ def test_valid_documents_load_build_and_round_trip(doc):
 
 
 @pytest.mark.parametrize("kind", sorted(MUTATIONS))
-@examples(35)
+@examples(60)
 @given(data=st.data())
 def test_mutated_documents_load_or_are_refused_with_the_key_path(kind, data):
     original = data.draw(scenario_doc(max_horizon=120))
@@ -217,7 +217,7 @@ def test_normal_truncated_at_zero_is_accepted_for_counts():
     assert (d.ppf(u) >= 0).all() and (d.ppf(u) <= 0.8125).all()
 
 
-@examples(40)
+@examples(60)
 @given(st.data())
 def test_validate_command_on_fuzzed_files(tmp_path_factory, data):
     """The command line on fuzzed files: exit 0, or exit 2 with one line naming the file; never a traceback

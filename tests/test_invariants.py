@@ -38,7 +38,7 @@ def _run(model: engine.Model, runs: int, seed: int, threads: int = 1):
     return b.params, b.totals, b.per_source, daily
 
 
-@examples(60)
+@examples(150)
 @given(scenario_doc(max_horizon=60, max_sources=4), SEEDS, st.integers(1, 80))
 def test_every_run_satisfies_the_invariants(doc, seed, runs):
     model = engine.build(_loaded(doc).scenario)
@@ -103,7 +103,7 @@ def _assert_no_worse(base, more) -> None:
     assert (d1.sums[:, k.V_SHORTFALL] <= d0.sums[:, k.V_SHORTFALL]).all()  # day by day, summed over runs
 
 
-@examples(40)
+@examples(100)
 @given(scenario_doc(max_horizon=60, need_stockpile=True), SEEDS, st.integers(1, 64),
        st.integers(0, 10**6))
 def test_more_initial_stock_never_increases_shortfall(doc, seed, runs, extra):
@@ -115,7 +115,7 @@ def test_more_initial_stock_never_increases_shortfall(doc, seed, runs, extra):
     _assert_no_worse(base, _run(_shifted(model, "initial", "stockpile", add), runs, seed))
 
 
-@examples(30)
+@examples(60)
 @given(scenario_doc(max_horizon=60), SEEDS, st.integers(1, 64), st.floats(0, 5e6))
 def test_more_production_never_increases_shortfall(doc, seed, runs, extra):
     doc["source"].append({"name": "zz_fab", "kind": "production", "annual": 1e5,
