@@ -140,3 +140,13 @@ def test_estimate_within_the_stated_factor_of_measured(tmp_path, runs, horizon):
         pytest.fail(f"benchmark run failed: {e}")
     assert 1.0 <= est.memory / rss <= 1.8, (est.memory, rss)
     assert 1.0 <= est.file / size <= 3.0, (est.file, size)
+
+
+def test_overflow_guard_is_not_skipped_by_the_override(tmp_path):
+    """--no-resource-check skips the memory and disk checks only: counts that could overflow stay refused."""
+    scn = tmp_path / "s.toml"
+    scn.write_text(NK.read_text())
+    r = invoke("run", scn, "--runs", "10", "-o", tmp_path / "r.nc", "-q", "--no-resource-check",
+               "--set", "demand.base=1e13", "--set", "demand.daily_cv=10")
+    assert_refused(r, "overflow")
+    assert leftovers(tmp_path) == ["s.toml"]
