@@ -75,6 +75,9 @@ SOURCE_FIELDS = {
                "shipment_size": ("shipment", True), "transit_days": ("days", False),
                "available": ("rounds", False), "lot_concentration": ("concentration", False)},
 }
+#: further forms a quantity may take (e.g. a schedule of values by date): name -> function of a
+#: Domain returning a strategy of documents whose values lie in it
+EXTRA_QUANTITIES: dict = {}
 #: fields of any table whose values are fractions (mutated to lie outside [0, 1])
 FRACTION_FIELDS = {"dud_rate", "accuracy", "shortage_threshold", "mean"}
 
@@ -98,7 +101,10 @@ def quantity(draw, domain: str) -> object:
         kinds.append("beta")
     if d.unbounded:
         kinds += ["lognormal", "gamma"]
+    kinds += sorted(EXTRA_QUANTITIES)
     kind = draw(st.sampled_from(kinds))
+    if kind in EXTRA_QUANTITIES:
+        return draw(EXTRA_QUANTITIES[kind](d))
     if kind == "plain":
         return draw(_num(lo, hi, d.integer))
     if kind == "fixed":
