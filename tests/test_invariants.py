@@ -2,7 +2,7 @@
 
 Per run and source: conservation, no negative stock, fired <= demand, effective <= fired - duds
 (``invariants.check_run_outputs``), the per-day statistics' consistency, and monotonicity under
-common random numbers: more initial stock or more production (same seed, everything else equal)
+common random numbers: more initial stock, more production or a larger import cap (same seed, everything else equal)
 never increases shortfall.
 
 Why monotonicity holds exactly (not only on average): demand and arrivals draw from their own
@@ -124,6 +124,27 @@ def test_more_production_never_increases_shortfall(doc, seed, runs, extra):
     model = engine.build(_loaded(doc).scenario)
     add = np.full(runs, extra)
     _assert_no_worse(_run(model, runs, seed), _run(_shifted(model, "annual", "production", add), runs, seed))
+
+
+@examples(60)
+@given(scenario_doc(max_horizon=60), SEEDS, st.integers(1, 64), st.integers(0, 10**6))
+def test_larger_import_cap_never_increases_shortfall(doc, seed, runs, extra):
+    """A supplier with more to give ships the same first shipments (same draws) and then more; the
+    one that runs out cuts its last shipment and stops, so arrivals are never fewer."""
+    doc["source"].append({"name": "zz_deal", "kind": "import", "shipments_per_month": 20,
+                          "shipment_size": {"dist": "uniform", "low": 100, "high": 5000},
+                          "transit_days": {"dist": "uniform", "low": 0, "high": 10},
+                          "available": {"dist": "uniform", "low": 0, "high": 50000}})
+    doc.pop("policy", None)
+    doc["demand"]["base"] = 2000
+    model = engine.build(_loaded(doc).scenario)
+    add = np.full(runs, float(extra))
+    base = _run(model, runs, seed)
+    more = _run(_shifted(model, "available", "import", add), runs, seed)
+    _assert_no_worse(base, more)
+    k = kernel
+    deal = len(model.kinds) - 1
+    assert (more[2][:, deal, k.P_RECEIVED] >= base[2][:, deal, k.P_RECEIVED]).all()
 
 
 def test_monotonicity_holds_under_proportional_issue_with_very_different_dud_rates():
