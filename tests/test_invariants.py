@@ -2,8 +2,8 @@
 
 Per run and source: conservation, no negative stock, fired <= demand, effective <= fired - duds
 (``invariants.check_run_outputs``), the per-day statistics' consistency, and monotonicity under
-common random numbers: more initial stock, more production or a larger import cap (same seed, everything else equal)
-never increases shortfall.
+common random numbers: more initial stock, more production or a larger import cap (same seed,
+everything else equal) never increases shortfall.
 
 Why monotonicity holds exactly (not only on average): demand and arrivals draw from their own
 streams, so they do not depend on stocks; the total stock follows S' = S + arrivals - min(D, S), and
