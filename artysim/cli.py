@@ -275,7 +275,9 @@ def sensitivity_cmd(result, outcome, variant, points, fmt) -> None:
 @click.option("--threads", type=click.IntRange(min=1), help="Threads (default: all cores).")
 @click.option("--force", is_flag=True, help="Overwrite an existing results file.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no summary.")
-def sweep_cmd(scenario, varies, output, runs, seed, sets, threads, force, quiet) -> None:
+@click.option("--no-resource-check", is_flag=True,
+              help="Run even if a variant's estimated memory or output size exceeds what is available.")
+def sweep_cmd(scenario, varies, output, runs, seed, sets, threads, force, quiet, no_resource_check) -> None:
     """Run a grid of variants of SCENARIO with common random numbers into one file (a `variant` dimension)."""
     from artysim import summary, sweep
     from artysim.api import open_results
@@ -285,7 +287,7 @@ def sweep_cmd(scenario, varies, output, runs, seed, sets, threads, force, quiet)
             click.echo(f"artysim: variant {v.index + 1}/{n}: {v.label}", err=True)
 
     path = sweep.run_sweep(scenario, list(varies), output, runs=runs, seed=seed, sets=list(sets), threads=threads,
-                           force=force, quiet=quiet, on_variant=note)
+                           force=force, quiet=quiet, on_variant=note, resource_check=not no_resource_check)
     if not quiet:
         with open_results(path) as ds:
             click.echo(summary.format_sweep_table(summary.summarize(ds)))

@@ -103,7 +103,7 @@ def estimate(model, runs: int, threads: int, batch_size: int, *, summary: bool =
 
 
 def available_memory() -> int | None:
-    """Memory this process may still use [bytes]: MemAvailable, capped by a cgroup limit (SLURM)."""
+    """Memory this process may still use [bytes]: MemAvailable, capped by its cgroup limits (SLURM)."""
     avail = None
     try:
         with open("/proc/meminfo") as f:
@@ -113,19 +113,44 @@ def available_memory() -> int | None:
                     break
     except OSError:
         return None
-    for limit_file, used_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                                  ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                                   "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
-        try:
-            limit = Path(limit_file).read_text().strip()
-            used = int(Path(used_file).read_text().strip())
-        except (OSError, ValueError):
-            continue
-        if limit.isdigit() and int(limit) < 2**60:
-            room = int(limit) - used
-            avail = room if avail is None else min(avail, room)
-        break
+    room = cgroup_room()
+    if room is not None:
+        avail = room if avail is None else min(avail, room)
     return avail
+
+
+def cgroup_room(root: Path = Path("/sys/fs/cgroup"), proc: Path = Path("/proc/self/cgroup")) -> int | None:
+    """Memory left under the tightest memory limit of this process's cgroup and its ancestors
+    (cgroup v2 ``memory.max``, or v1 ``memory.limit_in_bytes``); None where there is none."""
+    try:
+        lines = proc.read_text().splitlines()
+    except OSError:
+        return None
+    best = None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        hid, controllers, path = parts
+        if hid == "0" and controllers == "":
+            base, limit_name, used_name = root, "memory.max", "memory.current"
+        elif "memory" in controllers.split(","):
+            base, limit_name, used_name = root / "memory", "memory.limit_in_bytes", "memory.usage_in_bytes"
+        else:
+            continue
+        d = base / path.lstrip("/")
+        while True:
+            try:
+                limit = (d / limit_name).read_text().strip()
+                used = int((d / used_name).read_text().strip())
+                if limit.isdigit() and int(limit) < 2**60:
+                    best = int(limit) - used if best is None else min(best, int(limit) - used)
+            except (OSError, ValueError):
+                pass
+            if d == base or base not in d.parents:
+                break
+            d = d.parent
+    return best
 
 
 def free_disk(folder: Path) -> int | None:

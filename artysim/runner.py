@@ -18,6 +18,8 @@ from artysim.slurm import shard_name
 #: Run-days per batch and thread at most: a signal (Ctrl-C, SLURM's SIGTERM before its SIGKILL) is
 #: handled between batches, so a batch must take seconds, not minutes, whatever the horizon.
 BATCH_RUN_DAYS_PER_THREAD = 1 << 22
+#: more runs than any machine or cluster could simulate (and far below 64-bit run indices)
+MAX_RUNS = 10**12
 
 PACKAGE_CONFIGS = Path(__file__).resolve().parent / "configs"
 REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -119,8 +121,8 @@ def run(
     scn = loaded.scenario
     n_runs = scn.run.runs if runs is None else runs
     the_seed = scn.run.seed if seed is None else seed
-    if n_runs < 1:
-        raise ArtysimError(f"--runs must be at least 1 (found {n_runs})")
+    if not 1 <= n_runs <= MAX_RUNS:
+        raise ArtysimError(f"--runs must be in [1, {MAX_RUNS:.0e}] (found {n_runs})")
     if not 0 <= the_seed < 2**63:
         raise ArtysimError(f"--seed must be in [0, 2**63) (found {the_seed})")
     if not 0 <= shard < shards:
@@ -149,7 +151,8 @@ def run(
         threads = int(os.environ["SLURM_CPUS_PER_TASK"])  # what the job was given, not the whole node
     n_threads = engine.resolve_threads(threads)
     batch_size = max(1, min(batch_size, BATCH_RUN_DAYS_PER_THREAD * n_threads // model.horizon))
-    if resource_check:  # memory, disk and 64-bit counts, before any work (summary: one is printed after)
+    resources.check_magnitudes(model, n_runs)  # 64-bit counts: correctness, not overridable
+    if resource_check:  # memory and disk, before any work (summary: one is printed after)
         resources.check(model, r1 - r0, n_threads, batch_size, out, runs_total=n_runs, summary=summary)
     daily = engine.Daily.empty(model.horizon, model.n_sample)
     reporter = Reporter(r1 - r0, quiet)

@@ -115,7 +115,7 @@ def _units(loaded: scenario.Loaded, path: str) -> str:
 def run_sweep(scenario_path: str, vary_items: list[str], output: str | Path, *, runs: int | None = None,
               seed: int | None = None, sets: list[str] | None = None, threads: int | None = None,
               force: bool = False, quiet: bool = False,
-              on_variant: Callable[[Variant, int], None] | None = None) -> Path:
+              on_variant: Callable[[Variant, int], None] | None = None, resource_check: bool = True) -> Path:
     """Run the grid and write one sweep file; returns its path."""
     out = Path(output)
     varies = parse_vary(list(vary_items))
@@ -129,7 +129,8 @@ def run_sweep(scenario_path: str, vary_items: list[str], output: str | Path, *, 
             if on_variant:
                 on_variant(v, len(variants))
             f = tmpdir / f"variant-{v.index}.nc"
-            runner.run(scenario_path, sets=v.sets, runs=runs, seed=the_seed, output=f, threads=threads, quiet=quiet)
+            runner.run(scenario_path, sets=v.sets, runs=runs, seed=the_seed, output=f, threads=threads, quiet=quiet,
+                       resource_check=resource_check)
             files.append(f)
         base = scenario.load(runner.resolve(scenario_path), list(sets or []))
         combine(files, variants, varies, out, force=force, base=base)

@@ -79,6 +79,9 @@ SOURCE_FIELDS = {
                "shipment_size": ("shipment", True), "transit_days": ("days", False),
                "available": ("rounds", False), "lot_concentration": ("concentration", False)},
 }
+#: further forms a quantity may take (e.g. a schedule of values by date): name -> function of a
+#: Domain returning a strategy of documents whose values lie in it
+EXTRA_QUANTITIES: dict = {}
 #: fields of any table whose values are fractions (mutated to lie outside [0, 1])
 FRACTION_FIELDS = {"dud_rate", "accuracy", "shortage_threshold", "mean", "legacy_serviceable",
                    "refurbished_dud_rate", "reject_on_receipt", "rework_yield", "ration_fraction", "cut",
@@ -104,7 +107,10 @@ def quantity(draw, domain: str) -> object:
         kinds.append("beta")
     if d.unbounded:
         kinds += ["lognormal", "gamma"]
+    kinds += sorted(EXTRA_QUANTITIES)
     kind = draw(st.sampled_from(kinds))
+    if kind in EXTRA_QUANTITIES:
+        return draw(EXTRA_QUANTITIES[kind](d))
     if kind == "plain":
         return draw(_num(lo, hi, d.integer))
     if kind == "fixed":
@@ -336,6 +342,20 @@ ABSURD = st.sampled_from([("scenario", "horizon_days", 10**9), ("scenario", "hor
                           ("demand", "base", 1e14), ("demand", "daily_cv", 1e6)])
 
 
+def known_keys() -> set[str]:
+    """Every key any scenario table accepts (a generated 'unknown' key must not be one)."""
+    from pydantic import BaseModel
+
+    from artysim import distributions, scenario
+
+    keys: set[str] = set()
+    for mod in (scenario, distributions):
+        for obj in vars(mod).values():
+            if isinstance(obj, type) and issubclass(obj, BaseModel):
+                keys |= {f.alias or name for name, f in obj.model_fields.items()}
+    return keys
+
+
 def _numeric_paths(doc) -> list[tuple]:
     return [p for p in paths(doc) if isinstance(get(doc, p), (int, float)) and not isinstance(get(doc, p), bool)]
 
@@ -370,7 +390,7 @@ def _m_unknown_key(draw, doc):
     table = get(doc, p)
     key = draw(st.one_of(UNICODE, st.sampled_from([k + "s" for k in table] or ["x"]),
                          st.sampled_from([k[:-1] for k in table if len(k) > 1] or ["y"])))
-    if key in table:
+    if key in table or key in known_keys():
         key = key + "_unknown"
     table[key] = draw(st.one_of(st.integers(0, 9), UNICODE))
     return Mutation(doc, "unknown key", path_str(p + (key,)), True, path_str(p + (key,)))

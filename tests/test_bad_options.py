@@ -22,6 +22,7 @@ CASES = [
     ("run", "{scn} --runs -5", ["--runs"]),
     ("run", "{scn} --runs many", ["--runs", "many"]),
     ("run", "{scn} --runs 1.5", ["--runs"]),
+    ("run", "{scn} --runs 1000000000000000000000 --no-resource-check", ["--runs", "1e+12"]),
     ("run", "{scn} --shards 0", ["--shards"]),
     ("run", "{scn} --shard 5 --shards 3", ["--shard", "5", "3"]),
     ("run", "{scn} --shard 3 --shards 3", ["--shard"]),

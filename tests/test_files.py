@@ -310,3 +310,16 @@ def test_reading_bad_files_is_refused_by_every_reading_command(klass, bad_files,
         assert bad.name in line, (name, line)
         assert any(n in line for n in NEEDLES[klass]), (name, klass, line)
     assert leftovers(tmp_path) == []  # no merged file, no picture
+
+
+def test_sweep_on_a_full_disk(tiny_fs, monkeypatch):
+    """sweep runs each variant through the same guard and writer: refused before work, or (with the
+    override) one line when the disk fills, and no temporary folder left either way."""
+    if "sweep" not in main.commands:
+        pytest.skip("no sweep command in this version")
+    out = tiny_fs / "s.nc"
+    args = ["sweep", NK, "--vary", "demand.daily_cv=0.1,0.2", "--runs", "20000", "-o", out, "-q"]
+    assert_refused(invoke(*args), "results file will take about", "--no-resource-check")
+    assert leftovers(tiny_fs) == []
+    assert_refused(invoke(*args, "--no-resource-check"), "could not write the results file", "disk full?")
+    assert leftovers(tiny_fs) == []

@@ -92,7 +92,7 @@ def _try(doc: dict, original: dict):
     return outcomes
 
 
-@examples(60)
+@examples(100)
 @given(scenario_doc(max_horizon=400))
 def test_valid_documents_load_build_and_round_trip(doc):
     loaded = scenario.Loaded(scenario.parse(doc, ORIGIN), "", doc, [], ORIGIN)
@@ -104,7 +104,7 @@ def test_valid_documents_load_build_and_round_trip(doc):
 
 
 @pytest.mark.parametrize("kind", sorted(MUTATIONS))
-@examples(35)
+@examples(60)
 @given(data=st.data())
 def test_mutated_documents_load_or_are_refused_with_the_key_path(kind, data):
     original = data.draw(scenario_doc(max_horizon=120))
@@ -217,7 +217,7 @@ def test_normal_truncated_at_zero_is_accepted_for_counts():
     assert (d.ppf(u) >= 0).all() and (d.ppf(u) <= 0.8125).all()
 
 
-@examples(40)
+@examples(60)
 @given(st.data())
 def test_validate_command_on_fuzzed_files(tmp_path_factory, data):
     """The command line on fuzzed files: exit 0, or exit 2 with one line naming the file; never a traceback
@@ -238,3 +238,33 @@ def test_validate_command_on_fuzzed_files(tmp_path_factory, data):
         assert str(f) in lines[0] or "overflow" in lines[0] or "quantiles resolve" in lines[0], lines[0]
     else:
         assert not mut.must_fail, (kind, mut.doc)
+
+
+OVERRIDE_PATHS = st.one_of(
+    st.sampled_from(["demand.base", "demand.daily_cv", "scenario.horizon_days", "scenario.start_date", "run.runs",
+                     "output.quantiles", "policy.issue", "policy.order", "source", "scenario", "demand.base.low",
+                     "source.{name}.dud_rate", "source.{name}.kind", "source.{name}", "source.{name}.initial.dist",
+                     "source.ghost.dud_rate", "source.{name}.name", "nope.deeper.still", "demand..base", ".", "a.b.c"]),
+    st.text(min_size=0, max_size=20),
+)
+OVERRIDE_VALUES = st.one_of(
+    st.sampled_from(["1", "-1", "0.5", "1e300", "nan", "inf", "abc", "", "[1, 2]", "{ dist = \"uniform\" }",
+                     "{ dist = \"uniform\", low = 1, high = 2 }", "2023-02-30", "2024-01-01", "true", "\"x\"",
+                     "[", "{", "1 2", "9999999999999999999999"]),
+    st.text(max_size=20),
+)
+
+
+@examples(150)
+@given(scenario_doc(max_horizon=60), st.lists(st.tuples(OVERRIDE_PATHS, OVERRIDE_VALUES), min_size=1, max_size=3),
+       st.booleans())
+def test_set_overrides_load_or_are_refused_in_one_line(doc, sets, with_equals):
+    """--set PATH=VALUE with odd paths and values: the scenario loads or a ScenarioError names the problem."""
+    name = doc["source"][0]["name"]
+    items = [f"{p.replace('{name}', name)}{'=' if with_equals else ''}{v}" for p, v in sets]
+    try:
+        scenario.loads(to_toml(doc), items, origin=ORIGIN)
+    except ScenarioError as e:
+        msg = str(e)
+        assert "\n" not in msg, msg
+        assert msg.startswith(("--set ", ORIGIN + ": ")), msg

@@ -2,8 +2,8 @@
 
 Per run and source: conservation, no negative stock, fired <= demand, effective <= fired - duds
 (``invariants.check_run_outputs``), the per-day statistics' consistency, and monotonicity under
-common random numbers: more initial stock or more production (same seed, everything else equal)
-never increases shortfall.
+common random numbers: more initial stock, more production or a larger import cap (same seed,
+everything else equal) never increases shortfall.
 
 Why monotonicity holds exactly (not only on average): demand and arrivals draw from their own
 streams, so they do not depend on stocks; the total stock follows S' = S + arrivals - min(D, S), and
@@ -38,7 +38,7 @@ def _run(model: engine.Model, runs: int, seed: int, threads: int = 1):
     return b.params, b.totals, b.per_source, daily
 
 
-@examples(60)
+@examples(150)
 @given(scenario_doc(max_horizon=60, max_sources=4), SEEDS, st.integers(1, 80))
 def test_every_run_satisfies_the_invariants(doc, seed, runs):
     model = engine.build(_loaded(doc).scenario)
@@ -103,7 +103,7 @@ def _assert_no_worse(base, more) -> None:
     assert (d1.sums[:, k.V_SHORTFALL] <= d0.sums[:, k.V_SHORTFALL]).all()  # day by day, summed over runs
 
 
-@examples(40)
+@examples(100)
 @given(scenario_doc(max_horizon=60, need_stockpile=True), SEEDS, st.integers(1, 64),
        st.integers(0, 10**6))
 def test_more_initial_stock_never_increases_shortfall(doc, seed, runs, extra):
@@ -116,7 +116,7 @@ def test_more_initial_stock_never_increases_shortfall(doc, seed, runs, extra):
     _assert_no_worse(base, _run(_shifted(model, "initial", "stockpile", add), runs, seed))
 
 
-@examples(30)
+@examples(60)
 @given(scenario_doc(max_horizon=60), SEEDS, st.integers(1, 64), st.floats(0, 5e6))
 def test_more_production_never_increases_shortfall(doc, seed, runs, extra):
     doc["source"].append({"name": "zz_fab", "kind": "production", "annual": 1e5,
@@ -125,6 +125,27 @@ def test_more_production_never_increases_shortfall(doc, seed, runs, extra):
     model = engine.build(_loaded(doc).scenario)
     add = np.full(runs, extra)
     _assert_no_worse(_run(model, runs, seed), _run(_shifted(model, "annual", "production", add), runs, seed))
+
+
+@examples(60)
+@given(scenario_doc(max_horizon=60), SEEDS, st.integers(1, 64), st.integers(0, 10**6))
+def test_larger_import_cap_never_increases_shortfall(doc, seed, runs, extra):
+    """A supplier with more to give ships the same first shipments (same draws) and then more; the
+    one that runs out cuts its last shipment and stops, so arrivals are never fewer."""
+    doc["source"].append({"name": "zz_deal", "kind": "import", "shipments_per_month": 20,
+                          "shipment_size": {"dist": "uniform", "low": 100, "high": 5000},
+                          "transit_days": {"dist": "uniform", "low": 0, "high": 10},
+                          "available": {"dist": "uniform", "low": 0, "high": 50000}})
+    doc.pop("policy", None)
+    doc["demand"]["base"] = 2000
+    model = engine.build(_loaded(doc).scenario)
+    add = np.full(runs, float(extra))
+    base = _run(model, runs, seed)
+    more = _run(_shifted(model, "available", "import", add), runs, seed)
+    _assert_no_worse(base, more)
+    k = kernel
+    deal = len(model.kinds) - 1
+    assert (more[2][:, deal, k.P_RECEIVED] >= base[2][:, deal, k.P_RECEIVED]).all()
 
 
 def test_monotonicity_holds_under_proportional_issue_with_very_different_dud_rates():

@@ -140,3 +140,42 @@ def test_estimate_within_the_stated_factor_of_measured(tmp_path, runs, horizon):
         pytest.fail(f"benchmark run failed: {e}")
     assert 1.0 <= est.memory / rss <= 1.8, (est.memory, rss)
     assert 1.0 <= est.file / size <= 3.0, (est.file, size)
+
+
+def test_overflow_guard_is_not_skipped_by_the_override(tmp_path):
+    """--no-resource-check skips the memory and disk checks only: counts that could overflow stay refused."""
+    scn = tmp_path / "s.toml"
+    scn.write_text(NK.read_text())
+    r = invoke("run", scn, "--runs", "10", "-o", tmp_path / "r.nc", "-q", "--no-resource-check",
+               "--set", "demand.base=1e13", "--set", "demand.daily_cv=10")
+    assert_refused(r, "overflow")
+    assert leftovers(tmp_path) == ["s.toml"]
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_cgroup_limit_of_a_slurm_job_is_found(tmp_path, version):
+    """A SLURM job's memory limit sits on its own cgroup (or an ancestor), not on the root's."""
+    root = tmp_path / "cgroup"
+    job = "slurm/uid_0/job_42/step_0"
+    if version == "v2":
+        proc = "0::/" + job + "\n"
+        base, lim, used = root, "memory.max", "memory.current"
+    else:
+        proc = "9:cpu,cpuacct:/x\n4:memory:/" + job + "\n1:name=systemd:/y\n"
+        base, lim, used = root / "memory", "memory.limit_in_bytes", "memory.usage_in_bytes"
+    d = base / job
+    d.mkdir(parents=True)
+    (d / lim).write_text("max\n" if version == "v2" else "9223372036854771712\n")  # the step: no limit
+    (d / used).write_text("100\n")
+    (d.parent / lim).write_text(f"{4 * 2**30}\n")  # the job: 4 GiB
+    (d.parent / used).write_text(f"{2**30}\n")
+    (base / lim).write_text(f"{64 * 2**30}\n")  # the node slice: 64 GiB
+    (base / used).write_text(f"{10 * 2**30}\n")
+    (tmp_path / "cgroup.txt").write_text(proc)
+    assert resources.cgroup_room(root, tmp_path / "cgroup.txt") == 3 * 2**30
+
+
+def test_no_cgroup_limit(tmp_path):
+    (tmp_path / "cgroup.txt").write_text("0::/\n")
+    assert resources.cgroup_room(tmp_path / "none", tmp_path / "cgroup.txt") is None
+    assert resources.cgroup_room(tmp_path, tmp_path / "absent.txt") is None
