@@ -259,6 +259,16 @@ class Gamma(_Dist):
     mean_: float = Field(alias="mean", gt=0)
     sd: float = Field(gt=0)
 
+    @model_validator(mode="after")
+    def _shape(self):
+        # shape (mean/sd)^2 and scale sd^2/mean must be finite floats; beyond a shape of 1e12 the
+        # distribution is a point to double precision: use a fixed value or a normal instead
+        ratio = self.mean_ / self.sd
+        if not (1e-6 <= ratio <= 1e6) or not math.isfinite(self.sd * (self.sd / self.mean_)):
+            raise ValueError(f"mean/sd = {ratio:.3g} is outside [1e-6, 1e6] (a gamma that narrow or that wide "
+                             "cannot be computed; use a fixed value, a normal, or a lognormal)")
+        return self
+
     def frozen(self):
         shape = (self.mean_ / self.sd) ** 2
         return st.gamma(shape, scale=self.sd**2 / self.mean_)

@@ -464,14 +464,25 @@ def _one_line(text: str) -> str:
 
 
 def parse(raw: dict, origin: str = "<scenario>") -> Scenario:
-    """Validate a scenario document; raises ScenarioError naming the file and key path."""
+    """Validate a scenario document; raises ScenarioError naming the file and key path.
+
+    Checks that need the whole model (correlations between sampled parameters, regimes that form
+    one chain) run here too, so every command refuses such a file up front, naming it."""
     try:
-        return Scenario.model_validate(raw)
+        scn = Scenario.model_validate(raw)
     except ValidationError as e:
         errs = e.errors(include_url=False)
         first = _one_line(_format(errs[0]))
         more = f" (and {len(errs) - 1} more problem{'s' if len(errs) > 2 else ''})" if len(errs) > 1 else ""
         raise ScenarioError(f"{origin}: {first}{more}") from None
+    if scn.correlation or scn.demand.regime:
+        from artysim import engine  # the model's paths and chain live there
+
+        try:
+            engine.build(scn)
+        except ScenarioError as e:
+            raise ScenarioError(f"{origin}: {_one_line(str(e))}") from None
+    return scn
 
 
 def read_text(path: str | Path) -> str:

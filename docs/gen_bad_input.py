@@ -82,6 +82,34 @@ SCENARIO_CASES = [
     ("seed out of range", ("seed = 1", "seed = 18446744073709551616")),
     ("name with spaces/unicode", ('name = "opts"', 'name = "opérations 1"')),
     ("too many sources", None),
+    ("schedule dates not increasing",
+     ("base = 1000", 'base = [{ from = "2024-01-01", value = 1000 }, { from = "2023-12-01", value = 900 }]')),
+    ("schedule starting after start_date", ("base = 1000", 'base = [{ from = "2024-02-01", value = 1000 }]')),
+    ("schedule piece that is not a table", ("base = 1000", "base = [1000, 2000]")),
+    ("regime that lasts under a day",
+     ("daily_cv = 0.2", 'daily_cv = 0.2\n[[demand.regime]]\nname = "a"\nmultiplier = 1\nmean_days = 0.5')),
+    ("regime moving to an unknown regime",
+     ("daily_cv = 0.2",
+      'daily_cv = 0.2\n[[demand.regime]]\nname = "a"\nmultiplier = 1\nmean_days = 9\nto = { b = 1 }')),
+    ("regimes in groups that never meet, no initial_regime", ("daily_cv = 0.2", "daily_cv = 0.2\n" + "".join(
+        f'[[demand.regime]]\nname = "{a}"\nmultiplier = 1\nmean_days = 5\nto = {{ {b} = 1 }}\n'
+        for a, b in [("a", "b"), ("b", "a"), ("c", "d"), ("d", "c")]))),
+    ("rationing with only one of its two keys", ("[run]", "[policy]\nreserve_days = 10\n\n[run]")),
+    ("legacy stock without a refurbishment rate", ("dud_rate = 0.1", "dud_rate = 0.1\nlegacy = 1e6")),
+    ("rework yield without rework days",
+     ("[run]", '[[source]]\nname = "imp"\nkind = "import"\nshipments_per_month = 2\nshipment_size = 100\n'
+               'reject_on_receipt = 0.4\nrework_yield = 0.5\n\n[run]')),
+    ("strike fraction above 1", ("[run]", "[strikes]\nper_year = 2\nfraction = 1.5\n\n[run]")),
+    ("correlation of a fixed number",
+     ("[run]", '[[correlation]]\nbetween = ["demand.base", "source.old.initial"]\nspearman = 0.3\n\n[run]')),
+    ("correlation of an unknown parameter",
+     ("[run]", '[[correlation]]\nbetween = ["demand.bse", "source.old.initial"]\nspearman = 0.3\n\n[run]')),
+    ("correlations that cannot hold together", (
+        "base = 1000\ndaily_cv = 0.2",
+        'base = { dist = "uniform", low = 900, high = 1100 }\ndaily_cv = { dist = "uniform", low = 0.1, high = 0.3 }\n'
+        + "".join(f'[[correlation]]\nbetween = ["{a}", "{b}"]\nspearman = {r}\n'
+                  for a, b, r in [("demand.base", "demand.daily_cv", 0.9), ("demand.base", "source.old.initial", 0.9),
+                                  ("demand.daily_cv", "source.old.initial", -0.9)]))),
     ("not TOML", ("[demand]", "[demand")),
     ("not UTF-8", None),
     ("a folder, not a file", None),

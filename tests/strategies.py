@@ -63,7 +63,7 @@ DOMAINS = {
     "per_month": Domain(0, 12),
     "concentration": Domain(1, 500),
     "multiplier": Domain(0, 5),
-    "mean_days": Domain(1, 60),
+    "mean_days": Domain(2, 60),  # the loader's floor is 1; 2 keeps generated ranges clear of it
     "per_year": Domain(0, 50),
     "refurb_rate": Domain(0, 5e3, integer=True, unbounded=True),
 }
