@@ -375,16 +375,18 @@ class Daily:
     sums: np.ndarray  # time x N_DAILY
     n_short: np.ndarray  # time
     n_first_short: np.ndarray  # time: runs whose first shortage day is that day
+    src_sums: np.ndarray  # time x 2 x sources: rounds fired and effective by source, summed over runs
     sample_stock: np.ndarray  # sample x time
     sample_fired: np.ndarray  # sample x time
 
     @classmethod
-    def empty(cls, T: int, n_sample: int) -> Daily:
+    def empty(cls, T: int, n_sample: int, n_sources: int) -> Daily:
         return cls(
             hist=np.zeros((T, kernel.N_DAILY, histogram.NBINS), dtype=np.int64),
             sums=np.zeros((T, kernel.N_DAILY), dtype=np.int64),
             n_short=np.zeros(T, dtype=np.int64),
             n_first_short=np.zeros(T, dtype=np.int64),
+            src_sums=np.zeros((T, 2, n_sources), dtype=np.int64),
             sample_stock=np.full((n_sample, T), -1, dtype=np.int64),
             sample_fired=np.full((n_sample, T), -1, dtype=np.int64),
         )
@@ -429,6 +431,7 @@ def run_batches(
     hist = np.zeros((nthreads, T, kernel.N_DAILY, histogram.NBINS), dtype=np.int32)
     sums = np.zeros((nthreads, T, kernel.N_DAILY), dtype=np.int64)
     n_short = np.zeros((nthreads, T), dtype=np.int64)
+    src_sums = np.zeros((nthreads, T, 2, NS), dtype=np.int64)
     samp_s = np.full((max(n_sample, 1), T), -1, dtype=np.int64)
     samp_f = np.full((max(n_sample, 1), T), -1, dtype=np.int64)
     since_flush = 0
@@ -444,7 +447,7 @@ def run_batches(
             model.sched_cols, model.sched_piece, model.sched_change, model.erows, *model.dists, model.ring,
             rng.LOGF, model.reg_mult, model.reg_days, model.reg_cum, model.reg_pi,
             model.issue, model.order, model.threshold, n_sample, chunks,
-            totals, per_source, per_regime, hist, sums, n_short, samp_s, samp_f,
+            totals, per_source, per_regime, hist, sums, src_sums, n_short, samp_s, samp_f,
         )
         fs = totals[:, kernel.O_FIRST_SHORT]
         daily.n_first_short += np.bincount(fs[fs >= 0], minlength=T)[:T]
@@ -457,6 +460,7 @@ def run_batches(
     daily.hist += hist.sum(axis=0, dtype=np.int64)
     daily.sums += sums.sum(axis=0)
     daily.n_short += n_short.sum(axis=0)
+    daily.src_sums += src_sums.sum(axis=0)
     ns = min(n_sample, daily.sample_stock.shape[0])
     rows = slice(run_start, min(run_stop, ns))
     daily.sample_stock[rows] = samp_s[rows]
@@ -467,7 +471,7 @@ def simulate_in_memory(loaded: Loaded, runs: int, seed: int, run_start: int = 0,
                        threads: int | None = None, batch_size: int = 1 << 17):
     """All per-run outputs and per-day statistics in memory (for tests and small studies)."""
     model = build(loaded.scenario)
-    daily = Daily.empty(model.horizon, model.n_sample)
+    daily = Daily.empty(model.horizon, model.n_sample, len(model.kinds))
     batches = list(run_batches(model, seed, run_start, run_start + runs, daily, threads, batch_size))
     cat = {
         "params": np.concatenate([b.params for b in batches]),

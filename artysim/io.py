@@ -385,10 +385,13 @@ class ResultsWriter:
             nc[f"{name}_sum"][:] = daily.sums[:, j]
         nc["n_short"][:] = daily.n_short
         nc["n_first_short"][:] = daily.n_first_short
+        nc["fired_by_source_sum"][:] = daily.src_sums[:, 0, :]
+        nc["effective_by_source_sum"][:] = daily.src_sums[:, 1, :]
         derived = derive_daily(
             {f"{n}_hist": daily.hist[:, j, :] for j, n in enumerate(schema.DAILY_NAMES)}
             | {f"{n}_sum": daily.sums[:, j] for j, n in enumerate(schema.DAILY_NAMES)}
-            | {"n_short": daily.n_short, "n_first_short": daily.n_first_short},
+            | {"n_short": daily.n_short, "n_first_short": daily.n_first_short,
+               "fired_by_source_sum": daily.src_sums[:, 0, :], "effective_by_source_sum": daily.src_sums[:, 1, :]},
             np.asarray(nc["quantile"][:]), self.n_runs,
         )
         for k, val in derived.items():
@@ -432,6 +435,8 @@ def derive_daily(stats: dict, qs: np.ndarray, n_runs: int) -> dict:
         out[f"{n}_mean"] = stats[f"{n}_sum"] / max(n_runs, 1)
     out["p_short"] = stats["n_short"] / max(n_runs, 1)
     out["p_depleted"] = np.cumsum(stats["n_first_short"]) / max(n_runs, 1)
+    for n in ("fired_by_source", "effective_by_source"):
+        out[f"{n}_mean"] = stats[f"{n}_sum"] / max(n_runs, 1)
     return out
 
 

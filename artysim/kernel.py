@@ -144,7 +144,7 @@ def _simulate_chunk(
     sched_cols, sched_piece, sched_change, erows, dcode, dpar, ddv, ddc, ring, logf,
     reg_mult, reg_days, reg_cum, reg_pi,
     issue, order, threshold, n_sample,
-    totals, per_source, per_regime, hist, sums, n_short, sample_stock, sample_fired,
+    totals, per_source, per_regime, hist, sums, src_sums, n_short, sample_stock, sample_fired,
 ):
     """Runs ``r_lo .. r_hi - 1`` of the batch, a block at a time, each day in phases.
 
@@ -565,19 +565,25 @@ def _simulate_chunk(
                 fsrc = fs[s]
                 S = SS[1 + NS + s]
                 binomial_block(S, nb, fsrc, q[s], lq[s], duds, work, rest, logf)
+                day_f = 0
                 for b in range(nb):
                     f = fsrc[b]
                     stock[s, b] -= f
                     ps[s, P_FIRED, b] += f
                     ps[s, P_DUDS, b] += duds[b]
                     hits[b] = f - duds[b]
+                    day_f += f
                 if has_acc[s]:
                     binomial_block(S, nb, hits, acc[s], lacc[s], misses, work, rest, logf)
                     for b in range(nb):
                         hits[b] = misses[b]
+                day_e = 0
                 for b in range(nb):
                     ps[s, P_EFFECTIVE, b] += hits[b]
                     eff[b] += hits[b]
+                    day_e += hits[b]
+                src_sums[t, 0, s] += day_f
+                src_sums[t, 1, s] += day_e
             # 6. accounting (day sums kept in registers, written once per day)
             hrow_s = hist[t, V_STOCK]
             hrow_f = hist[t, V_FIRED]
@@ -659,14 +665,15 @@ def simulate(
     sched_cols, sched_piece, sched_change, erows, dcode, dpar, ddv, ddc, ring, logf,
     reg_mult, reg_days, reg_cum, reg_pi,
     issue, order, threshold, n_sample, n_chunks,
-    totals, per_source, per_regime, hist, sums, n_short, sample_stock, sample_fired,
+    totals, per_source, per_regime, hist, sums, src_sums, n_short, sample_stock, sample_fired,
 ):
     """Simulate runs ``run0 .. run0 + len(params) - 1``.
 
     Per-run outputs are written to ``totals`` (runs x N_TOTALS), ``per_source`` (runs x
     sources x N_PER_SOURCE) and ``per_regime`` (runs x regimes x N_PER_REGIME). Per-day statistics
     are *added* to per-thread accumulators ``hist`` (threads x T x N_DAILY x bins), ``sums``
-    (threads x T x N_DAILY) and ``n_short`` (threads x T), so a caller may feed several batches
+    (threads x T x N_DAILY), ``src_sums`` (threads x T x 2 x sources: fired, effective by source)
+    and ``n_short`` (threads x T), so a caller may feed several batches
     into them; being integer sums, they do not depend on which thread ran which of the
     ``n_chunks`` chunks. Runs with global index below ``n_sample`` have their stock and fired
     trajectories written to ``sample_*``.
@@ -681,5 +688,6 @@ def simulate(
             sched_cols, sched_piece, sched_change, erows, dcode, dpar, ddv, ddc, ring, logf,
             reg_mult, reg_days, reg_cum, reg_pi,
             issue, order, threshold, n_sample,
-            totals, per_source, per_regime, hist[tid], sums[tid], n_short[tid], sample_stock, sample_fired,
+            totals, per_source, per_regime, hist[tid], sums[tid], src_sums[tid], n_short[tid], sample_stock,
+            sample_fired,
         )

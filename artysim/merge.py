@@ -140,7 +140,7 @@ def merge(inputs: list[str], output: str | Path, *, allow_partial: bool = False,
         extra["missing_runs"] = _describe_gaps(gaps, shards)
     full = not gaps
     T = model.horizon
-    daily = engine.Daily.empty(T, model.n_sample)
+    daily = engine.Daily.empty(T, model.n_sample, len(model.kinds))
     with ResultsWriter(out, force=force, model=model, loaded=loaded, seed=int(a0["seed"]),
                        run_start=int(run_index[0]) if full else int(run_index.min()),
                        run_stop=int(run_index[-1]) + 1, runs_total=int(a0["runs_total"]),
@@ -161,6 +161,8 @@ def merge(inputs: list[str], output: str | Path, *, allow_partial: bool = False,
                     daily.sums[:, j] += nc[f"{name}_sum"][:]
                 daily.n_short += nc["n_short"][:]
                 daily.n_first_short += nc["n_first_short"][:]
+                daily.src_sums[:, 0, :] += nc["fired_by_source_sum"][:]
+                daily.src_sums[:, 1, :] += nc["effective_by_source_sum"][:]
                 if nc.dimensions["sample"].size:
                     rows = np.asarray(nc["sample"][:], dtype=np.int64)
                     daily.sample_stock[rows] = nc["stock_sample"][:]

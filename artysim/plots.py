@@ -171,25 +171,36 @@ def depletion(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = N
 
 
 def sources(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = None, **_kw) -> Figure:
-    """What each source delivered over the horizon (mean per run): fired rounds split into effective,
-    duds and misses, plus rounds left unfired. Without ``ax``, a second panel shows fired vs effective
-    rounds per day over time for all sources together (the file has per-day data only for the total).
-    """
+    """What each source delivered: without ``ax``, a first panel shows fired (solid) and effective
+    (dashed) rounds per day by source over time (mean over runs); the bars show the totals over the
+    horizon (mean per run): fired rounds split into effective, duds and misses, plus rounds left
+    unfired. Files without per-day data by source show the all-source total over time instead."""
     ds = _single(ds, variant)
+    by_day = "fired_by_source_mean" in ds.variables
     if ax is None:
         fig = Figure(figsize=(11.5, 4.8), layout="constrained", dpi=100)
         ax_t, ax = fig.subplots(1, 2, width_ratios=[1, 1.15])
         t = _dates(ds)
-        ax_t.plot(t, ds["fired_mean"].values, color="#4d4d4d", lw=1.5, label="fired")
-        ax_t.plot(t, ds["effective_mean"].values, color="#1a9850", lw=1.5, label="effective (not dud, on target)")
+        if by_day:
+            colors = ["#2166ac", "#b2182b", "#1a9850", "#762a83", "#e08214", "#4d4d4d"]
+            for j, name in enumerate(str(x) for x in ds["source"].values):
+                c = colors[j % len(colors)]
+                ax_t.plot(t, ds["fired_by_source_mean"].values[:, j], color=c, lw=1.4, label=f"{name}: fired")
+                ax_t.plot(t, ds["effective_by_source_mean"].values[:, j], color=c, lw=1.2, ls="--",
+                          label=f"{name}: effective")
+            ax_t.set_title("per day by source: fired (solid), effective (dashed)", fontsize=10, loc="left")
+            ax_t.legend(fontsize=7, loc="upper right", ncol=2)
+        else:
+            ax_t.plot(t, ds["fired_mean"].values, color="#4d4d4d", lw=1.5, label="fired")
+            ax_t.plot(t, ds["effective_mean"].values, color="#1a9850", lw=1.5, label="effective (not dud, on target)")
+            ax_t.set_title("all sources, per day (this file has no per-day data by source)", fontsize=10, loc="left")
+            ax_t.legend(fontsize=8, loc="lower left")
         ax_t.set_ylim(bottom=0)
         ax_t.set_xlim(t[0], t[-1])
         ax_t.set_ylabel("rounds per day (mean over runs)")
         _rounds_axis(ax_t)
         _date_axis(ax_t)
         ax_t.grid(alpha=0.3)
-        ax_t.legend(fontsize=8, loc="lower left")
-        ax_t.set_title("all sources, per day", fontsize=10, loc="left")
     else:
         fig = ax.figure
     names = [str(s) for s in ds["source"].values]
@@ -215,8 +226,7 @@ def sources(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = Non
     _rounds_axis(ax, "x")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
-    ax.set_title("by source: totals over the horizon (the file has no per-day data by source)", fontsize=10,
-                 loc="left")
+    ax.set_title("by source: totals over the horizon", fontsize=10, loc="left")
     fig.suptitle(f"{_name(ds)}: fired vs effective rounds, {_runs(ds):,} runs", x=0.01, ha="left", fontsize=11)
     return fig
 

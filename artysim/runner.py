@@ -154,7 +154,7 @@ def run(
     resources.check_magnitudes(model, n_runs)  # 64-bit counts: correctness, not overridable
     if resource_check:  # memory and disk, before any work (summary: one is printed after)
         resources.check(model, r1 - r0, n_threads, batch_size, out, runs_total=n_runs, summary=summary)
-    daily = engine.Daily.empty(model.horizon, model.n_sample)
+    daily = engine.Daily.empty(model.horizon, model.n_sample, len(model.kinds))
     reporter = Reporter(r1 - r0, quiet)
     try:
         with ResultsWriter(out, force=force, model=model, loaded=loaded, seed=the_seed, run_start=r0,

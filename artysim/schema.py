@@ -78,6 +78,10 @@ PER_DAY = (
         Var("p_short", ("time",), "f8", "1", "fraction of runs short on that day"),
         Var("p_depleted", ("time",), "f8", "1",
             "fraction of runs whose first shortage day is on or before that day"),
+        Var("fired_by_source_mean", ("time", "source"), "f8", "day-1",
+            "mean over runs of rounds fired per day by source"),
+        Var("effective_by_source_mean", ("time", "source"), "f8", "day-1",
+            "mean over runs of effective rounds per day by source"),
         Var("stock_sample", ("sample", "time"), "i8", "1",
             "end-of-day rounds on hand, all sources, in sampled runs"),
         Var("fired_sample", ("sample", "time"), "i8", "day-1", "rounds fired per day in sampled runs"),
@@ -91,7 +95,10 @@ MERGEABLE = (
     + [Var(f"{n}_sum", ("time",), "i8", _DAILY_UNITS[n], f"sum over runs of {_DAILY_LONG[n]}")
        for n in DAILY_NAMES]
     + [Var("n_short", ("time",), "i8", "1", "number of runs short on that day"),
-       Var("n_first_short", ("time",), "i8", "1", "number of runs whose first shortage day is that day")]
+       Var("n_first_short", ("time",), "i8", "1", "number of runs whose first shortage day is that day"),
+       Var("fired_by_source_sum", ("time", "source"), "i8", "day-1", "sum over runs of rounds fired per day by source"),
+       Var("effective_by_source_sum", ("time", "source"), "i8", "day-1",
+           "sum over runs of effective rounds per day by source")]
 )
 
 ALL = PER_RUN + PER_DAY + MERGEABLE

@@ -291,7 +291,8 @@ class Sim:
         names = ("stock", "fired", "effective", "shortfall")
         stats = {f"{n}_hist": d.hist[:, j, :] for j, n in enumerate(names)}
         stats |= {f"{n}_sum": d.sums[:, j] for j, n in enumerate(names)}
-        stats |= {"n_short": d.n_short, "n_first_short": d.n_first_short}
+        stats |= {"n_short": d.n_short, "n_first_short": d.n_first_short,
+                  "fired_by_source_sum": d.src_sums[:, 0, :], "effective_by_source_sum": d.src_sums[:, 1, :]}
         return io.derive_daily(stats, np.asarray(qs, dtype=np.float64), self.runs)
 
 

@@ -32,7 +32,7 @@ def _loaded(doc: dict) -> scenario.Loaded:
 
 
 def _run(model: engine.Model, runs: int, seed: int, threads: int = 1):
-    daily = engine.Daily.empty(model.horizon, model.n_sample)
+    daily = engine.Daily.empty(model.horizon, model.n_sample, len(model.kinds))
     batches = list(engine.run_batches(model, seed, 0, runs, daily, threads, batch_size=runs))
     b = batches[0]
     return b.params, b.totals, b.per_source, daily

@@ -585,6 +585,11 @@ def _check_conservation(r, name):
     np.testing.assert_array_equal(d.n_short.sum(), sd.sum())
     np.testing.assert_array_equal(d.n_first_short, np.bincount(fs[fs >= 0], minlength=T))
     assert (d.n_short >= d.n_first_short).all()
+    # per-day sums by source add up to the per-run totals by source, and to the all-source day sums
+    np.testing.assert_array_equal(d.src_sums[:, 0, :].sum(axis=0), ps[:, :, P.P_FIRED].sum(axis=0))
+    np.testing.assert_array_equal(d.src_sums[:, 1, :].sum(axis=0), ps[:, :, P.P_EFFECTIVE].sum(axis=0))
+    np.testing.assert_array_equal(d.src_sums[:, 0, :].sum(axis=1), d.sums[:, P.V_FIRED])
+    np.testing.assert_array_equal(d.src_sums[:, 1, :].sum(axis=1), d.sums[:, P.V_EFFECTIVE])
     assert (d.sums >= 0).all()
 
 

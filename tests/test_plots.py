@@ -136,7 +136,12 @@ def test_sources_bars_are_per_run_means_by_source(ds):
     assert by_label["fired: effective"][s] == pytest.approx(eff[s], rel=1e-12)
     assert by_label["fired: duds"][s] == pytest.approx(duds[s], rel=1e-12)
     assert by_label["fired: missed target"][s] == pytest.approx(fired[s] - duds[s] - eff[s], rel=1e-9)
-    assert "no per-day data by source" in _texts(fig)
+    # the time panel draws each source's per-day means from the file
+    lines = {ln.get_label(): ln.get_ydata() for ln in fig.axes[0].lines}
+    np.testing.assert_array_equal(lines["factory: fired"], ds.fired_by_source_mean.values[:, s])
+    np.testing.assert_array_equal(lines["factory: effective"], ds.effective_by_source_mean.values[:, s])
+    old = ds.drop_vars(["fired_by_source_mean", "effective_by_source_mean"])  # a file without them
+    assert "no per-day data by source" in _texts(plots.sources(old))
 
 
 def test_tornado_bars_are_the_sensitivity_ranking(ds):

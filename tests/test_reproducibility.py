@@ -21,7 +21,7 @@ from artysim import engine, kernel, scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 NK = ROOT / "configs" / "nk-deal-2023.toml"
-DAILY_FIELDS = ("hist", "sums", "n_short", "n_first_short", "sample_stock", "sample_fired")
+DAILY_FIELDS = ("hist", "sums", "n_short", "n_first_short", "src_sums", "sample_stock", "sample_fired")
 
 
 @pytest.fixture(scope="module", params=["nk-deal", "all-features"])
@@ -71,7 +71,7 @@ def test_split_runs_equal_whole(loaded, k):
     for name in ("params", "totals", "per_source"):
         joined = np.concatenate([getattr(first, name), getattr(second, name)])
         assert np.array_equal(joined, getattr(whole, name)), f"runs [0,{k}) + [{k},{n}) != [0,{n}): {name}"
-    for f in ("hist", "sums", "n_short", "n_first_short"):
+    for f in ("hist", "sums", "n_short", "n_first_short", "src_sums"):
         assert np.array_equal(getattr(first.daily, f) + getattr(second.daily, f), getattr(whole.daily, f)), (
             f"Daily.{f} of the two halves do not add up to the whole")
     for f in ("sample_stock", "sample_fired"):
@@ -123,7 +123,7 @@ def test_engine_passes_stream_keys_as_uint64(monkeypatch):
     monkeypatch.setattr(kernel, "simulate", spy)
     model = engine.build(load_scenario(ALL_FEATURES).scenario)
     for seed in _SEEDS:
-        daily = engine.Daily.empty(model.horizon, model.n_sample)
+        daily = engine.Daily.empty(model.horizon, model.n_sample, len(model.kinds))
         list(engine.run_batches(model, seed, 0, 10, daily))
     assert len(seen) == len(_SEEDS), "kernel.simulate was not called once per seed"
     for keys in seen:

@@ -270,6 +270,8 @@ def test_file_equals_in_memory_simulation(result):
         np.testing.assert_array_equal(d[f"{n}_mean"].values, daily.sums[:, j] / RUNS, err_msg=n)
     np.testing.assert_array_equal(d["p_short"].values, daily.n_short / RUNS)
     np.testing.assert_array_equal(d["p_depleted"].values, np.cumsum(daily.n_first_short) / RUNS)
+    np.testing.assert_array_equal(d["fired_by_source_sum"].values, daily.src_sums[:, 0, :])
+    np.testing.assert_array_equal(d["effective_by_source_mean"].values, daily.src_sums[:, 1, :] / RUNS)
     np.testing.assert_array_equal(d["stock_sample"].values, daily.sample_stock)
     np.testing.assert_array_equal(d["fired_sample"].values, daily.sample_fired)
 
