@@ -124,7 +124,7 @@ class Pert(_MinModeMax):
     """Beta-PERT on [min, max] with the given mode and shape ``lambda`` (default 4)."""
 
     dist: Literal["pert"]
-    lambda_: float = Field(4.0, alias="lambda", gt=0)
+    lambda_: float = Field(4.0, alias="lambda", gt=0, le=1e6)
 
     def _ab(self) -> tuple[float, float]:
         w = self.max - self.min

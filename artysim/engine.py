@@ -113,6 +113,9 @@ class Model:
                 out[:, i] = p.dist.ppf(np.zeros(1))[0]
         for j, i in enumerate(self.sampled):
             out[:, i] = self.params[i].dist.ppf(u[:, j])
+            if not np.isfinite(out[:, i]).all():  # a NaN dud rate would never leave the binomial sampler
+                raise ScenarioError(f"{self.params[i].path}: its distribution gave a value that is not a finite "
+                                    "number for some run; use less extreme parameters")
         return out
 
     def stream_keys(self, seed: int) -> np.ndarray:

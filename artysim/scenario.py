@@ -31,6 +31,11 @@ def _in(lo: float, hi: float, lo_open: bool, hi_open: bool, what: str, d):
     tail is accepted while its 1 - 1e-12 quantile stays below them.
     """
     a, b = d.support()
+    if not d.is_fixed:  # parameters so extreme that scipy returns NaN would stall the samplers
+        probe = np.asarray(d.ppf(np.array([1e-9, 0.5, 1 - 1e-9])), dtype=np.float64)
+        if not np.isfinite(probe).all():
+            raise ValueError(f"the {d.dist} distribution cannot be evaluated with these parameters (its quantiles "
+                             "are not finite numbers); use less extreme values")
     soft_hi = hi >= 1e6
     if soft_hi and math.isinf(b):
         b_check = float(d.ppf(np.array([1 - 1e-12]))[0])

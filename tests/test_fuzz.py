@@ -269,3 +269,18 @@ def test_set_overrides_load_or_are_refused_in_one_line(doc, sets, with_equals):
         msg = str(e)
         assert "\n" not in msg, msg
         assert msg.startswith(("--set ", ORIGIN + ": ")), msg
+
+
+@pytest.mark.parametrize("dist", [
+    '{ dist = "pert", min = 0.2, mode = 0.5, max = 0.6, lambda = 1e300 }',
+    '{ dist = "pert", min = 0.2, mode = 0.5, max = 0.6, lambda = 1e7 }',
+])
+def test_distributions_too_extreme_to_evaluate_are_refused(dist):
+    """scipy gives NaN quantiles for a PERT this sharp; a NaN dud rate once kept the binomial
+    sampler looping forever (found by a 2x fuzz run). It is refused at load, naming the path; any
+    other distribution whose quantiles are not finite is refused the same way, and the engine
+    refuses a non-finite sampled parameter rather than pass it to the kernel."""
+    text = BIG.format(horizon=10, base=100, cv=0.1, initial=1000, annual=1000).replace(
+        "dud_rate = 0.25", f"dud_rate = {dist}")
+    with pytest.raises(ScenarioError, match=r"source\[0\]\.dud_rate"):
+        scenario.loads(text, origin=ORIGIN)
