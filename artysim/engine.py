@@ -225,9 +225,8 @@ def build(scn: Scenario) -> Model:
     erows = np.full((ns, kernel.N_EROWS), -1, dtype=np.int64)
     rate_scheds: list[list[tuple[int, int]]] = []
     size_scheds: list[list[tuple[int, int]]] = []
-    for src in scn.source:
-        kinds[_source_index(scn, src)] = _KINDS[src.kind]
     for s, src in enumerate(scn.source):
+        kinds[s] = _KINDS[src.kind]
         pre = f"source.{src.name}"
         if src.kind in _SCHEDULED:
             fname, unit = _SCHEDULED[src.kind]
@@ -289,10 +288,6 @@ def build(scn: Scenario) -> Model:
         n_sample=scn.output.trajectory_sample, ring=_ring_days(scn),
         corr_cols=corr_cols, corr_factor=corr_factor, corr_pairs=corr_pairs,
     )
-
-
-def _source_index(scn: Scenario, src) -> int:
-    return [s.name for s in scn.source].index(src.name)
 
 
 def _schedule_tables(scheds: list[list[tuple[int, int]]], T: int):

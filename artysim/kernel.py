@@ -138,6 +138,22 @@ def _events(S: np.ndarray, b: int, lam: float, elam: float) -> int:
     return poisson_known(S, b, lam, elam)
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _draw(S, G, b, row, dcode, dpar, ddv, ddc) -> float:
+    """One draw of row ``row`` of the coded-distribution table."""
+    return sample_coded(S, G, b, dcode[row], dpar[row], ddv[row], ddc[row])
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _add_rounds(stock, q, lq, s, b, a, dud_mass) -> None:
+    """Put ``a`` rounds carrying ``dud_mass`` expected duds into stock s of run b: the stock keeps
+    the round-weighted mean dud probability of what it holds."""
+    held = stock[s, b]
+    q[s, b] = (held * q[s, b] + dud_mass) / (held + a)
+    lq[s, b] = logit(q[s, b])
+    stock[s, b] = held + a
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _simulate_chunk(
     r_lo, r_hi, run0, keys, T, params, groles, kinds, roles,
@@ -378,12 +394,8 @@ def _simulate_chunk(
                         for b in range(nb):
                             n = _events(SE, b, dlam[s, b], edlam[s, b])
                             for _ in range(n):
-                                c = sample_coded(SE, G, b, dcode[erows[s, E_CUT]], dpar[erows[s, E_CUT]],
-                                                 ddv[erows[s, E_CUT]], ddc[erows[s, E_CUT]])
-                                c = min(max(c, 0.0), 1.0)
-                                d = math.floor(sample_coded(SE, G, b, dcode[erows[s, E_DIS_DAYS]],
-                                                            dpar[erows[s, E_DIS_DAYS]], ddv[erows[s, E_DIS_DAYS]],
-                                                            ddc[erows[s, E_DIS_DAYS]]) + 0.5)
+                                c = min(max(_draw(SE, G, b, erows[s, E_CUT], dcode, dpar, ddv, ddc), 0.0), 1.0)
+                                d = math.floor(_draw(SE, G, b, erows[s, E_DIS_DAYS], dcode, dpar, ddv, ddc) + 0.5)
                                 ps[s, P_DISRUPTIONS, b] += 1
                                 if d < 1.0:
                                     continue
@@ -422,10 +434,10 @@ def _simulate_chunk(
                             for _ in range(n):
                                 if remaining[s, b] <= 0.0:
                                     break
-                                size = math.floor(sample_coded(S, G, b, dcode[prow], dpar[prow], ddv[prow], ddc[prow]) + 0.5)
+                                size = math.floor(_draw(S, G, b, prow, dcode, dpar, ddv, ddc) + 0.5)
                                 size = min(max(size, 0.0), remaining[s, b])
                                 remaining[s, b] -= size
-                                tr = math.floor(sample_coded(S, G, b, dcode[trow], dpar[trow], ddv[trow], ddc[trow]) + 0.5)
+                                tr = math.floor(_draw(S, G, b, trow, dcode, dpar, ddv, ddc) + 0.5)
                                 tr = max(tr, 0.0)
                                 qm = sq[s, b]
                                 if lotc[s, b] > 0.0 and 0.0 < qm < 1.0:
@@ -459,10 +471,7 @@ def _simulate_chunk(
                                 rew[s, b, slot % LW] = 0
                                 rew_dm[s, b, slot % LW] = 0.0
                         if a > 0:
-                            held = stock[s, b]
-                            q[s, b] = (held * q[s, b] + dm) / (held + a)
-                            lq[s, b] = logit(q[s, b])
-                            stock[s, b] = held + a
+                            _add_rounds(stock, q, lq, s, b, a, dm)
                             ps[s, P_RECEIVED, b] += a
                         pend[s, b, slot] = 0
                         pend_dm[s, b, slot] = 0.0
@@ -471,10 +480,7 @@ def _simulate_chunk(
                         if legacy_left[s, b] > 0:
                             a = min(legacy_left[s, b], _round_stochastic(SE, b, rrate[s, b]))
                             if a > 0:
-                                held = stock[s, b]
-                                q[s, b] = (held * q[s, b] + a * rq[s, b]) / (held + a)
-                                lq[s, b] = logit(q[s, b])
-                                stock[s, b] = held + a
+                                _add_rounds(stock, q, lq, s, b, a, a * rq[s, b])
                                 legacy_left[s, b] -= a
                                 ps[s, P_REFURBISHED, b] += a
             # 2. losses: each depot strike destroys a random fraction of every stock
@@ -484,7 +490,7 @@ def _simulate_chunk(
                     n = _events(SK, b, klam[b], eklam[b])
                     tot[O_STRIKES, b] += n
                     for _ in range(n):
-                        f = sample_coded(SK, G, b, dcode[krow], dpar[krow], ddv[krow], ddc[krow])
+                        f = _draw(SK, G, b, krow, dcode, dpar, ddv, ddc)
                         f = min(max(f, 0.0), 1.0)
                         for s in range(NS):  # one uniform per stock, even empty: draws stay aligned
                             loss = min(int(math.floor(stock[s, b] * f + uniform(SK, b))), stock[s, b])

@@ -403,7 +403,6 @@ _TAGS = set(DIST_NAMES) | {"stockpile", "production", "import"}
 def _loc_to_path(loc: tuple) -> str:
     """pydantic's error location -> ``source[2].dud_rate.mean`` (dropping union tags it inserts)."""
     parts: list[str] = []
-    loc = tuple(x for x in loc if not (isinstance(x, str) and x.startswith("__tag_")))  # schedule-or-value
     for i, item in enumerate(loc):
         if isinstance(item, int):
             parts.append(f"[{item}]")
@@ -427,6 +426,7 @@ _DIST_FIELDS = {
 
 
 def _format(err: dict) -> str:
+    # the tags of the schedule-or-value union are not keys of the document
     loc = tuple(x for x in err.get("loc", ()) if not (isinstance(x, str) and x.startswith("__tag_")))
     path = _loc_to_path(loc)
     ctx = err.get("ctx") or {}
