@@ -1,21 +1,21 @@
 """artysim: Monte Carlo simulation of artillery ammunition logistics."""
 
-from importlib.metadata import PackageNotFoundError, version
+from artysim.version import __version__
 
-try:
-    __version__ = version("artysim")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+unknown"
-
-__all__ = ["__version__", "open_results"]
+__all__ = ["__version__", "open_results", "plots"]
 
 
 def __getattr__(name: str):
-    """``artysim.open_results`` is imported on first use: the CLI's `run` should not pay for xarray."""
+    """``artysim.open_results`` and ``artysim.plots`` are imported on first use: the CLI's `run` should
+    not pay for xarray or matplotlib."""
     if name == "open_results":
-        from artysim.api import open_results
+        from artysim.results.reader import open_results
 
         return open_results
+    if name == "plots":
+        from artysim.analysis import plots
+
+        return plots
     raise AttributeError(f"module 'artysim' has no attribute {name!r}")
 
 
@@ -27,7 +27,7 @@ def _register_accessor_when_xarray_loads() -> None:
     import sys
 
     if "xarray" in sys.modules:
-        import artysim.accessor  # noqa: F401
+        import artysim.analysis.accessor  # noqa: F401
         return
 
     class _Hook(importlib.abc.MetaPathFinder):
@@ -49,7 +49,7 @@ def _register_accessor_when_xarray_loads() -> None:
                 run(module)
                 if self in sys.meta_path:  # a find_spec without import leaves the hook in place
                     sys.meta_path.remove(self)
-                import artysim.accessor  # noqa: F401
+                import artysim.analysis.accessor  # noqa: F401
 
             spec.loader.exec_module = exec_module
             return spec

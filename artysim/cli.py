@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from artysim import __version__
+from artysim.version import __version__
 
 
 class _Group(click.Group):
@@ -72,53 +72,16 @@ def main() -> None:
 def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, force, quiet, design,
         no_resource_check) -> None:
     """Simulate SCENARIO (a .toml file or a bundled name) and write a results file."""
-    import os
+    from artysim.analysis import summary
+    from artysim.jobs import run as runner
+    from artysim.results.reader import open_results
 
-    from artysim import runner, slurm, summary
-    from artysim.errors import ArtysimError
-    from artysim.io import open_results
-
-    if (shard is None) != (shards is None):
-        if shards is not None and shards == 1:
-            shard = 0
-        else:
-            raise ArtysimError("--shard and --shards go together (e.g. --shard 3 --shards 10)")
-    if shard is None:
-        from_env = slurm.slurm_shard_from_env(os.environ)
-        if from_env is not None:
-            shard, shards = from_env
-            if not 0 <= shard < shards:
-                raise ArtysimError(f"shard {shard} of {shards} from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT "
-                                   f"(minus SLURM_ARRAY_TASK_MIN) is not a shard: --shard must be below --shards")
-            if not quiet:
-                click.echo(f"artysim: shard {shard} of {shards} from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT",
-                           err=True)
-    shard, shards = (0, 1) if shard is None else (shard, shards)
-    if shard >= shards:
-        raise ArtysimError(f"--shard must be below --shards (found --shard {shard} --shards {shards})")
-    if skip_valid and not output:
-        raise ArtysimError("--skip-valid needs -o/--output (the shard file to check)")
-    if skip_valid:
-        from pathlib import Path
-
-        from artysim import scenario as sc
-
-        loaded = sc.load(runner.resolve(scenario), list(sets))
-        n = loaded.scenario.run.runs if runs is None else runs
-        if design == "sobol":
-            from artysim import design as dsg
-            from artysim import engine
-
-            d = len(engine.build(loaded.scenario).sampled)
-            n = dsg.sobol_runs(dsg.sobol_base_n(n, d), d)
-        expect = {"scenario_hash": loaded.hash, "seed": loaded.scenario.run.seed if seed is None else seed,
-                  "runs": n, "shard": shard, "shards": shards}
-        from artysim.design import file_design
-
-        if slurm.shard_is_valid(Path(output), expect) and file_design(Path(output)) == design:
-            click.echo(f"artysim: {output} already holds shard {shard} of {shards}; nothing to do", err=True)
-            return
-        force = force or Path(output).exists()
+    shard, shards, done = runner.plan_shard(scenario, sets=list(sets), runs=runs, seed=seed, output=output,
+                                            shard=shard, shards=shards, skip_valid=skip_valid, design=design,
+                                            quiet=quiet, note=lambda m: click.echo(m, err=True))
+    if done:
+        return
+    force = force or (skip_valid and Path(output).exists())
     path = runner.run(scenario, sets=list(sets), runs=runs, seed=seed, output=output, threads=threads,
                       force=force, quiet=quiet, shard=shard, shards=shards, design=design,
                       resource_check=not no_resource_check, summary=not quiet)
@@ -136,7 +99,7 @@ def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, 
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 def merge(output, shards, allow_partial, force) -> None:
     """Merge shard files (paths, folders or globs) into one results file."""
-    from artysim import merge as mg
+    from artysim.results import merge as mg
 
     path = mg.merge(list(shards), output, allow_partial=allow_partial, force=force)
     click.echo(f"wrote {path}")
@@ -160,11 +123,12 @@ def merge(output, shards, allow_partial, force) -> None:
 def slurm_cmd(scenario, runs, shards, out_dir, seed, sets, partition, time_limit, mem, cpus_per_task, account,
               array_limit, only_missing) -> None:
     """Write a SLURM job array for SCENARIO, its merge job and a submit.sh that submits both."""
-    from artysim import runner, slurm
+    from artysim.jobs import slurm
+    from artysim.jobs.bundled import resolve
 
     opts = slurm.SlurmOptions(partition=partition, time=time_limit, mem=mem, cpus_per_task=cpus_per_task,
                               account=account, array_limit=array_limit)
-    job = slurm.write_job(str(runner.resolve(scenario)), runs=runs, shards=shards, out_dir=out_dir, seed=seed,
+    job = slurm.write_job(str(resolve(scenario)), runs=runs, shards=shards, out_dir=out_dir, seed=seed,
                           sets=list(sets), opts=opts, only_missing=only_missing)
     if job["submit"] is None:
         click.echo(f"all {shards} shards in {job['dir']}/shards are present and valid; "
@@ -191,9 +155,9 @@ def _jsonable(x):
 def summary_cmd(results, fmt) -> None:
     """Headline answers of a results file (or of shard files, folders, globs read as one), with Monte Carlo
     standard errors; a sweep file gives one row per variant."""
-    from artysim import summary
-    from artysim.api import open_results
+    from artysim.analysis import summary
     from artysim.errors import ResultsError
+    from artysim.results.reader import open_results
 
     what = results[0] if len(results) == 1 else f"{len(results)} inputs"
     with open_results(list(results)) as ds:
@@ -211,8 +175,8 @@ def summary_cmd(results, fmt) -> None:
 def compare_cmd(a, b, fmt) -> None:
     """Compare results B against A: run by run when they share seed and runs (common random numbers),
     otherwise as independent samples. A and B may each be a file or a folder/glob of shards."""
-    from artysim import compare
-    from artysim.api import open_results
+    from artysim.analysis import compare
+    from artysim.results.reader import open_results
 
     with open_results(a) as da, open_results(b) as db:
         c = compare.compare(da, db)
@@ -230,9 +194,9 @@ def compare_cmd(a, b, fmt) -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing picture.")
 def plot_cmd(result, kind, output, outcome, variant, force) -> None:
     """Draw one figure of a results file (see the README's Plots section)."""
-    from artysim import plots
+    from artysim.analysis import plots
     from artysim.errors import ArtysimError
-    from artysim.io import open_results
+    from artysim.results.reader import open_file as open_results
 
     if kind not in plots.KINDS:
         raise ArtysimError(f"--kind must be one of {', '.join(plots.KINDS)} (found {kind!r})")
@@ -253,8 +217,8 @@ def plot_cmd(result, kind, output, outcome, variant, force) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def sensitivity_cmd(result, outcome, variant, points, fmt) -> None:
     """Rank the sampled inputs by their effect on an outcome (Spearman, PRCC, Sobol for --design sobol)."""
-    from artysim import sensitivity
-    from artysim.io import open_results
+    from artysim.analysis import sensitivity
+    from artysim.results.reader import open_file as open_results
 
     with open_results(result) as ds:
         res = sensitivity.analyze(ds, outcome, variant=variant, points=points)
@@ -279,8 +243,9 @@ def sensitivity_cmd(result, outcome, variant, points, fmt) -> None:
               help="Run even if a variant's estimated memory or output size exceeds what is available.")
 def sweep_cmd(scenario, varies, output, runs, seed, sets, threads, force, quiet, no_resource_check) -> None:
     """Run a grid of variants of SCENARIO with common random numbers into one file (a `variant` dimension)."""
-    from artysim import summary, sweep
-    from artysim.api import open_results
+    from artysim.analysis import summary
+    from artysim.jobs import sweep
+    from artysim.results.reader import open_results
 
     def note(v, n):
         if not quiet:
@@ -299,17 +264,19 @@ def sweep_cmd(scenario, varies, output, runs, seed, sets, threads, force, quiet,
 @click.option("--set", "sets", multiple=True, metavar="PATH=VALUE", help="Override a value (repeatable).")
 def validate(scenario, sets) -> None:
     """Check a scenario file without running it."""
-    from artysim import engine, resources, runner
-    from artysim import scenario as sc
+    from artysim.jobs import resources
+    from artysim.jobs import run as runner
+    from artysim.jobs.bundled import resolve
+    from artysim.model.load import load
 
-    loaded = sc.load(runner.resolve(scenario), list(sets))
-    model = engine.build(loaded.scenario)
+    loaded = load(resolve(scenario), list(sets))
+    model = loaded.model
     s = loaded.scenario
     resources.check_magnitudes(model, s.run.runs)
     click.echo(f"{loaded.origin}: ok — {s.scenario.name}: {len(s.source)} sources "
                f"({', '.join(f'{x.name} [{x.kind}]' for x in s.source)}), {s.horizon} days from "
                f"{s.start_date}, {len(model.sampled)} sampled parameters, hash {loaded.hash[:12]}")
-    threads = engine.resolve_threads(None)
+    threads = resources.default_threads()
     batch = max(1, min(1 << 17, runner.BATCH_RUN_DAYS_PER_THREAD * threads // model.horizon))
     est = resources.estimate(model, s.run.runs, threads, batch, summary=True)
     click.echo(f"{s.run.runs} runs on {threads} threads would need {est.describe()}")
@@ -318,16 +285,16 @@ def validate(scenario, sets) -> None:
 @main.command()
 def scenarios() -> None:
     """List the bundled scenarios."""
-    from artysim import runner
-    from artysim import scenario as sc
+    from artysim.jobs.bundled import bundled
+    from artysim.model.load import load
 
-    files = runner.bundled()
+    files = bundled()
     if not files:
         click.echo("no bundled scenarios found", err=True)
         sys.exit(2)
     for f in files:
         try:
-            desc = sc.load(f).scenario.scenario.description
+            desc = load(f).scenario.scenario.description
         except Exception as e:  # a broken bundled file should not hide the others
             desc = f"(invalid: {e})"
         click.echo(f"{f.stem:<24} {desc}")

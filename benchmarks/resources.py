@@ -15,7 +15,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from artysim import engine, resources, runner, scenario
+from artysim.core import engine
+from artysim.jobs import resources
+from artysim.jobs import run as runner
+from artysim.model import build
+from artysim.model import load as loading
 
 REPO = Path(__file__).resolve().parent.parent
 ARTYSIM = str(Path(sys.executable).with_name("artysim"))
@@ -50,7 +54,7 @@ def measure(name: str, runs: int, horizon: int | None, threads: int, folder: Pat
 
 def estimated(name: str, runs: int, horizon: int | None, threads: int) -> resources.Estimate:
     sets = [f"scenario.horizon_days={horizon}"] if horizon else []
-    model = engine.build(scenario.load(runner.resolve(name), sets).scenario)
+    model = build.build(loading.load(runner.resolve(name), sets).scenario)
     n = engine.resolve_threads(threads)
     batch = max(1, min(1 << 17, runner.BATCH_RUN_DAYS_PER_THREAD * n // model.horizon))
     return resources.estimate(model, runs, n, batch)

@@ -29,8 +29,9 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from test_bad_options import CASES, SCENARIO, fill  # noqa: E402
 
-from artysim import io, resources  # noqa: E402
 from artysim.cli import main  # noqa: E402
+from artysim.jobs import resources  # noqa: E402
+from artysim.results import writer  # noqa: E402
 
 DOC = REPO / "docs" / "bad-input.md"
 NK = "nk-deal-2023"  # a bundled scenario, by name
@@ -229,16 +230,16 @@ def output_rows(d: Path) -> list[tuple[str, str, int, str]]:
                 " (a 1 MiB tmpfs)")
         finally:
             subprocess.run(["umount", "-l", str(fs)], check=False)
-    real_batch = io.ResultsWriter.write_batch
+    real_batch = writer.ResultsWriter.write_batch
 
     def full(self, *a, **k):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    io.ResultsWriter.write_batch = full
+    writer.ResultsWriter.write_batch = full
     try:
         add("disk full while writing (ENOSPC)", ["run", NK, "--runs", "100", "-o", d / "enospc.nc"],
             " (ENOSPC simulated)")
     finally:
-        io.ResultsWriter.write_batch = real_batch
+        writer.ResultsWriter.write_batch = real_batch
     return rows
 
 

@@ -16,7 +16,11 @@ import numpy as np
 import pytest
 import scipy.stats as st
 
-from artysim import engine, io, kernel, scenario
+from artysim.core import engine, layout
+from artysim.jobs import run as runner
+from artysim.model import build
+from artysim.model import load as loading
+from artysim.results import daily as daily_mod
 
 # ----------------------------------------------------------------------------- tolerances
 
@@ -108,9 +112,9 @@ def assert_gof(p: float, what: str) -> None:
 # ----------------------------------------------------------------------------- scenarios
 
 
-def load_scenario(text: str, overrides: list[str] | None = None) -> scenario.Loaded:
+def load_scenario(text: str, overrides: list[str] | None = None) -> loading.Loaded:
     """A validated scenario from a TOML string (dedented)."""
-    return scenario.loads(textwrap.dedent(text), overrides)
+    return loading.loads(textwrap.dedent(text), overrides)
 
 
 def header(horizon: int, *, threshold: float = 0.05, sample: int = 0, name: str = "t") -> str:
@@ -250,16 +254,16 @@ spearman = 0.6
 
 
 TOTAL_COLS = {
-    "demand": kernel.O_DEMAND, "fired": kernel.O_FIRED, "effective": kernel.O_EFFECTIVE,
-    "shortfall": kernel.O_SHORTFALL, "stock_min": kernel.O_STOCK_MIN, "stock_final": kernel.O_STOCK_FINAL,
-    "short_days": kernel.O_SHORT_DAYS, "first_short": kernel.O_FIRST_SHORT,
-    "rationed": kernel.O_RATIONED, "strikes": kernel.O_STRIKES,
+    "demand": layout.O_DEMAND, "fired": layout.O_FIRED, "effective": layout.O_EFFECTIVE,
+    "shortfall": layout.O_SHORTFALL, "stock_min": layout.O_STOCK_MIN, "stock_final": layout.O_STOCK_FINAL,
+    "short_days": layout.O_SHORT_DAYS, "first_short": layout.O_FIRST_SHORT,
+    "rationed": layout.O_RATIONED, "strikes": layout.O_STRIKES,
 }
 SOURCE_COLS = {
-    "initial": kernel.P_INITIAL, "received": kernel.P_RECEIVED, "fired": kernel.P_FIRED,
-    "duds": kernel.P_DUDS, "effective": kernel.P_EFFECTIVE, "final": kernel.P_FINAL,
-    "dispatched": kernel.P_DISPATCHED, "refurbished": kernel.P_REFURBISHED, "lost": kernel.P_LOST,
-    "rejected": kernel.P_REJECTED, "reworked": kernel.P_REWORKED, "disruptions": kernel.P_DISRUPTIONS,
+    "initial": layout.P_INITIAL, "received": layout.P_RECEIVED, "fired": layout.P_FIRED,
+    "duds": layout.P_DUDS, "effective": layout.P_EFFECTIVE, "final": layout.P_FINAL,
+    "dispatched": layout.P_DISPATCHED, "refurbished": layout.P_REFURBISHED, "lost": layout.P_LOST,
+    "rejected": layout.P_REJECTED, "reworked": layout.P_REWORKED, "disruptions": layout.P_DISRUPTIONS,
 }
 
 
@@ -267,7 +271,7 @@ SOURCE_COLS = {
 class Sim:
     """Everything ``engine.simulate_in_memory`` returns, with named accessors."""
 
-    model: engine.Model
+    model: build.Model
     params: np.ndarray
     totals: np.ndarray
     per_source: np.ndarray
@@ -293,13 +297,13 @@ class Sim:
         stats |= {f"{n}_sum": d.sums[:, j] for j, n in enumerate(names)}
         stats |= {"n_short": d.n_short, "n_first_short": d.n_first_short,
                   "fired_by_source_sum": d.src_sums[:, 0, :], "effective_by_source_sum": d.src_sums[:, 1, :]}
-        return io.derive_daily(stats, np.asarray(qs, dtype=np.float64), self.runs)
+        return daily_mod.derive_daily(stats, np.asarray(qs, dtype=np.float64), self.runs)
 
 
 def simulate(loaded_or_text, runs: int, seed: int = 12345, **kw) -> Sim:
     """Run a scenario (a Loaded or a TOML string) in memory."""
     loaded = load_scenario(loaded_or_text) if isinstance(loaded_or_text, str) else loaded_or_text
-    model, cat, daily = engine.simulate_in_memory(loaded, runs, seed, **kw)
+    model, cat, daily = runner.simulate_in_memory(loaded, runs, seed, **kw)
     return Sim(model, cat["params"], cat["totals"], cat["per_source"], daily, runs, cat["per_regime"])
 
 

@@ -1,9 +1,8 @@
 """Invariants every run must satisfy, in one place, for kernel outputs and for results files.
 
-Conservation per run and source is built from whatever per-source columns exist: ``INFLOWS`` and
-``OUTFLOWS`` name kernel constants (``kernel.P_*``) and results variables; an entry whose kernel
-constant or variable does not exist (yet) is skipped, so a new mechanism (refurbishment, depot
-strikes, ...) only adds a line here:
+Conservation per run and source: ``INFLOWS`` and ``OUTFLOWS`` name kernel columns (``layout.P_*``)
+and results variables; every one must exist (a renamed column or variable fails loudly, it is never
+skipped), so a new mechanism (refurbishment, depot strikes, ...) only adds a line here:
 
     initial + received [+ refurbished] - fired [- lost] = final
 """
@@ -12,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from artysim import kernel
+from artysim.core import layout
 
 #: (kernel per-source constant, results variable) of flows into and out of a source's stock
 INFLOWS = [("P_INITIAL", "initial_stock"), ("P_RECEIVED", "received"), ("P_REFURBISHED", "refurbished")]
@@ -23,7 +22,7 @@ INT64_MAX = np.iinfo(np.int64).max
 
 
 def _cols(pairs) -> list[int]:
-    return [getattr(kernel, k) for k, _ in pairs if hasattr(kernel, k)]
+    return [getattr(layout, k) for k, _ in pairs]
 
 
 def balance_kernel(per_source: np.ndarray) -> np.ndarray:
@@ -31,7 +30,7 @@ def balance_kernel(per_source: np.ndarray) -> np.ndarray:
     ps = per_source.astype(np.int64)
     inflow = sum(ps[:, :, c] for c in _cols(INFLOWS))
     outflow = sum(ps[:, :, c] for c in _cols(OUTFLOWS))
-    return inflow - outflow - ps[:, :, getattr(kernel, FINAL[0])]
+    return inflow - outflow - ps[:, :, getattr(layout, FINAL[0])]
 
 
 def balance_dataset(ds) -> np.ndarray:
@@ -39,8 +38,8 @@ def balance_dataset(ds) -> np.ndarray:
     def get(name):
         return np.asarray(ds[name].values, dtype=np.int64)
 
-    inflow = sum(get(v) for _, v in INFLOWS if v in ds.variables)
-    outflow = sum(get(v) for _, v in OUTFLOWS if v in ds.variables)
+    inflow = sum(get(v) for _, v in INFLOWS)
+    outflow = sum(get(v) for _, v in OUTFLOWS)
     return inflow - outflow - get(FINAL[1])
 
 
@@ -51,16 +50,15 @@ def _fail(what: str, bad: np.ndarray) -> str:
 
 def check_run_outputs(model, totals: np.ndarray, per_source: np.ndarray) -> None:
     """Assert every per-run invariant on kernel outputs (runs x N_TOTALS, runs x sources x N_PER_SOURCE)."""
-    k = kernel
+    k = layout
     T = model.horizon
     ps = per_source
     bal = balance_kernel(ps)
     assert (bal == 0).all(), _fail("conservation initial + received - fired = final", bal != 0)
     for name in ("P_INITIAL", "P_RECEIVED", "P_FIRED", "P_DUDS", "P_EFFECTIVE", "P_FINAL", "P_DISPATCHED",
                  "P_REFURBISHED", "P_LOST"):
-        if hasattr(k, name):
-            col = ps[:, :, getattr(k, name)]
-            assert (col >= 0).all(), _fail(f"{name} >= 0 (no negative stock or flow)", col < 0)
+        col = ps[:, :, getattr(k, name)]
+        assert (col >= 0).all(), _fail(f"{name} >= 0 (no negative stock or flow)", col < 0)
     fired, duds, eff = ps[:, :, k.P_FIRED], ps[:, :, k.P_DUDS], ps[:, :, k.P_EFFECTIVE]
     assert (duds <= fired).all(), _fail("duds <= fired", duds > fired)
     assert (eff <= fired - duds).all(), _fail("effective <= fired - duds", eff > fired - duds)
@@ -87,7 +85,7 @@ def check_run_outputs(model, totals: np.ndarray, per_source: np.ndarray) -> None
 
 
 def check_dataset(ds) -> None:
-    """Assert the per-run invariants on a results file opened with ``io.open_results``."""
+    """Assert the per-run invariants on a results file opened with ``artysim.open_results``."""
     bal = balance_dataset(ds)
     assert (bal == 0).all(), _fail("conservation (file)", bal != 0)
     fired = np.asarray(ds["fired_by_source"].values, dtype=np.int64)

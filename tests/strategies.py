@@ -346,7 +346,7 @@ def known_keys() -> set[str]:
     """Every key any scenario table accepts (a generated 'unknown' key must not be one)."""
     from pydantic import BaseModel
 
-    from artysim import distributions, scenario
+    from artysim.model import distributions, scenario
 
     keys: set[str] = set()
     for mod in (scenario, distributions):

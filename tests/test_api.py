@@ -13,9 +13,9 @@ import xarray as xr
 from click.testing import CliRunner
 
 import artysim
-from artysim import runner
 from artysim.cli import main
 from artysim.errors import ResultsError
+from artysim.jobs import run as runner
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from conftest import assert_mc, se_mean
 
 from artysim.cli import main
-from artysim.io import open_results
+from artysim.results.reader import open_file as open_results
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"

@@ -12,9 +12,10 @@ import pytest
 from click.testing import CliRunner
 from conftest import assert_refused
 
-from artysim import compare, runner
-from artysim.api import open_results
+from artysim.analysis import compare
 from artysim.cli import main
+from artysim.jobs import run as runner
+from artysim.results.reader import open_results
 
 REPO = Path(__file__).resolve().parent.parent
 

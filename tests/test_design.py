@@ -9,10 +9,12 @@ from click.testing import CliRunner
 from conftest import assert_refused, header, load_scenario
 from SALib.sample import sobol as salib_sobol
 
-from artysim import design, engine, runner, sensitivity
+from artysim.analysis import sensitivity
 from artysim.cli import main
 from artysim.errors import ArtysimError
-from artysim.io import open_results
+from artysim.jobs import run as runner
+from artysim.model import build, design
+from artysim.results.reader import open_file as open_results
 
 # A stockpile that never runs out (initial >> horizon x base), no noise: the final stock is
 # initial - horizon x base exactly (whole rounds: base is rounded per day), an additive function of
@@ -72,7 +74,7 @@ def _run(tmp_path, name, text, runs, **kw):
 
 def test_run_records_design_and_parameters_follow_its_rows(tmp_path):
     out = _run(tmp_path, "s.nc", ADDITIVE, 100)  # 100 runs / 5 -> N = 32 -> 160 runs
-    model = engine.build(load_scenario(ADDITIVE).scenario)
+    model = build.build(load_scenario(ADDITIVE).scenario)
     des = design.SobolDesign(d=3, n_base=32, seed=99)
     with open_results(out) as ds:
         assert ds.sizes["run"] == 160 and int(ds.attrs["runs_total"]) == 160

@@ -21,8 +21,9 @@ import xarray as xr
 from click.testing import CliRunner
 from conftest import assert_refused, leftovers
 
-from artysim import engine, io
 from artysim.cli import main
+from artysim.core import engine
+from artysim.results import reader, writer
 
 NK = Path(__file__).resolve().parent.parent / "configs" / "nk-deal-2023.toml"
 
@@ -87,7 +88,7 @@ def test_full_disk_while_writing_a_real_tmpfs(tiny_fs, good):
                    "the existing file is unchanged")
     assert leftovers(tiny_fs) == ["r.nc"]
     assert old.read_bytes() == before
-    with io.open_results(old) as ds:
+    with reader.open_file(old) as ds:
         assert ds.sizes["run"] == 200
 
 
@@ -97,7 +98,7 @@ def test_no_space_left_simulated(tmp_path, good, monkeypatch, stage):
     old = tmp_path / "r.nc"
     shutil.copy(good, old)
     before = old.read_bytes()
-    real = getattr(io.ResultsWriter, stage)
+    real = getattr(writer.ResultsWriter, stage)
 
     def full(self, *a, **k):
         if stage == "commit":  # the file is complete and closed; the rename into place fails
@@ -105,19 +106,19 @@ def test_no_space_left_simulated(tmp_path, good, monkeypatch, stage):
             self.nc = None
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.tmp))
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    monkeypatch.setattr(io.ResultsWriter, stage, full)
+    monkeypatch.setattr(writer.ResultsWriter, stage, full)
     r = invoke("run", NK, "--runs", "300", "-o", old, "-q", "--force")
     assert_refused(r, str(old), "No space left on device", "no partial file was kept")
     assert leftovers(tmp_path) == ["r.nc"]
     assert old.read_bytes() == before
-    monkeypatch.setattr(io.ResultsWriter, stage, real)
+    monkeypatch.setattr(writer.ResultsWriter, stage, real)
 
 
 def test_netcdf_library_error_while_writing(tmp_path, monkeypatch):
     """HDF5 reports a full disk as 'NetCDF: HDF error' (a RuntimeError): turned into one line too."""
     def hdf_error(self, *a, **k):
         raise RuntimeError("NetCDF: HDF error")
-    monkeypatch.setattr(io.ResultsWriter, "write_daily", hdf_error)
+    monkeypatch.setattr(writer.ResultsWriter, "write_daily", hdf_error)
     assert_refused(invoke("run", NK, "--runs", "100", "-o", tmp_path / "r.nc", "-q"), "NetCDF: HDF error",
                    "no partial file was kept")
     assert leftovers(tmp_path) == []
@@ -127,7 +128,7 @@ def test_a_bug_is_not_disguised_as_a_write_error(tmp_path, monkeypatch):
     """Only file-system and netCDF errors are reworded: a programming error stays an error."""
     def bug(self, *a, **k):
         raise RuntimeError("some bug")
-    monkeypatch.setattr(io.ResultsWriter, "write_daily", bug)
+    monkeypatch.setattr(writer.ResultsWriter, "write_daily", bug)
     with pytest.raises(RuntimeError, match="some bug"):
         invoke("run", NK, "--runs", "100", "-o", tmp_path / "r.nc", "-q")
     assert leftovers(tmp_path) == []
@@ -201,7 +202,7 @@ def test_force_replaces_atomically(tmp_path, good):
     r = invoke("run", NK, "--runs", "150", "-o", out, "-q", "--force")
     assert r.exit_code == 0, r.output
     assert out.stat().st_ino != inode  # a new file renamed into place, not the old one rewritten
-    with io.open_results(out) as ds:
+    with reader.open_file(out) as ds:
         assert ds.sizes["run"] == 150
     assert leftovers(tmp_path) == ["r.nc"]
 
@@ -217,12 +218,12 @@ def test_force_does_not_replace_a_folder(tmp_path):
 def test_file_that_appears_while_running_is_not_overwritten(tmp_path, monkeypatch):
     """Without --force, a file created by someone else during the run is kept, ours discarded."""
     out = tmp_path / "r.nc"
-    real = io.ResultsWriter.write_daily
+    real = writer.ResultsWriter.write_daily
 
     def someone_else(self, daily):
         out.write_text("theirs")
         return real(self, daily)
-    monkeypatch.setattr(io.ResultsWriter, "write_daily", someone_else)
+    monkeypatch.setattr(writer.ResultsWriter, "write_daily", someone_else)
     assert_refused(invoke("run", NK, "--runs", "100", "-o", out, "-q"), "appeared while running", "--force")
     assert out.read_text() == "theirs" and leftovers(tmp_path) == ["r.nc"]
 
@@ -234,7 +235,7 @@ def test_merge_output_exists_refused_and_force(tmp_path, good):
     assert out.read_text() == "mine"
     r = invoke("merge", "-o", out, good, "--force")
     assert r.exit_code == 0, r.output
-    with io.open_results(out) as ds, io.open_results(good) as g:
+    with reader.open_file(out) as ds, reader.open_file(good) as g:
         assert (ds.fired_total.values == g.fired_total.values).all()
 
 

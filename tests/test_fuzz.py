@@ -17,8 +17,11 @@ from hypothesis import strategies as st
 from invariants import check_run_outputs
 from strategies import MUTATIONS, examples, path_str, paths, scenario_doc, to_toml
 
-from artysim import engine, resources, scenario
 from artysim.errors import ArtysimError, ScenarioError
+from artysim.jobs import resources
+from artysim.jobs import run as runner
+from artysim.model import build, scenario
+from artysim.model import load as loading
 
 ORIGIN = "fuzz.toml"
 
@@ -53,20 +56,20 @@ def assert_names_path(msg: str, *docs) -> str:
     raise AssertionError(f"message does not start with a key path of the document: {msg!r}")
 
 
-def _simulate_small(loaded: scenario.Loaded, runs: int = 8) -> None:
+def _simulate_small(loaded: loading.Loaded, runs: int = 8) -> None:
     """A short simulation of a scenario that loaded: outputs must satisfy the invariants."""
     doc = copy.deepcopy(loaded.raw)
     doc["scenario"]["horizon_days"] = min(int(doc["scenario"]["horizon_days"]), 40)
     doc.get("output", {}).pop("trajectory_sample", None)
     scn = scenario.parse(doc, ORIGIN)
-    small = scenario.Loaded(scn, loaded.text, doc, [], ORIGIN)
+    small = loading.Loaded(scn, loaded.text, doc, [], ORIGIN)
     try:  # what could overflow 64-bit counts is refused before a run (`artysim run` does this)
-        resources.check_magnitudes(engine.build(scn), runs)
+        resources.check_magnitudes(build.build(scn), runs)
     except ArtysimError as e:
         # refused for 64-bit overflow, or for values beyond the top bin of the per-day histograms
         assert ("overflow" in str(e) or "quantiles resolve" in str(e)) and "\n" not in str(e)
         return
-    model, cat, daily = engine.simulate_in_memory(small, runs, seed=1, threads=1)
+    model, cat, daily = runner.simulate_in_memory(small, runs, seed=1, threads=1)
     check_run_outputs(model, cat["totals"], cat["per_source"])
     assert (daily.sums >= 0).all()
 
@@ -75,14 +78,14 @@ def _try(doc: dict, original: dict):
     """Parse ``doc`` as a document and as TOML text; both must agree on success/refusal."""
     outcomes = []
     try:
-        loaded = scenario.Loaded(scenario.parse(doc, ORIGIN), "", doc, [], ORIGIN)
-        engine.build(loaded.scenario)
+        loaded = loading.Loaded(scenario.parse(doc, ORIGIN), "", doc, [], ORIGIN)
+        build.build(loaded.scenario)
         outcomes.append(("ok", loaded))
     except ScenarioError as e:
         outcomes.append(("refused", assert_names_path(str(e), doc, original)))
     text = to_toml(doc)
     try:
-        scenario.loads(text, origin=ORIGIN)
+        loading.loads(text, origin=ORIGIN)
         outcomes.append(("ok", None))
     except ScenarioError as e:
         msg = str(e)
@@ -96,11 +99,11 @@ def _try(doc: dict, original: dict):
 @examples(100)
 @given(scenario_doc(max_horizon=400))
 def test_valid_documents_load_build_and_round_trip(doc):
-    loaded = scenario.Loaded(scenario.parse(doc, ORIGIN), "", doc, [], ORIGIN)
-    model = engine.build(loaded.scenario)
+    loaded = loading.Loaded(scenario.parse(doc, ORIGIN), "", doc, [], ORIGIN)
+    model = build.build(loaded.scenario)
     assert model.horizon == doc["scenario"]["horizon_days"]
     assert loaded.scenario.source_names() == [s["name"] for s in doc["source"]]
-    again = scenario.loads(to_toml(doc), origin=ORIGIN)
+    again = loading.loads(to_toml(doc), origin=ORIGIN)
     assert again.scenario == loaded.scenario
 
 
@@ -156,8 +159,8 @@ BIG = textwrap.dedent("""\
 def test_trillion_rounds_a_day_for_ten_thousand_days_is_computed_exactly():
     """10^12 rounds/day x 10^4 days: totals of ~10^16 fit in int64 and balance exactly."""
     text = BIG.format(horizon=10_000, base="1e12", cv=0.0, initial="1e13", annual="1e14")
-    loaded = scenario.loads(text, origin="big.toml")
-    model, cat, daily = engine.simulate_in_memory(loaded, 4, seed=3, threads=1)
+    loaded = loading.loads(text, origin="big.toml")
+    model, cat, daily = runner.simulate_in_memory(loaded, 4, seed=3, threads=1)
     tot, ps = cat["totals"], cat["per_source"]
     # demand 10^12 a day without noise: floor(1e12 + U) is 1e12 + 1 only when U rounds up to 1 in float
     # arithmetic (P = 6e-5 a day at this magnitude, so a few times in 10^4 days)
@@ -176,22 +179,22 @@ def test_values_that_could_overflow_are_refused(field, value):
     text = BIG.format(horizon=10_000, base="1e6", cv=0.0, initial="1e6", annual="1e6").replace(
         f"{field} = 1e6", f"{field} = {value}")
     with pytest.raises(ScenarioError) as e:
-        scenario.loads(text, origin="big.toml")
+        loading.loads(text, origin="big.toml")
     assert field in str(e.value) and "expected" in str(e.value)
 
 
 def test_horizon_beyond_the_limit_is_refused():
     with pytest.raises(ScenarioError, match="scenario.horizon_days"):
-        scenario.loads(BIG.format(horizon=10**6, base="1", cv=0, initial="1", annual="1"), origin="big.toml")
+        loading.loads(BIG.format(horizon=10**6, base="1", cv=0, initial="1", annual="1"), origin="big.toml")
 
 
 def test_largest_accepted_values_cannot_overflow_a_run():
     """The loader's ceilings (10^13 rounds/day, 36500 days) with a noisy demand: the run-level totals
     stay below 2^63 or the resource check refuses the run before any work."""
     text = BIG.format(horizon=36_500, base="1e13", cv=10, initial="1e13", annual="3.65e15")
-    loaded = scenario.loads(text, origin="big.toml")
+    loaded = loading.loads(text, origin="big.toml")
     with pytest.raises(ArtysimError, match="overflow"):
-        resources.check_magnitudes(engine.build(loaded.scenario), runs=1000)
+        resources.check_magnitudes(build.build(loaded.scenario), runs=1000)
 
 
 @pytest.mark.parametrize("start, horizon, ok", [("9999-12-01", 31, True), ("9999-12-01", 32, False),
@@ -200,10 +203,10 @@ def test_horizon_must_end_on_a_calendar_date(start, horizon, ok):
     """A horizon running past 9999-12-31 used to load and then crash the summary (OverflowError)."""
     text = BIG.format(horizon=horizon, base="1", cv=0, initial="1", annual="1").replace("2000-01-01", start)
     if ok:
-        assert scenario.loads(text, origin="big.toml").scenario.horizon == horizon
+        assert loading.loads(text, origin="big.toml").scenario.horizon == horizon
     else:
         with pytest.raises(ScenarioError, match=r"big.toml: scenario.horizon_days: .*9999-12-31"):
-            scenario.loads(text, origin="big.toml")
+            loading.loads(text, origin="big.toml")
 
 
 def test_normal_truncated_at_zero_is_accepted_for_counts():
@@ -211,7 +214,7 @@ def test_normal_truncated_at_zero_is_accepted_for_counts():
     so a count that cannot be negative was refused as negative."""
     text = BIG.format(horizon=10, base="{ dist = \"normal\", mean = 1e-62, sd = 0.47, low = 0, high = 0.8125 }",
                       cv=0, initial="1", annual="1")
-    loaded = scenario.loads(text, origin="big.toml")
+    loaded = loading.loads(text, origin="big.toml")
     d = loaded.scenario.demand.base
     assert d.support() == (0.0, 0.8125)
     u = np.linspace(0, 1, 1001)
@@ -264,7 +267,7 @@ def test_set_overrides_load_or_are_refused_in_one_line(doc, sets, with_equals):
     name = doc["source"][0]["name"]
     items = [f"{p.replace('{name}', name)}{'=' if with_equals else ''}{v}" for p, v in sets]
     try:
-        scenario.loads(to_toml(doc), items, origin=ORIGIN)
+        loading.loads(to_toml(doc), items, origin=ORIGIN)
     except ScenarioError as e:
         msg = str(e)
         assert "\n" not in msg, msg
@@ -283,4 +286,4 @@ def test_distributions_too_extreme_to_evaluate_are_refused(dist):
     text = BIG.format(horizon=10, base=100, cv=0.1, initial=1000, annual=1000).replace(
         "dud_rate = 0.25", f"dud_rate = {dist}")
     with pytest.raises(ScenarioError, match=r"source\[0\]\.dud_rate"):
-        scenario.loads(text, origin=ORIGIN)
+        loading.loads(text, origin=ORIGIN)

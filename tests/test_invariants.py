@@ -22,16 +22,18 @@ from hypothesis import strategies as st
 from invariants import check_dataset, check_run_outputs
 from strategies import examples, scenario_doc
 
-from artysim import engine, histogram, kernel, scenario
+from artysim.core import bins, engine, layout
+from artysim.model import build, scenario
+from artysim.model import load as loading
 
 SEEDS = st.integers(0, 2**63 - 1)
 
 
-def _loaded(doc: dict) -> scenario.Loaded:
-    return scenario.Loaded(scenario.parse(doc, "prop.toml"), "", doc, [], "prop.toml")
+def _loaded(doc: dict) -> loading.Loaded:
+    return loading.Loaded(scenario.parse(doc, "prop.toml"), "", doc, [], "prop.toml")
 
 
-def _run(model: engine.Model, runs: int, seed: int, threads: int = 1):
+def _run(model: build.Model, runs: int, seed: int, threads: int = 1):
     daily = engine.Daily.empty(model.horizon, model.n_sample, len(model.kinds))
     batches = list(engine.run_batches(model, seed, 0, runs, daily, threads, batch_size=runs))
     b = batches[0]
@@ -41,36 +43,36 @@ def _run(model: engine.Model, runs: int, seed: int, threads: int = 1):
 @examples(150)
 @given(scenario_doc(max_horizon=60, max_sources=4), SEEDS, st.integers(1, 80))
 def test_every_run_satisfies_the_invariants(doc, seed, runs):
-    model = engine.build(_loaded(doc).scenario)
+    model = build.build(_loaded(doc).scenario)
     _, totals, per_source, daily = _run(model, runs, seed)
     check_run_outputs(model, totals, per_source)
     T = model.horizon
     # per-day statistics agree with the per-run ones
     assert (daily.hist.sum(axis=2) == runs).all()  # every run counted once per day and variable
     assert (daily.sums >= 0).all()
-    assert daily.sums[:, kernel.V_FIRED].sum() == totals[:, kernel.O_FIRED].sum()
-    assert daily.sums[:, kernel.V_EFFECTIVE].sum() == totals[:, kernel.O_EFFECTIVE].sum()
-    assert daily.sums[:, kernel.V_SHORTFALL].sum() == totals[:, kernel.O_SHORTFALL].sum()
-    assert daily.sums[T - 1, kernel.V_STOCK] == totals[:, kernel.O_STOCK_FINAL].sum()
+    assert daily.sums[:, layout.V_FIRED].sum() == totals[:, layout.O_FIRED].sum()
+    assert daily.sums[:, layout.V_EFFECTIVE].sum() == totals[:, layout.O_EFFECTIVE].sum()
+    assert daily.sums[:, layout.V_SHORTFALL].sum() == totals[:, layout.O_SHORTFALL].sum()
+    assert daily.sums[T - 1, layout.V_STOCK] == totals[:, layout.O_STOCK_FINAL].sum()
     assert ((daily.n_short >= 0) & (daily.n_short <= runs)).all()
-    assert daily.n_short.sum() == totals[:, kernel.O_SHORT_DAYS].sum()
-    fs = totals[:, kernel.O_FIRST_SHORT]
+    assert daily.n_short.sum() == totals[:, layout.O_SHORT_DAYS].sum()
+    fs = totals[:, layout.O_FIRST_SHORT]
     assert (daily.n_first_short == np.bincount(fs[fs >= 0], minlength=T)[:T]).all()
     # day by day, the smallest end-of-day stock over runs (its histogram bin) is consistent with the
     # runs' minimum stock: never below it, and reaching it on some day
-    lower, upper = histogram.bin_edges()
-    smin = totals[:, kernel.O_STOCK_MIN].min()
-    first_bins = np.array([np.flatnonzero(daily.hist[t, kernel.V_STOCK])[0] for t in range(T)])
+    lower, upper = bins.bin_edges()
+    smin = totals[:, layout.O_STOCK_MIN].min()
+    first_bins = np.array([np.flatnonzero(daily.hist[t, layout.V_STOCK])[0] for t in range(T)])
     assert (upper[first_bins] > smin).all()
     assert lower[first_bins].min() <= smin
-    event("some run short" if (totals[:, kernel.O_SHORT_DAYS] > 0).any() else "no run short")
+    event("some run short" if (totals[:, layout.O_SHORT_DAYS] > 0).any() else "no run short")
     n = min(model.n_sample, runs)
     assert (daily.sample_stock[:n] >= 0).all() and (daily.sample_fired[:n] >= 0).all()
-    assert (daily.sample_fired[:n].sum(axis=1) == totals[:n, kernel.O_FIRED]).all()
-    assert (daily.sample_stock[:n, -1] == totals[:n, kernel.O_STOCK_FINAL]).all()
+    assert (daily.sample_fired[:n].sum(axis=1) == totals[:n, layout.O_FIRED]).all()
+    assert (daily.sample_stock[:n, -1] == totals[:n, layout.O_STOCK_FINAL]).all()
 
 
-def _shifted(model: engine.Model, field: str, kind: str, add) -> engine.Model:
+def _shifted(model: build.Model, field: str, kind: str, add) -> build.Model:
     """The same model whose per-run parameter ``field`` of every ``kind`` source is raised by ``add``
     (an array of one value per run), all other draws unchanged."""
     cols = [i for i, p in enumerate(model.params)
@@ -85,13 +87,13 @@ def _shifted(model: engine.Model, field: str, kind: str, add) -> engine.Model:
             out[:, c] += add[run0:run0 + n]
         return out
 
-    bigger = engine.build(model.scenario)
+    bigger = build.build(model.scenario)
     bigger.sample = sample  # instance attribute: only this model's draws are changed
     return bigger
 
 
 def _assert_no_worse(base, more) -> None:
-    k = kernel
+    k = layout
     _, t0, _, d0 = base
     _, t1, _, d1 = more
     assert (t1[:, k.O_SHORTFALL] <= t0[:, k.O_SHORTFALL]).all(), "more supply increased shortfall"
@@ -109,10 +111,10 @@ def _assert_no_worse(base, more) -> None:
 def test_more_initial_stock_never_increases_shortfall(doc, seed, runs, extra):
     doc["demand"]["base"] = 50 * extra + 100  # enough demand that shortages happen in many examples
     doc.pop("correlation", None)  # it may name demand.base, now a fixed number
-    model = engine.build(_loaded(doc).scenario)
+    model = build.build(_loaded(doc).scenario)
     add = np.random.default_rng(extra).integers(0, extra + 1, size=runs).astype(float)
     base = _run(model, runs, seed)
-    event("some run short" if (base[1][:, kernel.O_SHORTFALL] > 0).any() else "no run short")
+    event("some run short" if (base[1][:, layout.O_SHORTFALL] > 0).any() else "no run short")
     _assert_no_worse(base, _run(_shifted(model, "initial", "stockpile", add), runs, seed))
 
 
@@ -122,7 +124,7 @@ def test_more_production_never_increases_shortfall(doc, seed, runs, extra):
     doc["source"].append({"name": "zz_fab", "kind": "production", "annual": 1e5,
                           "daily_cv": {"dist": "uniform", "low": 0, "high": 0.5}})
     doc.pop("policy", None)
-    model = engine.build(_loaded(doc).scenario)
+    model = build.build(_loaded(doc).scenario)
     add = np.full(runs, extra)
     _assert_no_worse(_run(model, runs, seed), _run(_shifted(model, "annual", "production", add), runs, seed))
 
@@ -144,12 +146,12 @@ def test_larger_import_cap_never_increases_shortfall(doc, seed, runs, extra):
     for src in doc["source"]:
         for k in ("reject_on_receipt", "rework_days", "rework_yield"):
             src.pop(k, None)
-    model = engine.build(_loaded(doc).scenario)
+    model = build.build(_loaded(doc).scenario)
     add = np.full(runs, float(extra))
     base = _run(model, runs, seed)
     more = _run(_shifted(model, "available", "import", add), runs, seed)
     _assert_no_worse(base, more)
-    k = kernel
+    k = layout
     deal = len(model.kinds) - 1
     assert (more[2][:, deal, k.P_RECEIVED] >= base[2][:, deal, k.P_RECEIVED]).all()
 
@@ -168,15 +170,15 @@ def test_monotonicity_holds_under_proportional_issue_with_very_different_dud_rat
             {"name": "fab", "kind": "production", "annual": 3e5, "daily_cv": 0.3},
         ],
     }
-    model = engine.build(_loaded(doc).scenario)
+    model = build.build(_loaded(doc).scenario)
     runs = 2000
     base = _run(model, runs, 11)
     for extra in (1, 1000, 50_000):
         more = _run(_shifted(model, "initial", "stockpile", np.full(runs, float(extra))), runs, 11)
         _assert_no_worse(base, more)
         # the mix did change: effective rounds are not monotone in general, fired are
-        assert (more[1][:, kernel.O_FIRED] >= base[1][:, kernel.O_FIRED]).all()
-    assert (base[1][:, kernel.O_SHORTFALL] > 0).mean() > 0.2  # shortages happen, so the check bites
+        assert (more[1][:, layout.O_FIRED] >= base[1][:, layout.O_FIRED]).all()
+    assert (base[1][:, layout.O_SHORTFALL] > 0).mean() > 0.2  # shortages happen, so the check bites
 
 
 # ----------------------------------------------------------------------------- results files
@@ -217,7 +219,7 @@ def test_results_files_written_by_run_satisfy_the_invariants(tmp_path, case):
     from conftest import ALL_FEATURES
 
     from artysim.cli import main
-    from artysim.io import open_results
+    from artysim.results.reader import open_file as open_results
 
     text, runs = (ALL_FEATURES, "400") if case == "all-features" else (BIG, "12")
     scn = tmp_path / "s.toml"

@@ -15,8 +15,9 @@ import pytest
 import scipy.stats as st
 from conftest import ALL_MECHANISMS, assert_mc, header, load_scenario, se_mean, se_var, simulate
 
-from artysim import engine, kernel
+from artysim.core import layout
 from artysim.errors import ScenarioError
+from artysim.model import build
 
 K = 4.0  # standard errors allowed in every statistical check
 
@@ -44,7 +45,7 @@ base = [{ from = "2024-01-01", value = 100 }, { from = "2024-01-11", value = 300
     r = simulate(text, 64)
     per_day = np.r_[np.full(10, 100), np.full(25, 300), np.full(25, 50)]
     np.testing.assert_array_equal(r.total("fired"), per_day.sum())
-    np.testing.assert_array_equal(r.daily.sums[:, kernel.V_FIRED], 64 * per_day)
+    np.testing.assert_array_equal(r.daily.sums[:, layout.V_FIRED], 64 * per_day)
 
 
 def test_demand_schedule_deterministic_drain():
@@ -157,8 +158,8 @@ def test_regimes_stationary_fraction_mean_stay_and_demand():
     T, n = 3000, 400
     r = simulate(header(T) + REGIMES + _stock(1e12), n, seed=11)
     _, _, m, time_law = _regime_law()
-    days = r.per_regime[:, :, kernel.Q_DAYS].astype(float)
-    entries = r.per_regime[:, :, kernel.Q_ENTRIES].astype(float)
+    days = r.per_regime[:, :, layout.Q_DAYS].astype(float)
+    entries = r.per_regime[:, :, layout.Q_ENTRIES].astype(float)
     np.testing.assert_array_equal(days.sum(axis=1), T)
     for i in range(3):
         frac = days[:, i] / T  # runs are independent: the SE of the mean of per-run fractions is honest
@@ -180,10 +181,10 @@ def test_initial_regime_and_a_regime_never_left():
     text = header(100) + REGIMES.replace("mean_days = 30", "mean_days = 1e6").replace(
         "base = 1000\n", 'base = 1000\ninitial_regime = "positional"\n')
     r = simulate(text + _stock(1e9), 300)
-    stays = r.per_regime[:, 0, kernel.Q_DAYS]
+    stays = r.per_regime[:, 0, layout.Q_DAYS]
     # leaving positional has probability 1e-6 a day: over 300 runs x 99 days, P(any leave) ~ 3 %
     assert (stays == 100).mean() > 0.99
-    np.testing.assert_array_equal(r.per_regime[:, 0, kernel.Q_ENTRIES], 1)
+    np.testing.assert_array_equal(r.per_regime[:, 0, layout.Q_ENTRIES], 1)
     np.testing.assert_array_equal(r.total("demand"), 100 * 1000)
 
 
@@ -201,8 +202,8 @@ def test_regime_refusals():
         f'[[demand.regime]]\nname = "{a}"\nmultiplier = 1\nmean_days = 5\nto = {{ {b} = 1 }}\n'
         for a, b in [("a", "b"), ("b", "a"), ("c", "d"), ("d", "c")]) + _stock(10)
     with pytest.raises(ScenarioError, match="initial_regime"):
-        engine.build(load_scenario(text).scenario)
-    engine.build(load_scenario(text.replace("[[demand.regime]]", 'initial_regime = "c"\n[[demand.regime]]', 1))
+        build.build(load_scenario(text).scenario)
+    build.build(load_scenario(text.replace("[[demand.regime]]", 'initial_regime = "c"\n[[demand.regime]]', 1))
                  .scenario)
 
 
@@ -262,14 +263,14 @@ refurbish_per_day = 1e9""")
     r = simulate(ample, 300)
     usable = np.floor(r.param("source.stock.legacy") * r.param("source.stock.legacy_serviceable"))
     np.testing.assert_array_equal(r.src("stock", "refurbished"), usable)  # all of it, on day 0
-    np.testing.assert_array_equal(r.daily.sums[0, kernel.V_STOCK], usable.sum())
+    np.testing.assert_array_equal(r.daily.sums[0, layout.V_STOCK], usable.sum())
     # throughput 7 a day: exactly 7 per day until the serviceable pool is used up
     fixed = ample.replace("refurbish_per_day = 1e9", "refurbish_per_day = 7")
     r = simulate(fixed, 300)
     usable = np.floor(r.param("source.stock.legacy") * r.param("source.stock.legacy_serviceable"))
     np.testing.assert_array_equal(r.src("stock", "refurbished"), np.minimum(usable, 7 * 50))
     on_hand = np.minimum(usable[None, :], 7 * np.arange(1, 51)[:, None]).sum(axis=1)
-    np.testing.assert_array_equal(r.daily.sums[:, kernel.V_STOCK], on_hand)
+    np.testing.assert_array_equal(r.daily.sums[:, layout.V_STOCK], on_hand)
 
 
 def test_refurbishment_fractional_rate_and_dud_rate():
@@ -440,7 +441,7 @@ spearman = 0.7
 def test_correlations_achieved_and_marginals_kept():
     n = 20000
     loaded = load_scenario(CORR)
-    m = engine.build(loaded.scenario)
+    m = build.build(loaded.scenario)
     p = m.sample(7, 0, n)
     col = {q.path: i for i, q in enumerate(m.params)}
     for a, b, rho in m.corr_pairs:
@@ -464,12 +465,12 @@ def test_correlations_achieved_and_marginals_kept():
 def test_correlation_refusals():
     bad = CORR + '[[correlation]]\nbetween = ["source.stock.initial", "demand.daily_cv"]\nspearman = 0.9\n'
     with pytest.raises(ScenarioError, match="not positive semi-definite"):
-        engine.build(load_scenario(bad).scenario)
+        build.build(load_scenario(bad).scenario)
     with pytest.raises(ScenarioError, match=re_escape("correlation[0].between[1]: 'demand.bse'")):
-        engine.build(load_scenario(CORR.replace('"source.stock.initial"]', '"demand.bse"]')).scenario)
+        build.build(load_scenario(CORR.replace('"source.stock.initial"]', '"demand.bse"]')).scenario)
     fixed = CORR.replace('daily_cv = { dist = "uniform", low = 0, high = 1 }', "daily_cv = 0.2")
     with pytest.raises(ScenarioError, match="is fixed"):
-        engine.build(load_scenario(fixed).scenario)
+        build.build(load_scenario(fixed).scenario)
     with pytest.raises(ScenarioError, match="spearman"):
         load_scenario(CORR.replace("spearman = 0.7", "spearman = 1.5"))
 
@@ -489,7 +490,7 @@ def _run_file(tmp_path, text: str, runs: int):
 
 
 def test_correlations_recorded_in_results_file(tmp_path):
-    from artysim.io import open_results
+    from artysim.results.reader import open_file as open_results
 
     with open_results(_run_file(tmp_path, CORR, 3000)) as ds:
         pairs = [str(x) for x in ds["correlation_between"].values]
@@ -509,7 +510,7 @@ def test_all_mechanisms_results_file(tmp_path):
     """Every new per-run variable reaches the file, with the regime coordinate."""
     from invariants import balance_dataset
 
-    from artysim.io import open_results
+    from artysim.results.reader import open_file as open_results
 
     with open_results(_run_file(tmp_path, ALL_MECHANISMS, 500)) as ds:
         assert [str(x) for x in ds["regime"].values] == ["positional", "offensive", "lull"]
@@ -524,8 +525,8 @@ def test_all_mechanisms_results_file(tmp_path):
 
 def test_summary_reports_the_mechanisms(tmp_path):
     """summary's new keys equal the file's per-run means (hand computation with numpy)."""
-    from artysim import summary
-    from artysim.io import open_results
+    from artysim.analysis import summary
+    from artysim.results.reader import open_file as open_results
 
     with open_results(_run_file(tmp_path, ALL_MECHANISMS, 400)) as ds:
         s = summary.summarize(ds)

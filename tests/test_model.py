@@ -28,7 +28,8 @@ from conftest import (
 )
 from invariants import balance_kernel
 
-from artysim import histogram, kernel, scenario
+from artysim.core import bins, histogram, layout
+from artysim.model import load as loading
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.toml"))
@@ -539,7 +540,7 @@ def _check_conservation(r, name):
     T = r.model.horizon
     kinds = r.model.kinds
     ps = r.per_source
-    P = kernel
+    P = layout
     # per source and run: stock balance
     # initial + received + refurbished - fired - lost = final (tests/invariants.py)
     np.testing.assert_array_equal(balance_kernel(ps), 0, err_msg=f"{name}: stock balance per source")
@@ -547,14 +548,14 @@ def _check_conservation(r, name):
     assert (ps[:, :, P.P_DUDS] >= 0).all() and (ps[:, :, P.P_DUDS] <= ps[:, :, P.P_FIRED]).all(), f"{name}: duds"
     assert (ps[:, :, P.P_EFFECTIVE] >= 0).all()
     assert (ps[:, :, P.P_EFFECTIVE] <= ps[:, :, P.P_FIRED] - ps[:, :, P.P_DUDS]).all(), f"{name}: effective"
-    np.testing.assert_array_equal(ps[:, kinds != kernel.KIND_STOCKPILE, P.P_INITIAL], 0)
-    np.testing.assert_array_equal(ps[:, kinds == kernel.KIND_STOCKPILE, P.P_RECEIVED], 0)
-    imp = kinds == kernel.KIND_IMPORT
+    np.testing.assert_array_equal(ps[:, kinds != layout.KIND_STOCKPILE, P.P_INITIAL], 0)
+    np.testing.assert_array_equal(ps[:, kinds == layout.KIND_STOCKPILE, P.P_RECEIVED], 0)
+    imp = kinds == layout.KIND_IMPORT
     arrived = ps[:, imp, P.P_RECEIVED] - ps[:, imp, P.P_REWORKED] + ps[:, imp, P.P_REJECTED]
     assert (arrived <= ps[:, imp, P.P_DISPATCHED]).all(), f"{name}: arrived > dispatched"
     assert (ps[:, imp, P.P_REWORKED] <= ps[:, imp, P.P_REJECTED]).all(), f"{name}: reworked > rejected"
     np.testing.assert_array_equal(ps[:, ~imp, P.P_REJECTED], 0)
-    np.testing.assert_array_equal(ps[:, kinds != kernel.KIND_STOCKPILE, P.P_REFURBISHED], 0)
+    np.testing.assert_array_equal(ps[:, kinds != layout.KIND_STOCKPILE, P.P_REFURBISHED], 0)
     assert (ps[:, :, P.P_LOST] >= 0).all()
     assert (tot_ := r.totals)[:, P.O_RATIONED].min() >= 0 and (tot_[:, P.O_RATIONED] <= T).all()
     if r.per_regime is not None:
@@ -595,7 +596,7 @@ def _check_conservation(r, name):
 
 @pytest.mark.parametrize("path", CONFIGS + [BENCH], ids=lambda p: p.name)
 def test_conservation_bundled(path):
-    r = simulate(scenario.load(path), 2000, seed=1)
+    r = simulate(loading.load(path), 2000, seed=1)
     _check_conservation(r, path.name)
 
 
@@ -604,7 +605,7 @@ def test_conservation_all_mechanisms():
     _check_conservation(r, "all-mechanisms")
     ps = r.per_source
     # every mechanism acts in this scenario
-    for col in (kernel.P_REFURBISHED, kernel.P_LOST, kernel.P_REJECTED, kernel.P_REWORKED, kernel.P_DISRUPTIONS):
+    for col in (layout.P_REFURBISHED, layout.P_LOST, layout.P_REJECTED, layout.P_REWORKED, layout.P_DISRUPTIONS):
         assert ps[:, :, col].sum() > 0, col
     assert r.total("rationed").sum() > 0 and r.total("strikes").sum() > 0
 
@@ -616,17 +617,17 @@ def test_conservation_all_features():
     fs = r.total("first_short")
     assert 0.05 < (fs >= 0).mean() < 0.95
     ps = r.per_source
-    assert (ps[:, 2, kernel.P_RECEIVED] < ps[:, 2, kernel.P_DISPATCHED]).any()
+    assert (ps[:, 2, layout.P_RECEIVED] < ps[:, 2, layout.P_DISPATCHED]).any()
     available = np.floor(r.param("source.deal.available"))
-    assert (ps[:, 2, kernel.P_DISPATCHED] <= available).all()
-    assert (ps[:, 2, kernel.P_DISPATCHED] == available).any()
+    assert (ps[:, 2, layout.P_DISPATCHED] <= available).all()
+    assert (ps[:, 2, layout.P_DISPATCHED] == available).any()
 
 
 def test_every_bundled_config_loads_and_builds():
     for path in CONFIGS + [BENCH]:
-        loaded = scenario.load(path)
+        loaded = loading.load(path)
         r = simulate(loaded, 5)
-        assert r.totals.shape == (5, kernel.N_TOTALS)
+        assert r.totals.shape == (5, layout.N_TOTALS)
 
 
 # ----------------------------------------------------------------------------- per-day statistics
@@ -641,11 +642,11 @@ def _bins_of(values):
 
 
 def test_bins_cover_integers():
-    lower, upper = histogram.bin_edges()
+    lower, upper = bins.bin_edges()
     assert lower[0] == 0 and (lower[1:] == upper[:-1]).all(), "bins not contiguous"
     assert (upper > lower).all()
-    wide = np.arange(histogram.EXACT, histogram.NBINS)
-    assert ((upper[wide] - lower[wide]) * histogram.SUB <= lower[wide]).all(), "a bin is wider than 1/64"
+    wide = np.arange(bins.EXACT, bins.NBINS)
+    assert ((upper[wide] - lower[wide]) * bins.SUB <= lower[wide]).all(), "a bin is wider than 1/64"
     v = np.arange(0, 10**7 + 1, dtype=np.int64)
     pw = np.array([2**e + d for e in range(1, 44) for d in (-1, 0, 1)] + [2**44 - 1], dtype=np.int64)
     for vals in (v, pw):
@@ -675,15 +676,15 @@ annual = { dist = "uniform", low = 0, high = 700000 }
     d = r.derived(qs)
     stock, fired = r.daily.sample_stock, r.daily.sample_fired
     assert (stock >= 0).all() and (fired >= 0).all()
-    np.testing.assert_array_equal(r.daily.sums[:, kernel.V_STOCK], stock.sum(axis=0))
-    np.testing.assert_array_equal(r.daily.sums[:, kernel.V_FIRED], fired.sum(axis=0))
+    np.testing.assert_array_equal(r.daily.sums[:, layout.V_STOCK], stock.sum(axis=0))
+    np.testing.assert_array_equal(r.daily.sums[:, layout.V_FIRED], fired.sum(axis=0))
     np.testing.assert_array_equal(d["stock_mean"], stock.sum(axis=0) / runs)
     np.testing.assert_array_equal(d["fired_mean"], fired.sum(axis=0) / runs)
     np.testing.assert_array_equal(stock[:, -1], r.total("stock_final"))
     np.testing.assert_array_equal(stock.min(axis=1), r.total("stock_min"))
     np.testing.assert_array_equal(fired.sum(axis=1), r.total("fired"))
     assert (stock == 0).any() and (stock > 200_000).any()  # both exact and wide bins are used
-    lower, upper = histogram.bin_edges()
+    lower, upper = bins.bin_edges()
     for name, traj in (("stock", stock), ("fired", fired)):
         hq = d[f"{name}_quantile"]  # time x quantile
         for j, q in enumerate(qs):

@@ -14,10 +14,11 @@ from click.testing import CliRunner
 from conftest import assert_refused, header, leftovers
 from matplotlib.figure import Figure
 
-from artysim import plots, runner, sensitivity
+from artysim.analysis import plots, sensitivity
 from artysim.cli import main
 from artysim.errors import ArtysimError, ResultsError
-from artysim.io import open_results
+from artysim.jobs import run as runner
+from artysim.results.reader import open_file as open_results
 
 SCENARIO = header(150, name="plot-test", sample=20) + """
 [demand]
@@ -185,7 +186,7 @@ def test_sweep_file_and_variants(files, ds):
 
 
 def test_plotting_never_imports_pyplot(files):
-    code = ("import sys; from artysim import plots; from artysim.io import open_results; "
+    code = ("import sys; from artysim import plots; from artysim.results.reader import open_file as open_results; "
             f"ds = open_results({str(files['one'])!r}); "
             "[plots.plot(ds, k) for k in ('fan', 'depletion', 'sources', 'histogram', 'tornado')]; "
             "print('matplotlib.pyplot' in sys.modules)")

@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 from conftest import ALL_FEATURES, load_scenario, simulate
 
-from artysim import engine, kernel, scenario
+from artysim.core import engine, kernel
+from artysim.model import build
+from artysim.model import load as loading
 
 ROOT = Path(__file__).resolve().parents[1]
 NK = ROOT / "configs" / "nk-deal-2023.toml"
@@ -27,7 +29,7 @@ DAILY_FIELDS = ("hist", "sums", "n_short", "n_first_short", "src_sums", "sample_
 @pytest.fixture(scope="module", params=["nk-deal", "all-features"])
 def loaded(request):
     if request.param == "nk-deal":
-        return scenario.load(NK)
+        return loading.load(NK)
     return load_scenario(ALL_FEATURES)
 
 
@@ -91,7 +93,7 @@ def test_middle_slice_equals_rows_of_whole():
 
 
 def test_same_seed_same_results_different_seed_differs():
-    loaded = scenario.load(NK)
+    loaded = loading.load(NK)
     a = simulate(loaded, 2000, seed=10)
     b = simulate(loaded, 2000, seed=10)
     _assert_same(a, b, "same seed twice")
@@ -121,7 +123,7 @@ def test_engine_passes_stream_keys_as_uint64(monkeypatch):
         return real(run0, keys, *args)
 
     monkeypatch.setattr(kernel, "simulate", spy)
-    model = engine.build(load_scenario(ALL_FEATURES).scenario)
+    model = build.build(load_scenario(ALL_FEATURES).scenario)
     for seed in _SEEDS:
         daily = engine.Daily.empty(model.horizon, model.n_sample, len(model.kinds))
         list(engine.run_batches(model, seed, 0, 10, daily))
@@ -133,10 +135,13 @@ def test_engine_passes_stream_keys_as_uint64(monkeypatch):
 
 _SUBPROCESS = textwrap.dedent("""
     import sys
-    from artysim import engine, scenario
-    loaded = scenario.load(sys.argv[1])
+    from artysim.core import engine
+    from artysim.jobs import run as runner
+    from artysim.model import build
+    from artysim.model import load as loading
+    loaded = loading.load(sys.argv[1])
     for seed in (1, 20230913, 2, 3, 2**63 - 1):  # seed 1 first: it compiled the int64 specialisation
-        engine.simulate_in_memory(loaded, 10, seed)
+        runner.simulate_in_memory(loaded, 10, seed)
     print("ok")
 """)
 
@@ -155,7 +160,7 @@ def test_any_seed_runs_with_a_fresh_numba_cache(tmp_path):
 
 
 def test_demand_draws_do_not_depend_on_sources_or_policy():
-    """Streams are keyed by name (engine.Model.stream_keys): adding a source, or changing the issue
+    """Streams are keyed by name (build.Model.stream_keys): adding a source, or changing the issue
     policy, leaves the demand draws of every run unchanged; a production source's arrivals do not
     depend on how rounds are fired."""
     base = ALL_FEATURES

@@ -17,9 +17,13 @@ import pytest
 from click.testing import CliRunner
 from conftest import assert_refused, leftovers
 
-from artysim import engine, histogram, kernel, resources, runner, scenario
 from artysim.cli import main
+from artysim.core import bins, layout
 from artysim.errors import ArtysimError
+from artysim.jobs import resources
+from artysim.jobs import run as runner
+from artysim.model import build
+from artysim.model import load as loading
 
 REPO = Path(__file__).resolve().parent.parent
 NK = REPO / "configs" / "nk-deal-2023.toml"
@@ -38,7 +42,7 @@ def invoke(*args):
 
 
 def _model(name: str = "nk-deal-2023", sets=()):
-    return engine.build(scenario.load(runner.resolve(name), list(sets)).scenario)
+    return build.build(loading.load(runner.resolve(name), list(sets)).scenario)
 
 
 def test_refuses_when_memory_is_short(tmp_path):
@@ -75,8 +79,8 @@ def test_estimate_follows_the_per_thread_histograms():
     """Each extra thread adds its T x 4 x NBINS int32 day histograms and its block state."""
     m = _model(sets=["scenario.horizon_days=1000"])
     one, two = resources.estimate(m, 5000, 1, 5000), resources.estimate(m, 5000, 2, 5000)
-    hist = 1000 * kernel.N_DAILY * histogram.NBINS * 4
-    assert two.memory - one.memory == hist + len(m.kinds) * kernel.BLOCK * m.ring * 16
+    hist = 1000 * layout.N_DAILY * bins.NBINS * 4
+    assert two.memory - one.memory == hist + len(m.kinds) * layout.BLOCK * m.ring * 16
 
 
 def test_cli_refusal_names_the_estimate_and_the_flag(tmp_path, monkeypatch):
@@ -120,8 +124,8 @@ def test_bundled_scenarios_are_far_from_overflow(name):
 
 def test_sums_over_many_runs_are_guarded(tmp_path):
     text = (REPO / "configs" / "nk-deal-2023.toml").read_text()
-    loaded = scenario.loads(text, ["source.stockpile.initial=9e12"])
-    model = engine.build(loaded.scenario)
+    loaded = loading.loads(text, ["source.stockpile.initial=9e12"])
+    model = build.build(loaded.scenario)
     resources.check_magnitudes(model, 1000)
     with pytest.raises(ArtysimError, match="per-day sums over runs"):
         resources.check_magnitudes(model, 10**7)

@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from artysim import __version__, engine, io, runner, schema
-from artysim import scenario as sc
+from artysim.jobs import run as runner
+from artysim.model import load as sc
+from artysim.results import reader, schema, writer
+from artysim.version import __version__
 
 REPO = Path(__file__).resolve().parent.parent
 NK = REPO / "configs" / "nk-deal-2023.toml"
@@ -246,13 +248,13 @@ def test_ncdump_header(result):
 
 def test_file_equals_in_memory_simulation(result):
     loaded = sc.load(NK)
-    model, cat, daily = engine.simulate_in_memory(loaded, RUNS, SEED)
+    model, cat, daily = runner.simulate_in_memory(loaded, RUNS, SEED)
     with xr.open_dataset(result, decode_times=False) as d:
         d.load()
     sampled = model.sampled
     assert list(d["parameter"].values) == [model.params[i].path for i in sampled]
     np.testing.assert_array_equal(d["parameters"].values, cat["params"][:, sampled])
-    for name, k in io._TOTAL_INDEX.items():
+    for name, k in writer._TOTAL_INDEX.items():
         expect = cat["totals"][:, k]
         got = d[name].values
         if name == "first_shortage_day":
@@ -261,7 +263,7 @@ def test_file_equals_in_memory_simulation(result):
             np.testing.assert_array_equal(got[~never], expect[~never])
         else:
             np.testing.assert_array_equal(got, expect, err_msg=name)
-    for name, k in io._PER_SOURCE_INDEX.items():
+    for name, k in writer._PER_SOURCE_INDEX.items():
         np.testing.assert_array_equal(d[name].values, cat["per_source"][:, :, k], err_msg=name)
     # per-day statistics
     for j, n in enumerate(schema.DAILY_NAMES):
@@ -298,7 +300,7 @@ def test_per_run_statistics_are_consistent(ds):
 
 
 def test_open_results_accepts_its_own_file(result):
-    with io.open_results(result) as d:
+    with reader.open_file(result) as d:
         assert d.sizes["run"] == RUNS
         assert d["first_shortage_day"].dtype.kind == "f"
 
@@ -324,15 +326,15 @@ def test_cf_compliance_with_every_mechanism(mech_result, tmp_path):
 
 def test_file_equals_memory_with_every_mechanism(mech_result):
     path, loaded = mech_result
-    model, cat, _ = engine.simulate_in_memory(loaded, RUNS, SEED)
+    model, cat, _ = runner.simulate_in_memory(loaded, RUNS, SEED)
     with xr.open_dataset(path, decode_times=False) as d:
         d.load()
-    for name, k in io._PER_SOURCE_INDEX.items():
+    for name, k in writer._PER_SOURCE_INDEX.items():
         np.testing.assert_array_equal(d[name].values, cat["per_source"][:, :, k], err_msg=name)
-    for name, k in io._PER_REGIME_INDEX.items():
+    for name, k in writer._PER_REGIME_INDEX.items():
         np.testing.assert_array_equal(d[name].values, cat["per_regime"][:, :, k], err_msg=name)
     for name in ("rationed_days", "depot_strikes"):
-        np.testing.assert_array_equal(d[name].values, cat["totals"][:, io._TOTAL_INDEX[name]], err_msg=name)
+        np.testing.assert_array_equal(d[name].values, cat["totals"][:, writer._TOTAL_INDEX[name]], err_msg=name)
     assert list(d["regime"].values) == model.regime_names
     for v in ("regime_days", "rationed_days", "lost", "refurbished", "correlation_achieved"):
         assert d[v].attrs["units"] in UNITS and d[v].attrs["long_name"], v

@@ -24,7 +24,8 @@ import scipy.stats as st
 from conftest import assert_gof, assert_mc, pooled_chisquare, se_var_exact
 from pydantic import TypeAdapter
 
-from artysim import distributions, rng
+from artysim.core import rng
+from artysim.model import distributions
 
 N_DRAWS = 20_000  # ppf path (exact inversion of known uniforms: also checked deterministically)
 N_KERNEL = 100_000  # in-kernel continuous samplers (KS)

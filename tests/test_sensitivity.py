@@ -15,10 +15,11 @@ from click.testing import CliRunner
 from conftest import assert_refused, header
 from scipy import stats
 
-from artysim import runner, sensitivity
+from artysim.analysis import sensitivity
 from artysim.cli import main
 from artysim.errors import ResultsError
-from artysim.io import open_results
+from artysim.jobs import run as runner
+from artysim.results.reader import open_file as open_results
 
 HORIZON = 365
 

@@ -22,8 +22,11 @@ from click.testing import CliRunner
 from conftest import assert_refused, leftovers
 
 import artysim
-from artysim import _numba_cache, runner, schema, slurm
 from artysim.cli import main
+from artysim.core import cache
+from artysim.jobs import run as runner
+from artysim.results import schema
+from artysim.results import shards as shards_mod
 
 REPO = Path(__file__).resolve().parent.parent
 NK = REPO / "configs" / "nk-deal-2023.toml"
@@ -113,7 +116,7 @@ def shard_sets(tmp_path_factory):
         if k not in made:
             d = tmp_path_factory.mktemp(f"shards{k}")
             for i in range(k):
-                run_shard(d / slurm.shard_name("nk", i, k), i, k)
+                run_shard(d / shards_mod.shard_name("nk", i, k), i, k)
             made[k] = d
         return made[k]
 
@@ -123,7 +126,7 @@ def shard_sets(tmp_path_factory):
 def copy_shards(src: Path, dst: Path, indices, k: int) -> Path:
     dst.mkdir(parents=True, exist_ok=True)
     for i in indices:
-        shutil.copy(src / slurm.shard_name("nk", i, k), dst)
+        shutil.copy(src / shards_mod.shard_name("nk", i, k), dst)
     return dst
 
 
@@ -185,7 +188,7 @@ def mixed(tmp_path, shard_sets):
     with ``extra_args`` (another scenario, seed, run count)."""
     def make(*extra, runs=N) -> Path:
         d = copy_shards(shard_sets(3), tmp_path / "in", [0, 1], 3)
-        run_shard(d / slurm.shard_name("nk", 2, 3), 2, 3, *extra, runs=runs)
+        run_shard(d / shards_mod.shard_name("nk", 2, 3), 2, 3, *extra, runs=runs)
         return d
     return make
 
@@ -218,7 +221,7 @@ def test_merge_refuses_different_run_totals(mixed, outdir):
 def test_merge_refuses_different_versions(tmp_path, shard_sets, outdir, monkeypatch):
     d = copy_shards(shard_sets(3), tmp_path / "in", [0, 1], 3)
     monkeypatch.setattr("artysim.io.__version__", "0.0.0+other")
-    run_shard(d / slurm.shard_name("nk", 2, 3), 2, 3)
+    run_shard(d / shards_mod.shard_name("nk", 2, 3), 2, 3)
     monkeypatch.undo()
     assert_refused(invoke("merge", "-o", outdir / "m.nc", d), "different artysim versions", "0.0.0+other")
     assert leftovers(outdir) == []
@@ -305,7 +308,7 @@ def test_merge_allow_partial(tmp_path, shard_sets, single, outdir, k, missing):
         # per-day counts are those of the present runs only
         short = 0
         for i in present:
-            with xr.open_dataset(d / slurm.shard_name("nk", i, k), decode_times=False) as sh:
+            with xr.open_dataset(d / shards_mod.shard_name("nk", i, k), decode_times=False) as sh:
                 short = short + sh["n_short"].values
         np.testing.assert_array_equal(p["n_short"].values, short)
         np.testing.assert_allclose(p["p_short"].values, short / len(keep))
@@ -324,7 +327,7 @@ def test_shard_from_slurm_array_variables(tmp_path, monkeypatch, shard_sets):
     assert "shard 1 of 3" in r.stderr and "SLURM_ARRAY_TASK_ID" in r.stderr
     with xr.open_dataset(out, decode_times=False) as ds:
         assert (ds.attrs["run_start"], ds.attrs["run_stop"], ds.attrs["shard"], ds.attrs["shards"]) == (333, 666, 1, 3)
-    assert_same_results(out, shard_sets(3) / slurm.shard_name("nk", 1, 3), ignore_attrs=("history",))
+    assert_same_results(out, shard_sets(3) / shards_mod.shard_name("nk", 1, 3), ignore_attrs=("history",))
 
     # explicit options win over the environment, silently
     out2 = tmp_path / "s2.nc"
@@ -374,7 +377,7 @@ def test_skip_valid_keeps_a_valid_shard(tmp_path, shard_sets):
     out = tmp_path / "s.nc"
     args = ["run", NK, "--runs", N, *SETS, "--shard", "1", "--shards", "3", "-o", out, "--skip-valid"]
     ok(invoke(*args, "-q"))  # no file yet: computed
-    assert_same_results(out, shard_sets(3) / slurm.shard_name("nk", 1, 3), ignore_attrs=("history",))
+    assert_same_results(out, shard_sets(3) / shards_mod.shard_name("nk", 1, 3), ignore_attrs=("history",))
     before, mtime = out.read_bytes(), _age(out)
     r = ok(invoke(*args))
     assert "nothing to do" in r.stderr
@@ -403,7 +406,7 @@ def test_skip_valid_replaces_a_file_of_another_job(tmp_path, shard_sets, monkeyp
     mtime = _age(out)
     ok(invoke("run", NK, "--runs", N, *SETS, "--shard", "1", "--shards", "3", "-o", out, "-q", "--skip-valid"))
     assert out.stat().st_mtime_ns != mtime
-    assert_same_results(out, shard_sets(3) / slurm.shard_name("nk", 1, 3), ignore_attrs=("history",))
+    assert_same_results(out, shard_sets(3) / shards_mod.shard_name("nk", 1, 3), ignore_attrs=("history",))
     assert leftovers(tmp_path) == ["s.nc"]
 
 
@@ -521,7 +524,7 @@ def test_slurm_only_missing(tmp_path, single):
         argv = _script_command(d, k)
         assert "--skip-valid" in argv and " ".join(SETS) in " ".join(argv)
         ok(invoke(*argv, "-q"))
-    assert leftovers(d / "shards") == [slurm.shard_name("nk-deal-2023", k, 4) for k in (0, 1, 3)]
+    assert leftovers(d / "shards") == [shards_mod.shard_name("nk-deal-2023", k, 4) for k in (0, 1, 3)]
     r = ok(invoke(*args, "--only-missing"))
     assert "1 of 4 shards" in r.stdout
     assert sbatch_options(d / "array.sbatch")["array"] == "2"
@@ -545,11 +548,11 @@ def test_slurm_array_script_runs_a_task(tmp_path, single):
     ok(invoke("slurm", NK, "--runs", 200, "--shards", 2, "--out-dir", d, *SETS))
     env = {k: v for k, v in os.environ.items() if k not in SLURM_VARS}
     env |= {"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_COUNT": "2",
-            "NUMBA_CACHE_DIR": str(_numba_cache.CACHE_DIR.parent)}  # the warm cache
+            "NUMBA_CACHE_DIR": str(cache.CACHE_DIR.parent)}  # the warm cache
     p = subprocess.run(["bash", str(d / "array.sbatch")], cwd=tmp_path, env=env, capture_output=True, text=True,
                        timeout=300)
     assert p.returncode == 0, p.stderr
-    shard = d / "shards" / slurm.shard_name("nk-deal-2023", 1, 2)
+    shard = d / "shards" / shards_mod.shard_name("nk-deal-2023", 1, 2)
     with xr.open_dataset(shard, decode_times=False) as ds:
         assert (ds.attrs["run_start"], ds.attrs["run_stop"], ds.attrs["shard"], ds.attrs["shards"]) == (100, 200, 1, 2)
     # a requeued task finds its shard and does nothing
@@ -571,7 +574,7 @@ def test_merge_of_200_tiny_shards(tmp_path):
     t0 = time.perf_counter()
     single = runner.run(str(NK), sets=sets, runs=n, output=tmp_path / "single.nc", quiet=True, threads=1)
     for i in range(k):
-        runner.run(str(NK), sets=sets, runs=n, shard=i, shards=k, output=d / slurm.shard_name("nk", i, k),
+        runner.run(str(NK), sets=sets, runs=n, shard=i, shards=k, output=d / shards_mod.shard_name("nk", i, k),
                    quiet=True, threads=1)
     t1 = time.perf_counter()
     out = tmp_path / "merged.nc"

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import assert_refused
 
-from artysim import summary
+from artysim.analysis import summary
 from artysim.cli import main
 
 
@@ -48,8 +48,8 @@ def test_wilson_interval_matches_closed_form():
 
 
 def test_summary_of_a_real_file_matches_numpy(tmp_path):
-    from artysim import runner
-    from artysim.io import open_results
+    from artysim.jobs import run as runner
+    from artysim.results.reader import open_file as open_results
 
     out = runner.run("configs/nk-deal-2023.toml", runs=700, output=tmp_path / "r.nc", quiet=True)
     with open_results(out) as ds:
@@ -99,7 +99,7 @@ def test_percentile_interval_covers_the_true_median():
 
 @pytest.fixture(scope="module")
 def nk_shards(tmp_path_factory):
-    from artysim import runner
+    from artysim.jobs import run as runner
 
     d = tmp_path_factory.mktemp("shards")
     one = runner.run("configs/nk-deal-2023.toml", runs=600, output=d / "one.nc", quiet=True)
@@ -111,7 +111,7 @@ def nk_shards(tmp_path_factory):
 
 
 def test_shards_read_as_one_equal_the_single_file(nk_shards):
-    from artysim.api import open_results
+    from artysim.results.reader import open_results
 
     one, folder = nk_shards
     with open_results(one) as a, open_results(folder) as b:
@@ -138,7 +138,7 @@ def test_partial_shards_say_what_is_missing(nk_shards):
 
 
 def test_shards_of_different_seeds_are_refused(nk_shards, tmp_path):
-    from artysim import runner
+    from artysim.jobs import run as runner
 
     _, folder = nk_shards
     other = runner.run("configs/nk-deal-2023.toml", runs=600, shard=1, shards=3, seed=1, output=tmp_path / "x.nc",
@@ -188,8 +188,8 @@ def _keys(x, out: set) -> set:
 
 
 def test_every_json_key_is_documented(nk_shards):
-    from artysim import compare
-    from artysim.api import open_results
+    from artysim.analysis import compare
+    from artysim.results.reader import open_results
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "summary-json.md").read_text()
     one, folder = nk_shards
@@ -202,7 +202,7 @@ def test_every_json_key_is_documented(nk_shards):
 
 
 def test_table_shows_the_percentile_intervals(nk_shards):
-    from artysim.api import open_results
+    from artysim.results.reader import open_results
 
     one, _ = nk_shards
     with open_results(one) as ds:

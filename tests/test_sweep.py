@@ -14,9 +14,11 @@ import xarray as xr
 from click.testing import CliRunner
 from conftest import assert_refused, leftovers
 
-from artysim import compare, runner, schema, summary
-from artysim.api import open_results
+from artysim.analysis import compare, summary
 from artysim.cli import main
+from artysim.jobs import run as runner
+from artysim.results import schema
+from artysim.results.reader import open_results
 
 SCN = """\
 [scenario]
@@ -208,7 +210,7 @@ def test_sweep_file_passes_the_cf_checker(grid, tmp_path):
 
 
 def test_interrupted_sweep_leaves_nothing(grid, tmp_path, monkeypatch):
-    from artysim import sweep
+    from artysim.jobs import sweep
 
     real = runner.run
     calls = []

@@ -16,12 +16,10 @@ is a valid single-scenario results dataset.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import itertools
 import json
 import math
-import os
 import shutil
 import sys
 import tempfile
@@ -33,9 +31,12 @@ import netCDF4
 import numpy as np
 import tomllib
 
-from artysim import engine, runner, scenario
 from artysim.errors import ArtysimError, ResultsError
-from artysim.io import COMPRESSION, RUN_CHUNK, check_target
+from artysim.jobs import run as runner
+from artysim.jobs.bundled import resolve
+from artysim.model.load import Loaded, load
+from artysim.results.atomic import AtomicFile, check_target
+from artysim.results.writer import COMPRESSION, RUN_CHUNK
 
 
 @dataclass(frozen=True)
@@ -80,33 +81,33 @@ class Variant:
     label: str
     sets: list[str]
     values: tuple[float, ...]
-    loaded: scenario.Loaded
+    loaded: Loaded
 
 
 def plan(scenario_path: str, varies: list[Vary], sets: list[str]) -> list[Variant]:
     """Every variant of the grid (first --vary slowest), each validated before any work."""
-    src = runner.resolve(scenario_path)
+    src = resolve(scenario_path)
     variants = []
     for i, combo in enumerate(itertools.product(*[range(len(v.values)) for v in varies])):
         extra = [f"{v.path}={v.texts[j]}" for v, j in zip(varies, combo)]
         try:
-            loaded = scenario.load(src, list(sets) + extra)
+            loaded = load(src, list(sets) + extra)
         except ArtysimError as e:
             raise type(e)(f"--vary {', '.join(extra)}: {e}") from None
         variants.append(Variant(i, ", ".join(extra), list(sets) + extra,
                                 tuple(v.values[j] for v, j in zip(varies, combo)), loaded))
-    params = [tuple(engine.build(x.loaded.scenario).params[i].path
-                    for i in engine.build(x.loaded.scenario).sampled) for x in variants[:1]]
+    first = variants[0].loaded.model
+    params = tuple(first.params[i].path for i in first.sampled)
     for x in variants[1:]:
-        m = engine.build(x.loaded.scenario)
-        if tuple(m.params[i].path for i in m.sampled) != params[0]:
+        m = x.loaded.model
+        if tuple(m.params[i].path for i in m.sampled) != params:
             raise ArtysimError(f"variant {x.label} samples different parameters than {variants[0].label}; "
                                "a sweep varies values, not which inputs are random")
     return variants
 
 
-def _units(loaded: scenario.Loaded, path: str) -> str:
-    for p in engine.build(loaded.scenario).params:
+def _units(loaded: Loaded, path: str) -> str:
+    for p in loaded.model.params:
         if p.path == path:
             return p.unit
     return "1"
@@ -129,10 +130,10 @@ def run_sweep(scenario_path: str, vary_items: list[str], output: str | Path, *, 
             if on_variant:
                 on_variant(v, len(variants))
             f = tmpdir / f"variant-{v.index}.nc"
-            runner.run(scenario_path, sets=v.sets, runs=runs, seed=the_seed, output=f, threads=threads, quiet=quiet,
-                       resource_check=resource_check)
+            runner.run_loaded(v.loaded, runs=runs, seed=the_seed, output=f, threads=threads, quiet=quiet,
+                              resource_check=resource_check)
             files.append(f)
-        base = scenario.load(runner.resolve(scenario_path), list(sets or []))
+        base = load(resolve(scenario_path), list(sets or []))
         combine(files, variants, varies, out, force=force, base=base)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
@@ -158,9 +159,9 @@ def _same(a: netCDF4.Variable, b: netCDF4.Variable) -> bool:
 
 
 def combine(files: list[Path], variants: list[Variant], varies: list[Vary], out: Path, *, force: bool,
-            base: scenario.Loaded) -> Path:
+            base: Loaded) -> Path:
     """Variant files -> one file with a leading ``variant`` dimension where values differ (atomic)."""
-    tmp = out.parent / f".{out.name}.part-{os.getpid()}"
+    tmp = AtomicFile(out, force=force)
     srcs = [netCDF4.Dataset(f) for f in files]
     try:
         for s in srcs:
@@ -171,7 +172,7 @@ def combine(files: list[Path], variants: list[Variant], varies: list[Vary], out:
                 if s.dimensions[name].size != d.size:
                     raise ResultsError(f"variants differ in the size of dimension {name}; cannot combine them")
         V = len(srcs)
-        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as dst:
+        with netCDF4.Dataset(tmp.path, "w", format="NETCDF4") as dst:
             for name, d in s0.dimensions.items():
                 dst.createDimension(name, d.size)
             dst.createDimension("variant", V)
@@ -210,17 +211,12 @@ def combine(files: list[Path], variants: list[Variant], varies: list[Vary], out:
             for k, val in attrs.items():
                 dst.setncattr(k, val)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        tmp.discard()
         raise
     finally:
         for s in srcs:
             s.close()
-    if out.exists() and not force:
-        tmp.unlink()
-        raise ResultsError(f"{out} appeared while running; use --force to overwrite it")
-    os.replace(tmp, out)
-    return out
+    return tmp.commit()
 
 
 def _copy_var(name: str, var: netCDF4.Variable, srcs: list, dst: netCDF4.Dataset) -> None:

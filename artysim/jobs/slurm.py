@@ -13,8 +13,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from artysim import scenario
-from artysim.errors import ArtysimError, ResultsError
+from artysim.errors import ArtysimError
+from artysim.model.load import load
+from artysim.model.scenario import slug
+from artysim.results.shards import shard_is_valid, shard_name
 
 
 @dataclass
@@ -26,34 +28,6 @@ class SlurmOptions:
     account: str | None = None
     array_limit: int | None = None
     extra: list[str] = field(default_factory=list)  # raw "#SBATCH ..." options
-
-
-def shard_name(name: str, shard: int, shards: int) -> str:
-    width = len(str(shards - 1))
-    return f"{name}.shard-{shard:0{width}d}-of-{shards}.nc"
-
-
-def shard_is_valid(path: Path, expect: dict) -> bool:
-    """A shard file that exists, opens, and belongs to this job (scenario, seed, runs, shard), written by
-    this artysim version (merge refuses to mix versions, so an older shard must be computed again)."""
-    import netCDF4
-
-    from artysim import __version__
-
-    if not path.is_file():
-        return False
-    try:
-        with netCDF4.Dataset(path) as nc:
-            a = {k: nc.getncattr(k) for k in nc.ncattrs()}
-    except OSError:
-        return False
-    try:
-        return (a.get("scenario_hash") == expect["scenario_hash"] and str(a.get("seed")) == str(expect["seed"])
-                and a.get("artysim_version") == __version__
-                and int(a.get("runs_total")) == expect["runs"] and int(a.get("shard")) == expect["shard"]
-                and int(a.get("shards")) == expect["shards"])
-    except (TypeError, ValueError):
-        return False
 
 
 def _refuse_other_job(folder: Path, job: dict) -> None:
@@ -113,9 +87,9 @@ def write_job(scenario_path: str, *, runs: int, shards: int, out_dir: str | Path
         raise ArtysimError(f"--shards must be between 1 and --runs ({runs}) (found {shards})")
     if opts.cpus_per_task < 1:
         raise ArtysimError(f"--cpus-per-task must be at least 1 (found {opts.cpus_per_task})")
-    loaded = scenario.load(scenario_path, sets)
+    loaded = load(scenario_path, sets)
     the_seed = loaded.scenario.run.seed if seed is None else seed
-    name = scenario.slug(loaded.scenario.scenario.name)
+    name = slug(loaded.scenario.scenario.name)
     out = Path(out_dir).resolve()
     scn_copy = out / "scenario.toml"
     if out.exists() and not only_missing and any(out.iterdir()):
@@ -124,7 +98,7 @@ def write_job(scenario_path: str, *, runs: int, shards: int, out_dir: str | Path
     if only_missing:
         if not scn_copy.is_file():
             raise ArtysimError(f"{out}: no job there to complete (no scenario.toml); run without --only-missing")
-        prev = scenario.load(scn_copy, sets)
+        prev = load(scn_copy, sets)
         if prev.hash != loaded.hash:
             raise ArtysimError(f"{out}: holds a job for a different scenario (hash {prev.hash[:12]}, "
                                f"this one {loaded.hash[:12]})")
@@ -184,15 +158,3 @@ def write_job(scenario_path: str, *, runs: int, shards: int, out_dir: str | Path
     return {"dir": out, "missing": missing, "merged": merged, "submit": sub}
 
 
-def slurm_shard_from_env(environ) -> tuple[int, int] | None:
-    """(shard, shards) of a SLURM array task, or None outside one."""
-    tid = environ.get("SLURM_ARRAY_TASK_ID")
-    count = environ.get("SLURM_ARRAY_TASK_COUNT")
-    if tid is None or count is None:
-        return None
-    try:
-        k = int(tid) - int(environ.get("SLURM_ARRAY_TASK_MIN", "0"))
-        n = int(count)
-    except ValueError:
-        raise ResultsError(f"cannot read SLURM_ARRAY_TASK_ID={tid!r} / SLURM_ARRAY_TASK_COUNT={count!r}") from None
-    return k, n

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from artysim.analysis.summary import censored_percentiles, mean_se, wilson
 from artysim.errors import ResultsError
-from artysim.summary import censored_percentiles, mean_se, wilson
 
 if TYPE_CHECKING:
     import xarray as xr

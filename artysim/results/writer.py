@@ -10,101 +10,50 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import shutil
-import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import netCDF4
 import numpy as np
 
-from artysim import __version__, histogram, kernel, schema
-from artysim.errors import OutputExistsError, ResultsError
-
-if TYPE_CHECKING:  # xarray is imported only to read files: `run` starts faster without it
-    import xarray as xr
+from artysim.core import bins, layout
+from artysim.errors import ResultsError
+from artysim.results import schema
+from artysim.results.atomic import AtomicFile, DeferSignals, check_target
+from artysim.results.daily import derive_daily, mergeable
+from artysim.version import __version__
 
 RUN_CHUNK = 1 << 16
 COMPRESSION = {"zlib": True, "complevel": 1, "shuffle": True}
 
 _PER_SOURCE_INDEX = {
-    "initial_stock": kernel.P_INITIAL,
-    "received": kernel.P_RECEIVED,
-    "fired_by_source": kernel.P_FIRED,
-    "duds": kernel.P_DUDS,
-    "effective_by_source": kernel.P_EFFECTIVE,
-    "stock_final_by_source": kernel.P_FINAL,
-    "dispatched": kernel.P_DISPATCHED,
-    "refurbished": kernel.P_REFURBISHED,
-    "lost": kernel.P_LOST,
-    "rejected": kernel.P_REJECTED,
-    "reworked": kernel.P_REWORKED,
-    "disruptions": kernel.P_DISRUPTIONS,
+    "initial_stock": layout.P_INITIAL,
+    "received": layout.P_RECEIVED,
+    "fired_by_source": layout.P_FIRED,
+    "duds": layout.P_DUDS,
+    "effective_by_source": layout.P_EFFECTIVE,
+    "stock_final_by_source": layout.P_FINAL,
+    "dispatched": layout.P_DISPATCHED,
+    "refurbished": layout.P_REFURBISHED,
+    "lost": layout.P_LOST,
+    "rejected": layout.P_REJECTED,
+    "reworked": layout.P_REWORKED,
+    "disruptions": layout.P_DISRUPTIONS,
 }
-_PER_REGIME_INDEX = {"regime_days": kernel.Q_DAYS, "regime_entries": kernel.Q_ENTRIES}
+_PER_REGIME_INDEX = {"regime_days": layout.Q_DAYS, "regime_entries": layout.Q_ENTRIES}
 _TOTAL_INDEX = {
-    "first_shortage_day": kernel.O_FIRST_SHORT,
-    "shortage_days": kernel.O_SHORT_DAYS,
-    "demand_total": kernel.O_DEMAND,
-    "fired_total": kernel.O_FIRED,
-    "effective_total": kernel.O_EFFECTIVE,
-    "shortfall_total": kernel.O_SHORTFALL,
-    "stock_min": kernel.O_STOCK_MIN,
-    "stock_final": kernel.O_STOCK_FINAL,
-    "rationed_days": kernel.O_RATIONED,
-    "depot_strikes": kernel.O_STRIKES,
+    "first_shortage_day": layout.O_FIRST_SHORT,
+    "shortage_days": layout.O_SHORT_DAYS,
+    "demand_total": layout.O_DEMAND,
+    "fired_total": layout.O_FIRED,
+    "effective_total": layout.O_EFFECTIVE,
+    "shortfall_total": layout.O_SHORTFALL,
+    "stock_min": layout.O_STOCK_MIN,
+    "stock_final": layout.O_STOCK_FINAL,
+    "rationed_days": layout.O_RATIONED,
+    "depot_strikes": layout.O_STRIKES,
 }
-
-
-def check_target(path: Path, force: bool) -> None:
-    """Refuse before any work if the result cannot or must not be written."""
-    if path.exists() and not force:
-        raise OutputExistsError(f"{path} exists; use --force to overwrite it")
-    if path.exists() and path.is_dir():
-        raise OutputExistsError(f"{path} is a folder, expected a file path")
-    parent = path.parent
-    if not parent.exists():
-        raise ResultsError(f"output folder {parent} does not exist")
-    if not parent.is_dir():
-        raise ResultsError(f"output folder {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK):
-        raise ResultsError(f"output folder {parent} is not writable")
-
-
-class _DeferSignals:
-    """SIGINT and SIGTERM while a results file is written: the first is noted and acted on between
-    batches (``check`` raises KeyboardInterrupt), so that no exception is raised inside netCDF4, HDF5
-    or a library that might swallow it; a second one interrupts at once. Either way the writer
-    removes its temporary file. Signals that were ignored (e.g. in a background job) stay ignored."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __enter__(self):
-        self.received: int | None = None
-        self._old: dict = {}
-        for s in self.SIGNALS:
-            with contextlib.suppress(ValueError):  # not in the main thread
-                old = signal.getsignal(s)
-                if old is not None and old != signal.SIG_IGN:
-                    self._old[s] = signal.signal(s, self._note)
-        return self
-
-    def _note(self, signum, frame):
-        if self.received is not None:
-            raise KeyboardInterrupt(signal.Signals(signum).name)
-        self.received = signum
-
-    def check(self) -> None:
-        if self.received is not None:
-            raise KeyboardInterrupt(signal.Signals(self.received).name)
-
-    def __exit__(self, *exc):
-        for s, old in self._old.items():
-            signal.signal(s, old)
-        self._old = {}
-        return False
 
 
 class ResultsWriter:
@@ -138,15 +87,16 @@ class ResultsWriter:
                 sample_runs = self.run_index[self.run_index < model.n_sample]
         self.sample_runs = np.asarray(sample_runs, dtype=np.int64)
         self.extra_attrs = dict(extra_attrs or {})
-        self.tmp = self.path.parent / f".{self.path.name}.part-{os.getpid()}"
+        self.tmp: AtomicFile | None = None
         self.nc: netCDF4.Dataset | None = None
-        self._signals = _DeferSignals()
+        self._signals = DeferSignals()
 
     # -- lifecycle
     def __enter__(self) -> ResultsWriter:
         self._signals.__enter__()
         try:
-            self.nc = netCDF4.Dataset(self.tmp, "w", format="NETCDF4")
+            self.tmp = AtomicFile(self.path, force=self.force)
+            self.nc = netCDF4.Dataset(self.tmp.path, "w", format="NETCDF4")
             self._define()
         except BaseException as e:
             self._discard()
@@ -191,8 +141,8 @@ class ResultsWriter:
             with contextlib.suppress(Exception):
                 self.nc.close()
             self.nc = None
-        with contextlib.suppress(FileNotFoundError):
-            self.tmp.unlink()
+        if self.tmp is not None:
+            self.tmp.discard()
 
     # -- structure
     def _define(self) -> None:
@@ -209,7 +159,7 @@ class ResultsWriter:
         nc.createDimension("time", m.horizon)
         nc.createDimension("quantile", len(qs))
         nc.createDimension("sample", n_sample)
-        nc.createDimension("bin", histogram.NBINS)
+        nc.createDimension("bin", bins.NBINS)
         regimes = m.regime_names or ["constant"]
         nc.createDimension("regime", len(regimes))
         if m.corr_pairs:
@@ -280,7 +230,7 @@ class ResultsWriter:
         if n_sample:
             v[:] = self.sample_runs
 
-        lower, upper = histogram.bin_edges()
+        lower, upper = bins.bin_edges()
         v = nc.createVariable("bin", "i8", ("bin",))
         v.long_name = "lower edge (inclusive) of a value bin of the per-day histograms"
         v.units = "1"
@@ -341,7 +291,7 @@ class ResultsWriter:
             "shard": self.shard,
             "shards": self.shards,
             "trajectory_sample": self.model.n_sample,
-            "histogram_bins": f"{histogram.EXACT} exact then {histogram.SUB} per doubling",
+            "histogram_bins": f"{bins.EXACT} exact then {bins.SUB} per doubling",
         }
         if scn.scenario.description:  # CF: comment, if present, is a non-empty string
             a["comment"] = scn.scenario.description
@@ -380,20 +330,10 @@ class ResultsWriter:
     def write_daily(self, daily) -> None:
         self._signals.check()
         nc = self.nc
-        for j, name in enumerate(schema.DAILY_NAMES):
-            nc[f"{name}_hist"][:] = daily.hist[:, j, :]
-            nc[f"{name}_sum"][:] = daily.sums[:, j]
-        nc["n_short"][:] = daily.n_short
-        nc["n_first_short"][:] = daily.n_first_short
-        nc["fired_by_source_sum"][:] = daily.src_sums[:, 0, :]
-        nc["effective_by_source_sum"][:] = daily.src_sums[:, 1, :]
-        derived = derive_daily(
-            {f"{n}_hist": daily.hist[:, j, :] for j, n in enumerate(schema.DAILY_NAMES)}
-            | {f"{n}_sum": daily.sums[:, j] for j, n in enumerate(schema.DAILY_NAMES)}
-            | {"n_short": daily.n_short, "n_first_short": daily.n_first_short,
-               "fired_by_source_sum": daily.src_sums[:, 0, :], "effective_by_source_sum": daily.src_sums[:, 1, :]},
-            np.asarray(nc["quantile"][:]), self.n_runs,
-        )
+        stats = mergeable(daily)
+        for k, val in stats.items():
+            nc[k][:] = val
+        derived = derive_daily(stats, np.asarray(nc["quantile"][:]), self.n_runs)
         for k, val in derived.items():
             nc[k][:] = val
         if len(self.sample_runs):
@@ -420,61 +360,4 @@ class ResultsWriter:
             self._achieved_correlations()
         self.nc.close()
         self.nc = None
-        if self.path.exists() and not self.force:
-            self.tmp.unlink()
-            raise OutputExistsError(f"{self.path} appeared while running; use --force to overwrite it")
-        os.replace(self.tmp, self.path)
-        return self.path
-
-
-def derive_daily(stats: dict, qs: np.ndarray, n_runs: int) -> dict:
-    """Per-day quantiles, means and probabilities from the mergeable counts and sums."""
-    out = {}
-    for n in schema.DAILY_NAMES:
-        out[f"{n}_quantile"] = histogram.quantiles_from_counts(stats[f"{n}_hist"], qs)
-        out[f"{n}_mean"] = stats[f"{n}_sum"] / max(n_runs, 1)
-    out["p_short"] = stats["n_short"] / max(n_runs, 1)
-    out["p_depleted"] = np.cumsum(stats["n_first_short"]) / max(n_runs, 1)
-    for n in ("fired_by_source", "effective_by_source"):
-        out[f"{n}_mean"] = stats[f"{n}_sum"] / max(n_runs, 1)
-    return out
-
-
-def open_results(path: str | Path) -> xr.Dataset:
-    """Open a results file written by artysim, refusing anything else with a clear message."""
-    p = Path(path)
-    if not p.exists():
-        raise ResultsError(f"{p}: no such file")
-    if p.is_dir():
-        raise ResultsError(f"{p}: is a folder, expected a results .nc file")
-    try:
-        with open(p, "rb") as f:
-            magic = f.read(8)
-    except OSError as e:
-        raise ResultsError(f"{p}: cannot read ({e.strerror or e})") from None
-    if not magic.startswith((b"CDF\x01", b"CDF\x02", b"CDF\x05", b"\x89HDF\r\n\x1a\n")):
-        raise ResultsError(f"{p}: not a netCDF file (an artysim results file is netCDF-4)")
-    try:
-        import xarray as xr
-
-        ds = xr.open_dataset(p, decode_timedelta=False)
-    except Exception as e:  # netCDF4/HDF5 raise a variety of errors for broken files
-        detail = (str(e).splitlines() or [""])[0]
-        raise ResultsError(
-            f"{p}: not a readable netCDF file, truncated or damaged? ({type(e).__name__}: {detail})"
-        ) from None
-    if "artysim_schema_version" not in ds.attrs:
-        ds.close()
-        raise ResultsError(f"{p}: not an artysim results file (no artysim_schema_version attribute)")
-    ver = int(ds.attrs["artysim_schema_version"])
-    if ver > schema.SCHEMA_VERSION:
-        ds.close()
-        raise ResultsError(
-            f"{p}: written with results schema {ver}, newer than this artysim understands "
-            f"({schema.SCHEMA_VERSION}); upgrade artysim"
-        )
-    missing = [v.name for v in schema.ALL if v.name not in ds.variables]
-    if missing:
-        ds.close()
-        raise ResultsError(f"{p}: incomplete artysim results file (missing {', '.join(missing[:5])})")
-    return ds
+        return self.tmp.commit()

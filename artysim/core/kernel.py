@@ -14,8 +14,74 @@ import math
 import numba
 import numpy as np
 
-from artysim.histogram import bin_index
-from artysim.rng import (
+from artysim.core.histogram import bin_index
+from artysim.core.layout import (
+    BLOCK,
+    DAYS_PER_MONTH,
+    DAYS_PER_YEAR,
+    E_CUT,
+    E_DIS_DAYS,
+    E_TRANSIT,
+    GR_DCV,
+    GR_RATION,
+    GR_REGIME_INIT,
+    GR_RESERVE,
+    GR_STRIKE_RATE,
+    GR_STRIKE_ROW,
+    ISSUE_PROPORTIONAL,
+    KD,
+    KIND_IMPORT,
+    KIND_PRODUCTION,
+    KIND_STOCKPILE,
+    N_PER_REGIME,
+    N_PER_SOURCE,
+    N_TOTALS,
+    O_DEMAND,
+    O_EFFECTIVE,
+    O_FIRED,
+    O_FIRST_SHORT,
+    O_RATIONED,
+    O_SHORT_DAYS,
+    O_SHORTFALL,
+    O_STOCK_FINAL,
+    O_STOCK_MIN,
+    O_STRIKES,
+    P_DISPATCHED,
+    P_DISRUPTIONS,
+    P_DUDS,
+    P_EFFECTIVE,
+    P_FINAL,
+    P_FIRED,
+    P_INITIAL,
+    P_LOST,
+    P_RECEIVED,
+    P_REFURBISHED,
+    P_REJECTED,
+    P_REWORKED,
+    Q_DAYS,
+    Q_ENTRIES,
+    R_ACCURACY,
+    R_ANNUAL_END,
+    R_AVAILABLE,
+    R_DAILY_CV,
+    R_DIS_RATE,
+    R_DUD,
+    R_INITIAL,
+    R_LEGACY,
+    R_LOTCONC,
+    R_REFURB_DUD,
+    R_REFURB_RATE,
+    R_REJECT,
+    R_REWORK_DAYS,
+    R_REWORK_YIELD,
+    R_SERVICEABLE,
+    R_START,
+    V_EFFECTIVE,
+    V_FIRED,
+    V_SHORTFALL,
+    V_STOCK,
+)
+from artysim.core.rng import (
     beta,
     binomial,
     binomial_block,
@@ -27,95 +93,6 @@ from artysim.rng import (
     seed_stream,
     uniform,
 )
-
-KIND_STOCKPILE = 0
-KIND_PRODUCTION = 1
-KIND_IMPORT = 2
-
-# columns of the per-source role table: index into the per-run parameter matrix, -1 = absent
-R_INITIAL = 0
-R_ANNUAL_END = 1  # production ramp; the annual rate itself (and imports' shipment rate) lives in the schedule tables
-R_DAILY_CV = 2
-R_DUD = 3
-R_ACCURACY = 4
-R_START = 5
-R_AVAILABLE = 6
-R_LOTCONC = 7
-R_LEGACY = 8  # stockpile: nominal legacy stock
-R_SERVICEABLE = 9  # stockpile: serviceable fraction of the legacy stock
-R_REFURB_RATE = 10  # stockpile: refurbishment throughput, rounds/day
-R_REFURB_DUD = 11  # stockpile: dud rate of refurbished rounds
-R_DIS_RATE = 12  # production: disruption events per year
-R_REJECT = 13  # import: fraction rejected on receipt
-R_REWORK_DAYS = 14  # import: days a rejected lot spends in rework
-R_REWORK_YIELD = 15  # import: fraction of reworked rounds that return usable
-N_ROLES = 16
-
-# columns of the global role vector
-GR_DCV = 0
-GR_RESERVE = 1  # ration policy: reserve, days of base fire
-GR_RATION = 2  # ration policy: fraction of demand issued at the reserve
-GR_STRIKE_RATE = 3  # depot strikes per year
-GR_STRIKE_ROW = 4  # row of the strike fraction in the coded-distribution table
-GR_REGIME_INIT = 5  # fixed initial regime, or -1: drawn from the stationary distribution
-N_GROLES = 6
-
-# columns of the per-source event-row table (rows of the coded-distribution table, -1 = none)
-E_TRANSIT = 0
-E_CUT = 1
-E_DIS_DAYS = 2
-N_EROWS = 3
-
-KD = 8  # disruption slots per run and source (more overlapping events merge into the soonest-ending)
-
-ISSUE_PROPORTIONAL = 0
-ISSUE_PRIORITY = 1
-
-# per-day statistics (histogram and sum rows)
-V_STOCK = 0
-V_FIRED = 1
-V_EFFECTIVE = 2
-V_SHORTFALL = 3
-N_DAILY = 4
-
-# per-run totals
-O_DEMAND = 0
-O_FIRED = 1
-O_EFFECTIVE = 2
-O_SHORTFALL = 3
-O_STOCK_MIN = 4
-O_STOCK_FINAL = 5
-O_SHORT_DAYS = 6
-O_FIRST_SHORT = 7  # -1 when never short
-O_RATIONED = 8  # days on which the ration policy held fire back
-O_STRIKES = 9  # depot strikes
-N_TOTALS = 10
-
-# per-run, per-source totals
-P_INITIAL = 0
-P_RECEIVED = 1
-P_FIRED = 2
-P_DUDS = 3
-P_EFFECTIVE = 4
-P_FINAL = 5
-P_DISPATCHED = 6  # imports: shipped by the supplier (received + still in transit at the end)
-P_REFURBISHED = 7  # stockpiles: legacy rounds refurbished into the stock
-P_LOST = 8  # destroyed by depot strikes
-P_REJECTED = 9  # imports: rejected on receipt
-P_REWORKED = 10  # imports: rejected rounds back from rework (also counted in received)
-P_DISRUPTIONS = 11  # production: disruption events
-N_PER_SOURCE = 12
-
-# per-run, per-regime outputs
-Q_DAYS = 0
-Q_ENTRIES = 1
-N_PER_REGIME = 2
-
-# streams of a run: demand, then per source arrivals, effect, events; then regime and strikes
-
-BLOCK = 256
-DAYS_PER_YEAR = 365.0
-DAYS_PER_MONTH = 365.0 / 12.0
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")

@@ -8,7 +8,6 @@ or the SVG backend, so nothing leaks into a user's global pyplot state and no di
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +17,7 @@ from matplotlib import ticker
 from matplotlib.figure import Figure
 
 from artysim.errors import ArtysimError, OutputExistsError, ResultsError
+from artysim.results.atomic import AtomicFile
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -40,7 +40,7 @@ def _figure(ax: Axes | None, size=_SIZE) -> tuple[Figure, Axes]:
 
 
 def _single(ds: xr.Dataset, variant: int | None) -> xr.Dataset:
-    from artysim.sensitivity import _single as single
+    from artysim.analysis.sensitivity import _single as single
 
     return single(ds, variant)
 
@@ -291,7 +291,7 @@ def histogram(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = N
 def tornado(ds: xr.Dataset, ax: Axes | None = None, *, outcome: str | None = None, top: int = 12,
             variant: int | None = None, **kw) -> Figure:
     """Inputs ranked by |PRCC| with the outcome, with 95 % CIs (bars) and Spearman (dots)."""
-    from artysim import sensitivity
+    from artysim.analysis import sensitivity
 
     res = sensitivity.analyze(ds, outcome, variant=variant, **kw)
     ds = _single(ds, variant)
@@ -349,7 +349,7 @@ def sweep(ds: xr.Dataset, ax: Axes | None = None, *, outcome: str | None = None,
         ylabel, what, note = "P(any shortage day within the horizon) (%)", "probability of any shortage", \
             "bars: 95 % Wilson interval"
     else:
-        from artysim.sensitivity import outcome_values
+        from artysim.analysis.sensitivity import outcome_values
 
         for i in range(nv):
             v, _, desc = outcome_values(ds.isel(variant=i), outcome)
@@ -400,15 +400,11 @@ def check_output(path: str | Path, force: bool) -> tuple[Path, str]:
 
 
 def save(fig: Figure, path: str | Path, *, force: bool = False, dpi: int = 100) -> Path:
-    """Write the figure atomically (temporary file beside it, then rename)."""
+    """Write the figure atomically (a private temporary folder beside it, then rename)."""
     p, ext = check_output(path, force)
-    tmp = p.parent / f".{p.name}.part-{os.getpid()}"
+    tmp = AtomicFile(p, force=force, doing="drawing")
     try:
-        fig.savefig(tmp, format=ext, dpi=dpi, metadata={"Software": None} if ext == "png" else None)
-        if p.exists() and not force:
-            raise OutputExistsError(f"{p} appeared while drawing; use --force to overwrite it")
-        os.replace(tmp, p)
+        fig.savefig(tmp.path, format=ext, dpi=dpi, metadata={"Software": None} if ext == "png" else None)
+        return tmp.commit()
     finally:
-        if tmp.exists():
-            tmp.unlink()
-    return p
+        tmp.discard()

@@ -1,8 +1,8 @@
 """Where numba keeps artysim's compiled kernels, keyed by the core's source.
 
 numba re-compiles a cached function when *its own* file changes, not when a function it calls in
-another file does: an edited sampler in ``rng.py`` could otherwise run inside a stale cached
-kernel. Caches therefore live in a folder named after a hash of every numba module, under
+another file does: an edited sampler in ``rng.py`` or a column in ``layout.py`` could otherwise run
+inside a stale cached kernel. Caches therefore live in a folder named after a hash of every numba module, under
 ``$NUMBA_CACHE_DIR`` when set (clusters: a writable, shared path) or the user's cache folder
 (works when the install directory is read-only). Imported before any ``@njit`` is applied.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numba
 
-_CORE = ("_numba_cache.py", "rng.py", "histogram.py", "kernel.py")
+_CORE = ("cache.py", "layout.py", "bins.py", "rng.py", "histogram.py", "kernel.py")
 
 
 def _source_hash() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -9,44 +10,22 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from artysim import design as design_mod
-from artysim import engine, resources, scenario
+from artysim.core import engine
 from artysim.errors import ArtysimError
-from artysim.io import ResultsWriter, check_target
-from artysim.slurm import shard_name
+from artysim.jobs import resources
+from artysim.jobs.bundled import resolve
+from artysim.model import design as design_mod
+from artysim.model.load import Loaded, load
+from artysim.model.scenario import slug
+from artysim.results.atomic import check_target
+from artysim.results.shards import shard_is_valid, shard_name, shard_range, slurm_shard_from_env
+from artysim.results.writer import ResultsWriter
 
 #: Run-days per batch and thread at most: a signal (Ctrl-C, SLURM's SIGTERM before its SIGKILL) is
 #: handled between batches, so a batch must take seconds, not minutes, whatever the horizon.
 BATCH_RUN_DAYS_PER_THREAD = 1 << 22
 #: more runs than any machine or cluster could simulate (and far below 64-bit run indices)
 MAX_RUNS = 10**12
-
-PACKAGE_CONFIGS = Path(__file__).resolve().parent / "configs"
-REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
-
-
-def bundled_dir() -> Path | None:
-    for d in (PACKAGE_CONFIGS, REPO_CONFIGS):
-        if d.is_dir() and any(d.glob("*.toml")):
-            return d
-    return None
-
-
-def bundled() -> list[Path]:
-    d = bundled_dir()
-    return sorted(d.glob("*.toml")) if d else []
-
-
-def resolve(path_or_name: str) -> Path:
-    """A scenario path, or the name of a bundled scenario."""
-    p = Path(path_or_name)
-    if p.exists():
-        return p
-    for b in bundled():
-        if b.stem == path_or_name or b.name == path_or_name:
-            return b
-    return p  # scenario.load reports the missing file
-
 
 class Reporter:
     """Progress: a bar on a terminal, periodic plain lines otherwise (e.g. a SLURM log)."""
@@ -86,16 +65,49 @@ class Reporter:
             self.bar.close()
 
 
-def default_output(loaded: scenario.Loaded, shard: int | None = None, shards: int = 1) -> Path:
-    name = scenario.slug(loaded.scenario.scenario.name)
+def default_output(loaded: Loaded, shard: int | None = None, shards: int = 1) -> Path:
+    name = slug(loaded.scenario.scenario.name)
     if shards > 1:
         return Path("results") / shard_name(name, shard, shards)
     return Path("results") / f"{name}.nc"
 
 
-def shard_range(runs: int, shard: int, shards: int) -> tuple[int, int]:
-    """Contiguous block of runs of one shard (sizes differ by at most one)."""
-    return (shard * runs) // shards, ((shard + 1) * runs) // shards
+def plan_shard(scenario_path: str, *, sets: list[str], runs: int | None, seed: int | None,
+               output: str | Path | None, shard: int | None, shards: int | None, skip_valid: bool, design: str,
+               quiet: bool, note: Callable[[str], None]) -> tuple[int, int, bool]:
+    """(shard, shards, nothing to do) of ``artysim run``: the options, or a SLURM array task's environment,
+    and whether ``--skip-valid`` finds this very shard already written."""
+    if (shard is None) != (shards is None):
+        if shards is not None and shards == 1:
+            shard = 0
+        else:
+            raise ArtysimError("--shard and --shards go together (e.g. --shard 3 --shards 10)")
+    if shard is None:
+        from_env = slurm_shard_from_env(os.environ)
+        if from_env is not None:
+            shard, shards = from_env
+            if not 0 <= shard < shards:
+                raise ArtysimError(f"shard {shard} of {shards} from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT "
+                                   f"(minus SLURM_ARRAY_TASK_MIN) is not a shard: --shard must be below --shards")
+            if not quiet:
+                note(f"artysim: shard {shard} of {shards} from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT")
+    shard, shards = (0, 1) if shard is None else (shard, shards)
+    if shard >= shards:
+        raise ArtysimError(f"--shard must be below --shards (found --shard {shard} --shards {shards})")
+    if skip_valid and not output:
+        raise ArtysimError("--skip-valid needs -o/--output (the shard file to check)")
+    if skip_valid:
+        loaded = load(resolve(scenario_path), list(sets))
+        n = loaded.scenario.run.runs if runs is None else runs
+        if design == "sobol":
+            d = len(loaded.model.sampled)
+            n = design_mod.sobol_runs(design_mod.sobol_base_n(n, d), d)
+        expect = {"scenario_hash": loaded.hash, "seed": loaded.scenario.run.seed if seed is None else seed,
+                  "runs": n, "shard": shard, "shards": shards}
+        if shard_is_valid(Path(output), expect) and design_mod.file_design(Path(output)) == design:
+            note(f"artysim: {output} already holds shard {shard} of {shards}; nothing to do")
+            return shard, shards, True
+    return shard, shards, False
 
 
 def run(
@@ -111,13 +123,36 @@ def run(
     shard: int = 0,
     shards: int = 1,
     batch_size: int = 1 << 17,
-    on_loaded: Callable[[scenario.Loaded], None] | None = None,
+    on_loaded: Callable[[Loaded], None] | None = None,
     design: str = "random",
     resource_check: bool = True,
     summary: bool = False,
 ) -> Path:
-    """Simulate a scenario and write its results file; returns the path written."""
-    loaded = scenario.load(resolve(scenario_path), sets)
+    """Simulate a scenario (a path or a bundled name) and write its results file; returns the path written."""
+    loaded = load(resolve(scenario_path), sets)
+    return run_loaded(loaded, runs=runs, seed=seed, output=output, threads=threads, force=force, quiet=quiet,
+                      shard=shard, shards=shards, batch_size=batch_size, on_loaded=on_loaded, design=design,
+                      resource_check=resource_check, summary=summary)
+
+
+def run_loaded(
+    loaded: Loaded,
+    *,
+    runs: int | None = None,
+    seed: int | None = None,
+    output: str | Path | None = None,
+    threads: int | None = None,
+    force: bool = False,
+    quiet: bool = False,
+    shard: int = 0,
+    shards: int = 1,
+    batch_size: int = 1 << 17,
+    on_loaded: Callable[[Loaded], None] | None = None,
+    design: str = "random",
+    resource_check: bool = True,
+    summary: bool = False,
+) -> Path:
+    """``run`` of a scenario already loaded (its model built once): sweeps run their variants so."""
     scn = loaded.scenario
     n_runs = scn.run.runs if runs is None else runs
     the_seed = scn.run.seed if seed is None else seed
@@ -133,14 +168,14 @@ def run(
     check_target(out, force)
     if on_loaded:
         on_loaded(loaded)
-    model = engine.build(scn)
+    model = loaded.model
     extra_attrs = None
     if design != "random" and model.corr_pairs:
         raise ArtysimError(f"--design {design} assumes independent inputs (Sobol indices do), but the scenario "
                            f"correlates {len(model.corr_pairs)} pair(s) of parameters ([[correlation]]); drop them "
                            "for a Sobol study, or use the default design and PRCC")
     if design != "random":  # a Saltelli design fixes the run count: N (D + 2) for a power-of-two N
-        model.design = design_mod.make(design, n_runs, len(model.sampled), the_seed)
+        model = dataclasses.replace(model, design=design_mod.make(design, n_runs, len(model.sampled), the_seed))
         extra_attrs = model.design.attrs([model.params[i].path for i in model.sampled])
         if not quiet and model.design.runs != n_runs:
             print(f"artysim: --design {design}: {model.design.runs} runs = N {model.design.n_base} (a power of two) "
@@ -176,3 +211,20 @@ def run(
     finally:
         reporter.close()
     return out
+
+
+def simulate_in_memory(loaded: Loaded, runs: int, seed: int, run_start: int = 0,
+                       threads: int | None = None, batch_size: int = 1 << 17):
+    """All per-run outputs and per-day statistics in memory (for tests and small studies)."""
+    import numpy as np
+
+    model = loaded.model
+    daily = engine.Daily.empty(model.horizon, model.n_sample, len(model.kinds))
+    batches = list(engine.run_batches(model, seed, run_start, run_start + runs, daily, threads, batch_size))
+    cat = {
+        "params": np.concatenate([b.params for b in batches]),
+        "totals": np.concatenate([b.totals for b in batches]),
+        "per_source": np.concatenate([b.per_source for b in batches]),
+        "per_regime": np.concatenate([b.per_regime for b in batches]),
+    }
+    return model, cat, daily

@@ -8,25 +8,12 @@ get a bin each (exact); above that every doubling is split into 64 equal bins, s
 
 from __future__ import annotations
 
-import numba
 import numpy as np
-from numba.cpython.unsafe.numbers import leading_zeros
-
-from artysim import _numba_cache  # noqa: F401  (sets the cache folder before any @njit)
 
 EXACT = 128
 SUB = 64
 OCTAVES = 37  # up to 2**44 (1.8e13 rounds); larger values fall in the last bin
 NBINS = EXACT + OCTAVES * SUB
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def bin_index(v: int) -> int:
-    """Bin of a non-negative integer value (branch-free, so loops over runs vectorise)."""
-    w = max(v, 0)
-    e = 63 - int(leading_zeros(np.uint64(w | 1)))  # floor(log2 w), 0 for w <= 1
-    big = EXACT + (e - 7) * SUB + int((w >> max(e - 6, 0)) & (SUB - 1))
-    return w if w < EXACT else min(big, NBINS - 1)
 
 
 def bin_edges() -> tuple[np.ndarray, np.ndarray]:

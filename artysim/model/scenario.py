@@ -15,9 +15,9 @@ import numpy as np
 import tomllib
 from pydantic import AfterValidator, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
-from artysim.distributions import DIST_NAMES, Quantity
 from artysim.errors import ScenarioError
-from artysim.modelbase import Strict
+from artysim.model.base import Strict
+from artysim.model.distributions import DIST_NAMES, Quantity
 
 NAME_RE = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
 MAX_ROUNDS = 1e13  # refuse quantities that could overflow 64-bit totals over long horizons
@@ -472,7 +472,7 @@ def parse(raw: dict, origin: str = "<scenario>") -> Scenario:
     """Validate a scenario document; raises ScenarioError naming the file and key path.
 
     Checks that need the whole model (correlations between sampled parameters, regimes that form
-    one chain) run here too, so every command refuses such a file up front, naming it."""
+    one chain) run when the model is built (``artysim.model.load``), which every command does first."""
     try:
         scn = Scenario.model_validate(raw)
     except ValidationError as e:
@@ -480,13 +480,6 @@ def parse(raw: dict, origin: str = "<scenario>") -> Scenario:
         first = _one_line(_format(errs[0]))
         more = f" (and {len(errs) - 1} more problem{'s' if len(errs) > 2 else ''})" if len(errs) > 1 else ""
         raise ScenarioError(f"{origin}: {first}{more}") from None
-    if scn.correlation or scn.demand.regime:
-        from artysim import engine  # the model's paths and chain live there
-
-        try:
-            engine.build(scn)
-        except ScenarioError as e:
-            raise ScenarioError(f"{origin}: {_one_line(str(e))}") from None
     return scn
 
 
@@ -564,33 +557,6 @@ def scenario_hash(raw: dict) -> str:
     """SHA-256 of the effective scenario, without the [run] table (runs and seed are recorded apart)."""
     doc = {k: v for k, v in raw.items() if k != "run"}
     return hashlib.sha256(canonical_json(doc).encode()).hexdigest()
-
-
-class Loaded:
-    """A scenario as validated, with the text and overrides it came from."""
-
-    def __init__(self, scenario: Scenario, text: str, raw: dict, overrides: list[str], origin: str):
-        self.scenario = scenario
-        self.text = text
-        self.raw = raw
-        self.overrides = list(overrides)
-        self.origin = origin
-        self.hash = scenario_hash(raw)
-
-
-def load(path: str | Path, overrides: list[str] | None = None) -> Loaded:
-    """Read, override and validate a scenario file."""
-    origin = str(path)
-    text = read_text(path)
-    raw = parse_toml(text, origin)
-    raw = apply_overrides(raw, overrides or [])
-    scn = parse(raw, origin)
-    return Loaded(scn, text, raw, overrides or [], origin)
-
-
-def loads(text: str, overrides: list[str] | None = None, origin: str = "<string>") -> Loaded:
-    raw = apply_overrides(parse_toml(text, origin), overrides or [])
-    return Loaded(parse(raw, origin), text, raw, overrides or [], origin)
 
 
 def slug(name: str) -> str:

@@ -1,9 +1,8 @@
-"""Merge shard files into one results file, exactly as a single run would have written it.
+"""Shards of one job: their names, run ranges, identity and checks, in one place.
 
-Shards are checked from their attributes alone (cheap, one file open at a time), then copied one
-at a time: per-run variables in run order, per-day counts and sums added (they are integers, so
-the merged per-day statistics equal the single run's bit for bit), and the trajectory sample
-taken from the shards that hold its runs. Memory is bounded by the largest shard.
+A job of N runs split into K shards gives shard k the contiguous runs ``shard_range(N, k, K)``; a
+shard file records its run range and job (scenario hash, seed, version, run count) in its attributes,
+so a set of shards can be checked from attributes alone, without reading any data.
 """
 
 from __future__ import annotations
@@ -13,14 +12,57 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import netCDF4
-import numpy as np
 
-from artysim import engine, scenario, schema
 from artysim.errors import ResultsError
-from artysim.io import ResultsWriter, check_target
+from artysim.results import schema
 
 _MUST_MATCH = ("scenario_hash", "seed", "artysim_version", "artysim_schema_version", "runs_total",
                "horizon_days", "trajectory_sample", "design", "sobol_n")
+
+
+def shard_name(name: str, shard: int, shards: int) -> str:
+    width = len(str(shards - 1))
+    return f"{name}.shard-{shard:0{width}d}-of-{shards}.nc"
+
+
+def shard_range(runs: int, shard: int, shards: int) -> tuple[int, int]:
+    """Contiguous block of runs of one shard (sizes differ by at most one)."""
+    return (shard * runs) // shards, ((shard + 1) * runs) // shards
+
+
+def shard_is_valid(path: Path, expect: dict) -> bool:
+    """A shard file that exists, opens, and belongs to this job (scenario, seed, runs, shard), written by
+    this artysim version (merge refuses to mix versions, so an older shard must be computed again)."""
+    from artysim.version import __version__
+
+    if not path.is_file():
+        return False
+    try:
+        with netCDF4.Dataset(path) as nc:
+            a = {k: nc.getncattr(k) for k in nc.ncattrs()}
+    except OSError:
+        return False
+    try:
+        return (a.get("scenario_hash") == expect["scenario_hash"] and str(a.get("seed")) == str(expect["seed"])
+                and a.get("artysim_version") == __version__
+                and int(a.get("runs_total")) == expect["runs"] and int(a.get("shard")) == expect["shard"]
+                and int(a.get("shards")) == expect["shards"])
+    except (TypeError, ValueError):
+        return False
+
+
+def slurm_shard_from_env(environ) -> tuple[int, int] | None:
+    """(shard, shards) of a SLURM array task, or None outside one."""
+    tid = environ.get("SLURM_ARRAY_TASK_ID")
+    count = environ.get("SLURM_ARRAY_TASK_COUNT")
+    if tid is None or count is None:
+        return None
+    try:
+        k = int(tid) - int(environ.get("SLURM_ARRAY_TASK_MIN", "0"))
+        n = int(count)
+    except ValueError:
+        raise ResultsError(f"cannot read SLURM_ARRAY_TASK_ID={tid!r} / SLURM_ARRAY_TASK_COUNT={count!r}") from None
+    return k, n
 
 
 @dataclass
@@ -103,70 +145,13 @@ def check(shards: list[ShardInfo]) -> list[tuple[int, int]]:
     return gaps
 
 
-def _describe_gaps(gaps: list[tuple[int, int]], shards: list[ShardInfo]) -> str:
+def describe_gaps(gaps: list[tuple[int, int]], shards: list[ShardInfo]) -> str:
     k = int(shards[0].attrs.get("shards", 1))
     total = int(shards[0].attrs["runs_total"])
     ranges = ", ".join(f"{a}..{b - 1}" for a, b in gaps)
     if k > 1:
-        from artysim.runner import shard_range
-
         idx = [i for i in range(k) if any(a <= shard_range(total, i, k)[0] < b for a, b in gaps)]
         return f"runs {ranges} (shards {', '.join(map(str, idx))} of {k})"
     return f"runs {ranges}"
 
 
-def merge(inputs: list[str], output: str | Path, *, allow_partial: bool = False, force: bool = False) -> Path:
-    out = Path(output)
-    check_target(out, force)
-    paths = expand(inputs)
-    paths = [p for p in paths if p.resolve() != out.resolve()]
-    shards = [read_info(p) for p in paths]
-    gaps = check(shards)
-    if gaps and not allow_partial:
-        raise ResultsError(f"shards are missing: {_describe_gaps(gaps, shards)}; merge them once present, "
-                           "or pass --allow-partial")
-    a0 = shards[0].attrs
-    loaded = scenario.loads(str(a0["scenario_toml"]), [x for x in str(a0.get("scenario_overrides", "")).split("\n")
-                                                     if x], origin=str(a0.get("scenario_file", "<shard>")))
-    if loaded.hash != a0["scenario_hash"]:
-        raise ResultsError(f"{shards[0].path}: its scenario text does not match its scenario_hash")
-    model = engine.build(loaded.scenario)
-    run_index = np.concatenate([np.arange(s.run_start, s.run_stop, dtype=np.int64) for s in shards])
-    sample_runs = run_index[run_index < model.n_sample]
-    extra = {"merged_from": len(shards)}
-    extra |= {k: v for k, v in a0.items() if k == "design" or k.startswith("sobol_")}  # --design sobol
-    if gaps:
-        extra["partial"] = 1
-        extra["missing_runs"] = _describe_gaps(gaps, shards)
-    full = not gaps
-    T = model.horizon
-    daily = engine.Daily.empty(T, model.n_sample, len(model.kinds))
-    with ResultsWriter(out, force=force, model=model, loaded=loaded, seed=int(a0["seed"]),
-                       run_start=int(run_index[0]) if full else int(run_index.min()),
-                       run_stop=int(run_index[-1]) + 1, runs_total=int(a0["runs_total"]),
-                       shard=0, shards=1, run_index=run_index, sample_runs=sample_runs,
-                       extra_attrs=extra, command="merge") as w:
-        offset = 0
-        for s in shards:
-            with netCDF4.Dataset(s.path) as nc:
-                nc.set_auto_mask(False)
-                n = s.run_stop - s.run_start
-                if nc.dimensions["run"].size != n:
-                    raise ResultsError(f"{s.path}: run dimension ({nc.dimensions['run'].size}) does not "
-                                       f"match its run range ({n})")
-                w.write_runs_raw(offset, {v.name: nc[v.name][:] for v in schema.PER_RUN})
-                offset += n
-                for j, name in enumerate(schema.DAILY_NAMES):
-                    daily.hist[:, j, :] += nc[f"{name}_hist"][:]
-                    daily.sums[:, j] += nc[f"{name}_sum"][:]
-                daily.n_short += nc["n_short"][:]
-                daily.n_first_short += nc["n_first_short"][:]
-                daily.src_sums[:, 0, :] += nc["fired_by_source_sum"][:]
-                daily.src_sums[:, 1, :] += nc["effective_by_source_sum"][:]
-                if nc.dimensions["sample"].size:
-                    rows = np.asarray(nc["sample"][:], dtype=np.int64)
-                    daily.sample_stock[rows] = nc["stock_sample"][:]
-                    daily.sample_fired[rows] = nc["fired_sample"][:]
-        w.write_daily(daily)
-        w.commit()
-    return out

@@ -16,8 +16,9 @@ import numpy as np
 import scipy.stats as st
 from pydantic import BeforeValidator, Field, model_validator
 
-from artysim import rng
-from artysim.modelbase import Strict
+from artysim.core import layout
+from artysim.core.layout import KERNEL_DISCRETE, KERNEL_PARAMS
+from artysim.model.base import Strict
 
 Z95 = 1.6448536269514722  # standard normal 95th percentile
 
@@ -44,7 +45,7 @@ class _Dist(Strict):
         return False
 
     def kernel_spec(self) -> tuple[int, list[float], list[float], list[float]]:
-        """(code, params, discrete values, discrete cumulative weights) for ``rng.sample_coded``."""
+        """(code, params, discrete values, discrete cumulative weights) for ``core.rng.sample_coded``."""
         raise NotImplementedError  # pragma: no cover
 
 
@@ -68,7 +69,7 @@ class Fixed(_Dist):
         return True
 
     def kernel_spec(self):
-        return rng.K_FIXED, [self.value], [], []
+        return layout.K_FIXED, [self.value], [], []
 
 
 class Uniform(_Dist):
@@ -88,7 +89,7 @@ class Uniform(_Dist):
         return st.uniform(loc=self.low, scale=self.high - self.low)
 
     def kernel_spec(self):
-        return rng.K_UNIFORM, [self.low, self.high], [], []
+        return layout.K_UNIFORM, [self.low, self.high], [], []
 
 
 class _MinModeMax(_Dist):
@@ -117,7 +118,7 @@ class Triangular(_MinModeMax):
         return st.triang(c=(self.mode - self.min) / w, loc=self.min, scale=w)
 
     def kernel_spec(self):
-        return rng.K_TRIANGULAR, [self.min, self.mode, self.max], [], []
+        return layout.K_TRIANGULAR, [self.min, self.mode, self.max], [], []
 
 
 class Pert(_MinModeMax):
@@ -137,7 +138,7 @@ class Pert(_MinModeMax):
 
     def kernel_spec(self):
         a, b = self._ab()
-        return rng.K_SCALED_BETA, [self.min, self.max, a, b], [], []
+        return layout.K_SCALED_BETA, [self.min, self.max, a, b], [], []
 
 
 class Normal(_Dist):
@@ -184,7 +185,7 @@ class Normal(_Dist):
 
     def kernel_spec(self):
         lo, hi = self._bounds()
-        return rng.K_NORMAL, [self.mean_, self.sd, float(st.norm.cdf((lo - self.mean_) / self.sd)),
+        return layout.K_NORMAL, [self.mean_, self.sd, float(st.norm.cdf((lo - self.mean_) / self.sd)),
                               float(st.norm.cdf((hi - self.mean_) / self.sd))], [], []
 
 
@@ -212,7 +213,7 @@ class Lognormal(_Dist):
         return st.lognorm(s=self.s, scale=self.median)
 
     def kernel_spec(self):
-        return rng.K_LOGNORMAL, [math.log(self.median), self.s], [], []
+        return layout.K_LOGNORMAL, [math.log(self.median), self.s], [], []
 
 
 class Beta(_Dist):
@@ -249,7 +250,7 @@ class Beta(_Dist):
 
     def kernel_spec(self):
         a, b = self.ab()
-        return rng.K_SCALED_BETA, [0.0, 1.0, a, b], [], []
+        return layout.K_SCALED_BETA, [0.0, 1.0, a, b], [], []
 
 
 class Gamma(_Dist):
@@ -274,7 +275,7 @@ class Gamma(_Dist):
         return st.gamma(shape, scale=self.sd**2 / self.mean_)
 
     def kernel_spec(self):
-        return rng.K_GAMMA, [(self.mean_ / self.sd) ** 2, self.sd**2 / self.mean_], [], []
+        return layout.K_GAMMA, [(self.mean_ / self.sd) ** 2, self.sd**2 / self.mean_], [], []
 
 
 class Discrete(_Dist):
@@ -318,7 +319,7 @@ class Discrete(_Dist):
         return len(set(self.values)) == 1
 
     def kernel_spec(self):
-        return rng.K_DISCRETE, [float(len(self.values))], list(self.values), list(self._cum())
+        return layout.K_DISCRETE, [float(len(self.values))], list(self.values), list(self._cum())
 
 
 DIST_NAMES = ("fixed", "uniform", "triangular", "pert", "normal", "lognormal", "beta", "gamma",
@@ -340,10 +341,6 @@ AnyDist = Annotated[
 ]
 #: A scenario number: a plain number or a distribution table.
 Quantity = Annotated[AnyDist, BeforeValidator(_number_to_fixed)]
-
-KERNEL_PARAMS = 6
-KERNEL_DISCRETE = 64
-
 
 def kernel_arrays(d: _Dist) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """Padded arrays of a distribution for the kernel."""

@@ -1,7 +1,7 @@
 """Resource guard: before a run, estimate its peak memory and output size, and refuse a run that
 would exhaust the machine (or overflow 64-bit counts) rather than fail hours into it.
 
-The estimate follows what ``engine.run_batches``, the kernel and ``io.ResultsWriter`` allocate:
+The estimate follows what ``core.engine.run_batches``, the kernel and ``results.writer.ResultsWriter`` allocate:
 per-thread day histograms (threads x T x 4 x NBINS int32) dominate long horizons, per-thread goods
 in transit (sources x 256 x ring days) imports with long transits, per-run batches (two alive while
 the writer thread compresses one) large run counts. ``benchmarks/resources.py`` compares it with
@@ -11,14 +11,16 @@ measured peak RSS and file sizes.
 from __future__ import annotations
 
 import math
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from artysim import histogram, kernel, schema
+from artysim.core import bins, layout
 from artysim.errors import ArtysimError
+from artysim.results import schema
 
 #: resident memory of a run process before any run-dependent allocation: Python, numpy, numba and
 #: its compiled kernel, netCDF4/HDF5, thread stacks (measured: 310-330 MB on Linux x86-64)
@@ -77,17 +79,17 @@ def estimate(model, runs: int, threads: int, batch_size: int, *, summary: bool =
     n_sample = min(model.n_sample, runs)
     nb = min(batch_size, runs)
     i8 = 8
-    day_cells = T * kernel.N_DAILY * histogram.NBINS
+    day_cells = T * layout.N_DAILY * bins.NBINS
     parts = {
         "per-thread day histograms": threads * day_cells * 4,
         # Daily.hist (int64) and the sum over threads into it; the cumulative counts of one variable's
         # quantiles and the contiguous copy of one variable netCDF writes
-        "merged day histograms": 2 * day_cells * i8 + 2 * T * histogram.NBINS * i8,
+        "merged day histograms": 2 * day_cells * i8 + 2 * T * bins.NBINS * i8,
         # kernel block state per thread: goods in transit (int64 + float64 per source, run, ring day)
-        "goods in transit": threads * NS * kernel.BLOCK * model.ring * 16,
+        "goods in transit": threads * NS * layout.BLOCK * model.ring * 16,
         # a batch: uniforms, parameters, totals, per-source totals; two alive (one being written),
         # plus the writer's contiguous copies of one
-        "run batches": nb * (2 * (S * i8 + P * i8 + kernel.N_TOTALS * i8 + NS * kernel.N_PER_SOURCE * i8)
+        "run batches": nb * (2 * (S * i8 + P * i8 + layout.N_TOTALS * i8 + NS * layout.N_PER_SOURCE * i8)
                              + S * i8 + NS * i8 + i8),
         "trajectory sample": 4 * max(n_sample, 1) * T * i8,
         # netCDF chunk caches: two chunks of each per-run variable, and a chunk being compressed
@@ -96,10 +98,22 @@ def estimate(model, runs: int, threads: int, batch_size: int, *, summary: bool =
     if summary:  # the summary printed after the run: a block of columns and the first shortage days
         parts["summary"] = min(runs, SUMMARY_BLOCK) * (S + 8 + 4 * NS) * i8 * 2 + runs * 16
     mem = BASE_BYTES + sum(parts.values())
-    per_day = (T * (2 * Q + 2 + 4) * i8 + kernel.N_DAILY * T * i8 * 2 + 2 * n_sample * T * i8)
-    hist_bytes = kernel.N_DAILY * T * histogram.NBINS * i8 * 0.01  # mostly zeros: compress ~100x
+    per_day = (T * (2 * Q + 2 + 4) * i8 + layout.N_DAILY * T * i8 * 2 + 2 * n_sample * T * i8)
+    hist_bytes = layout.N_DAILY * T * bins.NBINS * i8 * 0.01  # mostly zeros: compress ~100x
     file = int(runs * _per_run_bytes(S, NS) * COMPRESSION_RATIO + per_day + hist_bytes + 64 * 1024)
     return Estimate(memory=int(mem), file=file, memory_parts=parts)
+
+
+def default_threads() -> int:
+    """Threads a run would use by default, as numba counts them (``NUMBA_NUM_THREADS``, else the CPUs this
+    process may run on), without importing numba: ``validate`` compiles nothing."""
+    env = os.environ.get("NUMBA_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def available_memory() -> int | None:
@@ -246,7 +260,7 @@ def check_magnitudes(model, runs: int) -> None:
     if runs * per_day >= COUNT_LIMIT:
         raise ArtysimError(f"{runs} runs of up to {per_day:.3g} rounds a day each could overflow the per-day sums "
                            f"over runs (64-bit); use fewer runs or smaller values")
-    top = float(histogram.bin_edges()[1][-1])
+    top = float(bins.bin_edges()[1][-1])
     if per_day >= top:
         raise ArtysimError(f"the scenario's stock or daily demand could reach {per_day:.3g} rounds, beyond the "
                            f"{top:.3g} that per-day quantiles resolve; reduce the values")

@@ -14,13 +14,22 @@ use numba's slower, per-thread ``np.random`` state. Every function takes the str
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 import numba
 import numpy as np
 
-from artysim import _numba_cache  # noqa: F401  (sets the cache folder before any @njit)
+from artysim.core import cache  # noqa: F401  (sets the cache folder before any @njit)
+from artysim.core.layout import (  # codes shared with the model builder; stream names -> domains
+    K_FIXED,
+    K_GAMMA,
+    K_LOGNORMAL,
+    K_NORMAL,
+    K_SCALED_BETA,
+    K_TRIANGULAR,
+    K_UNIFORM,
+    path_domain,  # noqa: F401
+)
 
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -33,10 +42,6 @@ _TWO53 = 1.0 / 9007199254740992.0
 DOMAIN_PARAMS = 1
 DOMAIN_MODEL = 2
 
-
-def path_domain(name: str) -> int:
-    """Stable 64-bit domain of a stream name (BLAKE2b; never Python's salted ``hash``)."""
-    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little")
 
 _jit = numba.njit(cache=True, error_model="numpy", inline="always")
 
@@ -369,17 +374,6 @@ def beta(S: np.ndarray, G: np.ndarray, b: int, a: float, c: float) -> float:
     if x + y <= 0.0:
         return a / (a + c)
     return x / (x + y)
-
-
-# Codes of distributions sampled inside the kernel (per shipment). Parameters in a float64[6] row.
-K_FIXED = 0  # value
-K_UNIFORM = 1  # low, high
-K_TRIANGULAR = 2  # min, mode, max
-K_SCALED_BETA = 3  # low, high, alpha, beta   (pert and beta)
-K_NORMAL = 4  # mean, sd, cdf(low), cdf(high)   truncated by inversion
-K_LOGNORMAL = 5  # mu, sigma
-K_GAMMA = 6  # shape, scale
-K_DISCRETE = 7  # n values; values and cumulative weights in separate tables
 
 
 @numba.njit(cache=True, error_model="numpy")

@@ -17,13 +17,13 @@ PLOT_KINDS = ("fan", "depletion", "sources", "histogram", "tornado", "sweep")
 
 
 class _Plots:
-    """``ds.artysim.plot.fan(**kw)`` etc. call ``artysim.plots.<kind>(ds, **kw)``."""
+    """``ds.artysim.plot.fan(**kw)`` etc. call ``artysim.analysis.plots.<kind>(ds, **kw)``."""
 
     def __init__(self, ds: xr.Dataset):
         self._ds = ds
 
     def _call(self, kind: str, **kw: Any):
-        plots = importlib.import_module("artysim.plots")
+        plots = importlib.import_module("artysim.analysis.plots")
         return getattr(plots, kind)(self._ds, **kw)
 
     def fan(self, **kw: Any):
@@ -60,24 +60,24 @@ class ArtysimAccessor:
 
     def summary(self) -> dict:
         """The same dict as ``artysim summary FILE --format json`` (NaN as None, pairs as lists)."""
-        from artysim import summary
+        from artysim.analysis import summary
 
         return summary.jsonable(summary.summarize(self._ds))
 
     def compare(self, other: xr.Dataset | str | Path) -> dict:
         """This dataset as A against ``other`` as B: the dict of ``artysim compare A B --format json``."""
-        from artysim import compare, summary
+        from artysim.analysis import compare, summary
 
         if isinstance(other, (str, Path)):
-            from artysim.api import open_results
+            from artysim.results.reader import open_results
 
             with open_results(other) as b:
                 return summary.jsonable(compare.compare(self._ds, b))
         return summary.jsonable(compare.compare(self._ds, other))
 
     def sensitivity(self, **kw: Any):
-        """``artysim.sensitivity.analyze(ds, **kw)``."""
-        sensitivity = importlib.import_module("artysim.sensitivity")
+        """``artysim.analysis.sensitivity.analyze(ds, **kw)``."""
+        sensitivity = importlib.import_module("artysim.analysis.sensitivity")
         return sensitivity.analyze(self._ds, **kw)
 
     @property

@@ -1,4 +1,5 @@
-"""Python entry point for notebooks: open one results file, or many shard files as one lazy dataset.
+"""Reading results: one file checked (``open_file``), or many shard files as one lazy dataset
+(``open_results``, the Python entry point for notebooks).
 
 Shards are combined without copying and without loading runs x days: each per-run variable becomes a
 lazy concatenation of the shards' variables in run order (only the rows asked for are read), and the
@@ -15,28 +16,67 @@ from typing import TYPE_CHECKING
 import netCDF4
 import numpy as np
 
-from artysim import io, merge, schema
 from artysim.errors import ResultsError
+from artysim.results import schema, shards
+from artysim.results.daily import derive_daily
 
 if TYPE_CHECKING:
     import xarray as xr
 
 
+def open_file(path: str | Path) -> xr.Dataset:
+    """One results file written by artysim, checked; anything else is refused with a clear message."""
+    p = Path(path)
+    if not p.exists():
+        raise ResultsError(f"{p}: no such file")
+    if p.is_dir():
+        raise ResultsError(f"{p}: is a folder, expected a results .nc file")
+    try:
+        with open(p, "rb") as f:
+            magic = f.read(8)
+    except OSError as e:
+        raise ResultsError(f"{p}: cannot read ({e.strerror or e})") from None
+    if not magic.startswith((b"CDF\x01", b"CDF\x02", b"CDF\x05", b"\x89HDF\r\n\x1a\n")):
+        raise ResultsError(f"{p}: not a netCDF file (an artysim results file is netCDF-4)")
+    try:
+        import xarray as xr
+
+        ds = xr.open_dataset(p, decode_timedelta=False)
+    except Exception as e:  # netCDF4/HDF5 raise a variety of errors for broken files
+        detail = (str(e).splitlines() or [""])[0]
+        raise ResultsError(
+            f"{p}: not a readable netCDF file, truncated or damaged? ({type(e).__name__}: {detail})"
+        ) from None
+    if "artysim_schema_version" not in ds.attrs:
+        ds.close()
+        raise ResultsError(f"{p}: not an artysim results file (no artysim_schema_version attribute)")
+    ver = int(ds.attrs["artysim_schema_version"])
+    if ver > schema.SCHEMA_VERSION:
+        ds.close()
+        raise ResultsError(
+            f"{p}: written with results schema {ver}, newer than this artysim understands "
+            f"({schema.SCHEMA_VERSION}); upgrade artysim"
+        )
+    missing = [v.name for v in schema.ALL if v.name not in ds.variables]
+    if missing:
+        ds.close()
+        raise ResultsError(f"{p}: incomplete artysim results file (missing {', '.join(missing[:5])})")
+    return ds
+
+
 def open_results(path_or_paths: str | Path | Iterable[str | Path]) -> xr.Dataset:
     """A results file, a folder of shards, a glob, or a list of those -> one checked xarray Dataset."""
-    import artysim.accessor  # noqa: F401  (registers ds.artysim)
-
     items = [path_or_paths] if isinstance(path_or_paths, (str, Path)) else list(path_or_paths)
     if not items:
         raise ResultsError("no results files given")
     if len(items) == 1 and Path(items[0]).is_file():
-        return io.open_results(items[0])
+        return open_file(items[0])
     for x in items:
         if Path(x).is_dir() and not any(Path(x).glob("*.nc")):
             raise ResultsError(f"{x}: folder holds no .nc results files")
-    paths = merge.expand([str(x) for x in items])
+    paths = shards.expand([str(x) for x in items])
     if len(paths) == 1:
-        return io.open_results(paths[0])
+        return open_file(paths[0])
     return combine_shards(paths)
 
 
@@ -91,13 +131,13 @@ def combine_shards(paths: list[Path]) -> xr.Dataset:
     from xarray.backends import BackendArray
     from xarray.core import indexing
 
-    infos = [merge.read_info(p) for p in paths]
+    infos = [shards.read_info(p) for p in paths]
     for i in infos:
         if "sweep_paths" in i.attrs:
             raise ResultsError(f"{i.path.name} is a sweep file; sweep files cannot be read as shards of one run, "
                                "open one at a time")
-    gaps = merge.check(infos)  # refuses mixed or overlapping shards; sorts by run range
-    dss = [io.open_results(i.path) for i in infos]
+    gaps = shards.check(infos)  # refuses mixed or overlapping shards; sorts by run range
+    dss = [open_file(i.path) for i in infos]
 
     class _Backend(_ConcatRuns, BackendArray):
         pass
@@ -119,7 +159,7 @@ def combine_shards(paths: list[Path]) -> xr.Dataset:
     for v in schema.MERGEABLE:
         data_vars[v.name] = xr.Variable(first[v.name].dims, stats[v.name], attrs=dict(first[v.name].attrs))
     qs = np.asarray(first["quantile"].values, dtype=np.float64)
-    for name, val in io.derive_daily(stats, qs, n).items():
+    for name, val in derive_daily(stats, qs, n).items():
         data_vars[name] = xr.Variable(first[name].dims, val, attrs=dict(first[name].attrs))
     samples = [d for d in dss if d.sizes["sample"]]
     sample_idx = np.concatenate([d["sample"].values for d in samples]) if samples else np.zeros(0, np.int64)
@@ -143,7 +183,7 @@ def combine_shards(paths: list[Path]) -> xr.Dataset:
                  combined_from=len(dss), combined_files="\n".join(str(i.path) for i in infos))
     if gaps:
         attrs["partial"] = 1
-        attrs["missing_runs"] = merge._describe_gaps(gaps, infos)
+        attrs["missing_runs"] = shards.describe_gaps(gaps, infos)
     ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
     ds.set_close(lambda: [d.close() for d in dss])
     return ds

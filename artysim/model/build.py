@@ -1,40 +1,40 @@
-"""The only caller of the kernel: turns a scenario into kernel arrays, samples parameters, runs
-batches of runs on all threads and accumulates the mergeable per-day statistics."""
+"""The model of a scenario, built once: the per-run parameters with their paths and units, the
+kernel's role, schedule and coded-distribution tables, the regime chain and the copula, and the
+sampling of per-run parameters. Pure numpy and scipy: numba is imported only to sample (validating and
+reading never compile anything)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 from scipy import special
 
-from artysim import histogram, kernel, rng
-from artysim.distributions import Fixed, kernel_arrays
+from artysim.core import layout
 from artysim.errors import ScenarioError
-from artysim.scenario import Import, Loaded, Production, Scenario, Stockpile, is_schedule
+from artysim.model.distributions import Fixed, kernel_arrays
+from artysim.model.scenario import Import, Production, Scenario, Stockpile, is_schedule
 
 #: (field, role, unit) of the per-run parameters of each source kind, in role order; scheduled rates
 #: (production ``annual``, import ``shipments_per_month``) are handled apart, as schedules
 _SOURCE_FIELDS = {
-    "stockpile": [("initial", kernel.R_INITIAL, "1"), ("dud_rate", kernel.R_DUD, "1"),
-                  ("accuracy", kernel.R_ACCURACY, "1"), ("legacy", kernel.R_LEGACY, "1"),
-                  ("legacy_serviceable", kernel.R_SERVICEABLE, "1"),
-                  ("refurbish_per_day", kernel.R_REFURB_RATE, "day-1"),
-                  ("refurbished_dud_rate", kernel.R_REFURB_DUD, "1")],
-    "production": [("annual_end", kernel.R_ANNUAL_END, "year-1"),
-                   ("daily_cv", kernel.R_DAILY_CV, "1"), ("dud_rate", kernel.R_DUD, "1"),
-                   ("accuracy", kernel.R_ACCURACY, "1"), ("disruptions.per_year", kernel.R_DIS_RATE, "year-1")],
-    "import": [("start_day", kernel.R_START, "days"),
-               ("available", kernel.R_AVAILABLE, "1"), ("dud_rate", kernel.R_DUD, "1"),
-               ("lot_concentration", kernel.R_LOTCONC, "1"), ("accuracy", kernel.R_ACCURACY, "1"),
-               ("reject_on_receipt", kernel.R_REJECT, "1"), ("rework_days", kernel.R_REWORK_DAYS, "days"),
-               ("rework_yield", kernel.R_REWORK_YIELD, "1")],
+    "stockpile": [("initial", layout.R_INITIAL, "1"), ("dud_rate", layout.R_DUD, "1"),
+                  ("accuracy", layout.R_ACCURACY, "1"), ("legacy", layout.R_LEGACY, "1"),
+                  ("legacy_serviceable", layout.R_SERVICEABLE, "1"),
+                  ("refurbish_per_day", layout.R_REFURB_RATE, "day-1"),
+                  ("refurbished_dud_rate", layout.R_REFURB_DUD, "1")],
+    "production": [("annual_end", layout.R_ANNUAL_END, "year-1"),
+                   ("daily_cv", layout.R_DAILY_CV, "1"), ("dud_rate", layout.R_DUD, "1"),
+                   ("accuracy", layout.R_ACCURACY, "1"), ("disruptions.per_year", layout.R_DIS_RATE, "year-1")],
+    "import": [("start_day", layout.R_START, "days"),
+               ("available", layout.R_AVAILABLE, "1"), ("dud_rate", layout.R_DUD, "1"),
+               ("lot_concentration", layout.R_LOTCONC, "1"), ("accuracy", layout.R_ACCURACY, "1"),
+               ("reject_on_receipt", layout.R_REJECT, "1"), ("rework_days", layout.R_REWORK_DAYS, "days"),
+               ("rework_yield", layout.R_REWORK_YIELD, "1")],
 }
 _SCHEDULED = {"production": ("annual", "year-1"), "import": ("shipments_per_month", "month-1")}
-_KINDS = {"stockpile": kernel.KIND_STOCKPILE, "production": kernel.KIND_PRODUCTION,
-          "import": kernel.KIND_IMPORT}
+_KINDS = {"stockpile": layout.KIND_STOCKPILE, "production": layout.KIND_PRODUCTION,
+          "import": layout.KIND_IMPORT}
 UNLIMITED = 1e18  # an import without `available`
 
 
@@ -94,11 +94,13 @@ class Model:
         """
         if self.design is not None:
             return self.design.uniforms(run0, n)
+        from artysim.core import rng  # numba: only when sampling
+
         cols = self.sampled
         u = np.empty((n, len(cols)))
         for j, i in enumerate(cols):
-            u[:, j] = rng.stream_uniforms(np.uint64(seed), np.uint64(rng.path_domain("param:" + self.params[i].path)),
-                                          run0, n, 1)[:, 0]
+            domain = np.uint64(layout.path_domain("param:" + self.params[i].path))
+            u[:, j] = rng.stream_uniforms(np.uint64(seed), domain, run0, n, 1)[:, 0]
         if len(self.corr_cols):
             z = special.ndtri(u[:, self.corr_cols]) @ self.corr_factor.T
             u[:, self.corr_cols] = special.ndtr(z)
@@ -122,10 +124,10 @@ class Model:
         """Keys of the model's streams, keyed by name: demand; each source's arrivals, effect (duds
         and misses) and events (refurbishment, disruptions, rejection); regimes; depot strikes. Adding
         a mechanism or a source leaves the other random numbers unchanged."""
-        src = [s.name for s in self.scenario.source]
-        names = (["model:demand"] + [f"model:arrivals.{n}" for n in src] + [f"model:effect.{n}" for n in src]
-                 + [f"model:events.{n}" for n in src] + ["model:regime", "model:strikes"])
-        return np.array([rng.stream_key(np.uint64(seed), np.uint64(rng.path_domain(n))) for n in names],
+        from artysim.core import rng  # numba: only when sampling
+
+        names = layout.stream_names([s.name for s in self.scenario.source])
+        return np.array([rng.stream_key(np.uint64(seed), np.uint64(layout.path_domain(n))) for n in names],
                         dtype=np.uint64)
 
 
@@ -173,9 +175,9 @@ def build(scn: Scenario) -> Model:
     bld = _Builder(scn)
     T = scn.horizon
     ns = len(scn.source)
-    groles = np.full(kernel.N_GROLES, -1, dtype=np.int64)
+    groles = np.full(layout.N_GROLES, -1, dtype=np.int64)
     scheds: list[list[tuple[int, int]]] = [bld.schedule("demand.base", scn.demand.base, "day-1")]
-    groles[kernel.GR_DCV] = bld.param("demand.daily_cv", scn.demand.daily_cv, "1")
+    groles[layout.GR_DCV] = bld.param("demand.daily_cv", scn.demand.daily_cv, "1")
     # regimes
     names_r: list[str] = []
     reg_mult = np.zeros(0, dtype=np.int64)
@@ -203,7 +205,7 @@ def build(scn: Scenario) -> Model:
         reg_cum[:, -1] = 1.0
         pi = _stationary(P)
         if scn.demand.initial_regime is not None:
-            groles[kernel.GR_REGIME_INIT] = names_r.index(scn.demand.initial_regime)
+            groles[layout.GR_REGIME_INIT] = names_r.index(scn.demand.initial_regime)
             reg_pi = pi if pi is not None else np.full(nr, 1.0 / nr)
         elif pi is None:
             raise ScenarioError("demand.regime: the transition weights split the regimes into groups that never "
@@ -214,15 +216,15 @@ def build(scn: Scenario) -> Model:
     # ration policy, strikes
     pol = scn.policy
     if pol.reserve_days is not None:
-        groles[kernel.GR_RESERVE] = bld.param("policy.reserve_days", pol.reserve_days, "days")
-        groles[kernel.GR_RATION] = bld.param("policy.ration_fraction", pol.ration_fraction, "1")
+        groles[layout.GR_RESERVE] = bld.param("policy.reserve_days", pol.reserve_days, "days")
+        groles[layout.GR_RATION] = bld.param("policy.ration_fraction", pol.ration_fraction, "1")
     if scn.strikes is not None:
-        groles[kernel.GR_STRIKE_RATE] = bld.param("strikes.per_year", scn.strikes.per_year, "year-1")
-        groles[kernel.GR_STRIKE_ROW] = bld.row(scn.strikes.fraction)
+        groles[layout.GR_STRIKE_RATE] = bld.param("strikes.per_year", scn.strikes.per_year, "year-1")
+        groles[layout.GR_STRIKE_ROW] = bld.row(scn.strikes.fraction)
     # sources
-    roles = np.full((ns, kernel.N_ROLES), -1, dtype=np.int64)
+    roles = np.full((ns, layout.N_ROLES), -1, dtype=np.int64)
     kinds = np.empty(ns, dtype=np.int64)
-    erows = np.full((ns, kernel.N_EROWS), -1, dtype=np.int64)
+    erows = np.full((ns, layout.N_EROWS), -1, dtype=np.int64)
     rate_scheds: list[list[tuple[int, int]]] = []
     size_scheds: list[list[tuple[int, int]]] = []
     for s, src in enumerate(scn.source):
@@ -260,20 +262,20 @@ def build(scn: Scenario) -> Model:
             roles[s, role] = bld.param(f"{pre}.{fname}", d, unit)
         if isinstance(src, Import):
             size_scheds.append(bld.schedule(f"{pre}.shipment_size", src.shipment_size, "1", as_row=True))
-            erows[s, kernel.E_TRANSIT] = bld.row(src.transit_days)
+            erows[s, layout.E_TRANSIT] = bld.row(src.transit_days)
         else:
             size_scheds.append([(0, -1)])
         if isinstance(src, Production) and src.disruptions is not None:
-            erows[s, kernel.E_CUT] = bld.row(src.disruptions.cut)
-            erows[s, kernel.E_DIS_DAYS] = bld.row(src.disruptions.days)
+            erows[s, layout.E_CUT] = bld.row(src.disruptions.cut)
+            erows[s, layout.E_DIS_DAYS] = bld.row(src.disruptions.days)
         assert isinstance(src, (Stockpile, Production, Import))
     sched_cols, sched_piece, sched_change = _schedule_tables(scheds + rate_scheds + size_scheds, T)
     names = scn.source_names()
     if scn.policy.issue == "priority":
-        issue = kernel.ISSUE_PRIORITY
+        issue = layout.ISSUE_PRIORITY
         order = np.array([names.index(n) for n in scn.policy.order], dtype=np.int64)
     else:
-        issue = kernel.ISSUE_PROPORTIONAL
+        issue = layout.ISSUE_PROPORTIONAL
         order = np.arange(ns, dtype=np.int64)
     if not bld.rows:
         bld.row(Fixed(value=0.0))
@@ -363,118 +365,3 @@ def _ring_days(scn: Scenario) -> int:
                 hi = d.support()[1]
                 longest = max(longest, scn.horizon if not np.isfinite(hi) else int(np.ceil(hi)) + 2)
     return int(max(1, min(longest, scn.horizon)))
-
-
-@dataclass
-class Daily:
-    """Mergeable per-day statistics: integer counts and sums only, so they add exactly."""
-
-    hist: np.ndarray  # time x N_DAILY x bins
-    sums: np.ndarray  # time x N_DAILY
-    n_short: np.ndarray  # time
-    n_first_short: np.ndarray  # time: runs whose first shortage day is that day
-    src_sums: np.ndarray  # time x 2 x sources: rounds fired and effective by source, summed over runs
-    sample_stock: np.ndarray  # sample x time
-    sample_fired: np.ndarray  # sample x time
-
-    @classmethod
-    def empty(cls, T: int, n_sample: int, n_sources: int) -> Daily:
-        return cls(
-            hist=np.zeros((T, kernel.N_DAILY, histogram.NBINS), dtype=np.int64),
-            sums=np.zeros((T, kernel.N_DAILY), dtype=np.int64),
-            n_short=np.zeros(T, dtype=np.int64),
-            n_first_short=np.zeros(T, dtype=np.int64),
-            src_sums=np.zeros((T, 2, n_sources), dtype=np.int64),
-            sample_stock=np.full((n_sample, T), -1, dtype=np.int64),
-            sample_fired=np.full((n_sample, T), -1, dtype=np.int64),
-        )
-
-
-@dataclass
-class Batch:
-    """Per-run outputs of runs ``start .. stop - 1``."""
-
-    start: int
-    stop: int
-    params: np.ndarray
-    totals: np.ndarray
-    per_source: np.ndarray
-    per_regime: np.ndarray
-
-
-def resolve_threads(threads: int | None) -> int:
-    """Threads to use: the request, capped by what numba has (default: all)."""
-    n = numba.config.NUMBA_NUM_THREADS if threads is None else int(threads)
-    return max(1, min(n, numba.config.NUMBA_NUM_THREADS))
-
-
-def run_batches(
-    model: Model, seed: int, run_start: int, run_stop: int, daily: Daily,
-    threads: int | None = None, batch_size: int = 1 << 17,
-) -> Iterator[Batch]:
-    """Simulate runs [run_start, run_stop) batch by batch, adding per-day statistics to ``daily``.
-
-    Yields each batch's per-run outputs; memory is bounded by the batch, not by the run count.
-    """
-    nthreads = resolve_threads(threads)
-    numba.set_num_threads(nthreads)
-    T = model.horizon
-    NS = len(model.kinds)
-    n_sample = min(model.n_sample, run_stop)
-    keys = model.stream_keys(seed)
-    # more chunks than threads, handed out one at a time: a thread slowed by other work (the file
-    # writer, another process) does not hold the others up
-    chunks = 8 * nthreads
-    numba.set_parallel_chunksize(1)
-    hist = np.zeros((nthreads, T, kernel.N_DAILY, histogram.NBINS), dtype=np.int32)
-    sums = np.zeros((nthreads, T, kernel.N_DAILY), dtype=np.int64)
-    n_short = np.zeros((nthreads, T), dtype=np.int64)
-    src_sums = np.zeros((nthreads, T, 2, NS), dtype=np.int64)
-    samp_s = np.full((max(n_sample, 1), T), -1, dtype=np.int64)
-    samp_f = np.full((max(n_sample, 1), T), -1, dtype=np.int64)
-    since_flush = 0
-    for r0 in range(run_start, run_stop, batch_size):
-        r1 = min(r0 + batch_size, run_stop)
-        n = r1 - r0
-        params = model.sample(seed, r0, n)
-        totals = np.empty((n, kernel.N_TOTALS), dtype=np.int64)
-        per_source = np.empty((n, NS, kernel.N_PER_SOURCE), dtype=np.int64)
-        per_regime = np.empty((n, model.n_regimes, kernel.N_PER_REGIME), dtype=np.int64)
-        kernel.simulate(
-            r0, keys, T, params, model.groles, model.kinds, model.roles,
-            model.sched_cols, model.sched_piece, model.sched_change, model.erows, *model.dists, model.ring,
-            rng.LOGF, model.reg_mult, model.reg_days, model.reg_cum, model.reg_pi,
-            model.issue, model.order, model.threshold, n_sample, chunks,
-            totals, per_source, per_regime, hist, sums, src_sums, n_short, samp_s, samp_f,
-        )
-        fs = totals[:, kernel.O_FIRST_SHORT]
-        daily.n_first_short += np.bincount(fs[fs >= 0], minlength=T)[:T]
-        since_flush += n  # runs counted by one thread at most: int32 counts stay far from overflow
-        if since_flush > 2**30:  # keep int32 chunk counts far from overflow
-            daily.hist += hist.sum(axis=0, dtype=np.int64)
-            hist[:] = 0
-            since_flush = 0
-        yield Batch(r0, r1, params, totals, per_source, per_regime)
-    daily.hist += hist.sum(axis=0, dtype=np.int64)
-    daily.sums += sums.sum(axis=0)
-    daily.n_short += n_short.sum(axis=0)
-    daily.src_sums += src_sums.sum(axis=0)
-    ns = min(n_sample, daily.sample_stock.shape[0])
-    rows = slice(run_start, min(run_stop, ns))
-    daily.sample_stock[rows] = samp_s[rows]
-    daily.sample_fired[rows] = samp_f[rows]
-
-
-def simulate_in_memory(loaded: Loaded, runs: int, seed: int, run_start: int = 0,
-                       threads: int | None = None, batch_size: int = 1 << 17):
-    """All per-run outputs and per-day statistics in memory (for tests and small studies)."""
-    model = build(loaded.scenario)
-    daily = Daily.empty(model.horizon, model.n_sample, len(model.kinds))
-    batches = list(run_batches(model, seed, run_start, run_start + runs, daily, threads, batch_size))
-    cat = {
-        "params": np.concatenate([b.params for b in batches]),
-        "totals": np.concatenate([b.totals for b in batches]),
-        "per_source": np.concatenate([b.per_source for b in batches]),
-        "per_regime": np.concatenate([b.per_regime for b in batches]),
-    }
-    return model, cat, daily

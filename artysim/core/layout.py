@@ -1,0 +1,169 @@
+"""Every position the numeric core and its callers agree on, in one pure-Python module.
+
+Columns of the kernel's role tables and output matrices, source kinds, issue policies, codes of the
+in-kernel distributions and the order of a run's random streams: the kernel, the model builder, the
+results schema and the resource guard all read them from here, so reading a file or validating a
+scenario never imports numba, and no order is held only by a comment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+KIND_STOCKPILE = 0
+KIND_PRODUCTION = 1
+KIND_IMPORT = 2
+
+# columns of the per-source role table: index into the per-run parameter matrix, -1 = absent
+R_INITIAL = 0
+R_ANNUAL_END = 1  # production ramp; the annual rate itself (and imports' shipment rate) lives in the schedule tables
+R_DAILY_CV = 2
+R_DUD = 3
+R_ACCURACY = 4
+R_START = 5
+R_AVAILABLE = 6
+R_LOTCONC = 7
+R_LEGACY = 8  # stockpile: nominal legacy stock
+R_SERVICEABLE = 9  # stockpile: serviceable fraction of the legacy stock
+R_REFURB_RATE = 10  # stockpile: refurbishment throughput, rounds/day
+R_REFURB_DUD = 11  # stockpile: dud rate of refurbished rounds
+R_DIS_RATE = 12  # production: disruption events per year
+R_REJECT = 13  # import: fraction rejected on receipt
+R_REWORK_DAYS = 14  # import: days a rejected lot spends in rework
+R_REWORK_YIELD = 15  # import: fraction of reworked rounds that return usable
+N_ROLES = 16
+
+# columns of the global role vector
+GR_DCV = 0
+GR_RESERVE = 1  # ration policy: reserve, days of base fire
+GR_RATION = 2  # ration policy: fraction of demand issued at the reserve
+GR_STRIKE_RATE = 3  # depot strikes per year
+GR_STRIKE_ROW = 4  # row of the strike fraction in the coded-distribution table
+GR_REGIME_INIT = 5  # fixed initial regime, or -1: drawn from the stationary distribution
+N_GROLES = 6
+
+# columns of the per-source event-row table (rows of the coded-distribution table, -1 = none)
+E_TRANSIT = 0
+E_CUT = 1
+E_DIS_DAYS = 2
+N_EROWS = 3
+
+KD = 8  # disruption slots per run and source (more overlapping events merge into the soonest-ending)
+
+ISSUE_PROPORTIONAL = 0
+ISSUE_PRIORITY = 1
+
+# per-day statistics (histogram and sum rows)
+V_STOCK = 0
+V_FIRED = 1
+V_EFFECTIVE = 2
+V_SHORTFALL = 3
+N_DAILY = 4
+
+# per-run totals
+O_DEMAND = 0
+O_FIRED = 1
+O_EFFECTIVE = 2
+O_SHORTFALL = 3
+O_STOCK_MIN = 4
+O_STOCK_FINAL = 5
+O_SHORT_DAYS = 6
+O_FIRST_SHORT = 7  # -1 when never short
+O_RATIONED = 8  # days on which the ration policy held fire back
+O_STRIKES = 9  # depot strikes
+N_TOTALS = 10
+
+# per-run, per-source totals
+P_INITIAL = 0
+P_RECEIVED = 1
+P_FIRED = 2
+P_DUDS = 3
+P_EFFECTIVE = 4
+P_FINAL = 5
+P_DISPATCHED = 6  # imports: shipped by the supplier (received + still in transit at the end)
+P_REFURBISHED = 7  # stockpiles: legacy rounds refurbished into the stock
+P_LOST = 8  # destroyed by depot strikes
+P_REJECTED = 9  # imports: rejected on receipt
+P_REWORKED = 10  # imports: rejected rounds back from rework (also counted in received)
+P_DISRUPTIONS = 11  # production: disruption events
+N_PER_SOURCE = 12
+
+# per-run, per-regime outputs
+Q_DAYS = 0
+Q_ENTRIES = 1
+N_PER_REGIME = 2
+
+BLOCK = 256
+DAYS_PER_YEAR = 365.0
+DAYS_PER_MONTH = 365.0 / 12.0
+
+
+# ---- distributions sampled inside the kernel (per shipment, per event): a code and a float64 row
+K_FIXED = 0  # value
+K_UNIFORM = 1  # low, high
+K_TRIANGULAR = 2  # min, mode, max
+K_SCALED_BETA = 3  # low, high, alpha, beta   (pert and beta)
+K_NORMAL = 4  # mean, sd, cdf(low), cdf(high)   truncated by inversion
+K_LOGNORMAL = 5  # mu, sigma
+K_GAMMA = 6  # shape, scale
+K_DISCRETE = 7  # n values; values and cumulative weights in separate tables
+KERNEL_PARAMS = 6  # parameters per coded-distribution row
+KERNEL_DISCRETE = 64  # values (and cumulative weights) per discrete row
+
+
+# ---- the random streams of a run, in kernel order: demand; each source's arrivals, effect and
+# events; the regime chain; depot strikes. Each is keyed by its name (``stream_names``), so adding a
+# mechanism or a source leaves every other stream's numbers unchanged.
+def stream_demand() -> int:
+    return 0
+
+
+def stream_arrivals(s: int) -> int:
+    """Arrivals of source s: production noise, shipment counts, sizes, transit and lot draws."""
+    return 1 + s
+
+
+def stream_effect(s: int, n_sources: int) -> int:
+    """Duds and misses of source s's fired rounds."""
+    return 1 + n_sources + s
+
+
+def stream_events(s: int, n_sources: int) -> int:
+    """Refurbishment, disruptions and rejection on receipt of source s."""
+    return 1 + 2 * n_sources + s
+
+
+def stream_regime(n_sources: int) -> int:
+    return 1 + 3 * n_sources
+
+
+def stream_strikes(n_sources: int) -> int:
+    return 2 + 3 * n_sources
+
+
+def n_streams(n_sources: int) -> int:
+    return 3 + 3 * n_sources
+
+
+def path_domain(name: str) -> int:
+    """Stable 64-bit domain of a stream name (BLAKE2b; never Python's salted ``hash``)."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little")
+
+
+def stream_names(sources: list[str]) -> list[str]:
+    """The name of each stream, in kernel order (its key is a hash of the name and the seed)."""
+    return (["model:demand"] + [f"model:arrivals.{n}" for n in sources] + [f"model:effect.{n}" for n in sources]
+            + [f"model:events.{n}" for n in sources] + ["model:regime", "model:strikes"])
+
+
+# ---- rows of the schedule tables: demand.base, then each source's rate (production annual, import
+# shipments_per_month), then each source's shipment size (imports; coded-distribution rows)
+SCHED_DEMAND = 0
+
+
+def sched_rate(s: int) -> int:
+    return 1 + s
+
+
+def sched_size(s: int, n_sources: int) -> int:
+    return 1 + n_sources + s

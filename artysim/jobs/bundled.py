@@ -1,0 +1,30 @@
+"""The scenarios bundled with artysim (``configs/``, shipped in the wheel) and names that resolve to them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PACKAGE_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+REPO_CONFIGS = Path(__file__).resolve().parent.parent.parent / "configs"
+
+def bundled_dir() -> Path | None:
+    for d in (PACKAGE_CONFIGS, REPO_CONFIGS):
+        if d.is_dir() and any(d.glob("*.toml")):
+            return d
+    return None
+
+
+def bundled() -> list[Path]:
+    d = bundled_dir()
+    return sorted(d.glob("*.toml")) if d else []
+
+
+def resolve(path_or_name: str) -> Path:
+    """A scenario path, or the name of a bundled scenario."""
+    p = Path(path_or_name)
+    if p.exists():
+        return p
+    for b in bundled():
+        if b.stem == path_or_name or b.name == path_or_name:
+            return b
+    return p  # scenario.load reports the missing file

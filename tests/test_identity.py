@@ -1,0 +1,47 @@
+"""Results files are identical, variable by variable, to those the version before the layered package
+wrote for the same scenario, seed and runs (``tests/data/reference-results.json`` holds their
+fingerprints: every variable's dims, dtype, attributes and a SHA-256 of its bytes, and every global
+attribute but those naming the version, time and command). One scenario uses every mechanism."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fingerprint import differences, fingerprint
+
+from artysim.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE = json.loads((REPO / "tests" / "data" / "reference-results.json").read_text())["files"]
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_results_identical_to_previous_version(name, tmp_path, monkeypatch):
+    ref = REFERENCE[name]
+    monkeypatch.chdir(REPO)  # the scenario path is recorded as given
+    out = tmp_path / f"{name}.nc"
+    args = ["run", ref["scenario"], "--runs", str(ref["runs"]), "-o", str(out), "-q"]
+    if ref["seed"] is not None:
+        args += ["--seed", str(ref["seed"])]
+    r = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    diff = differences(ref["fingerprint"], fingerprint(out))
+    assert not diff, "\n".join(diff[:20])
+
+
+def test_fingerprint_sees_a_changed_value(tmp_path, monkeypatch):
+    """The comparison can fail: one changed number in one variable is reported."""
+    import netCDF4
+
+    ref = REFERENCE["all-features"]
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "x.nc"
+    r = CliRunner().invoke(main, ["run", ref["scenario"], "--runs", "50", "--seed", "77", "-o", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    before = fingerprint(out)
+    with netCDF4.Dataset(out, "a") as nc:
+        nc["fired_total"][3] = nc["fired_total"][3] + 1
+    assert differences(before, fingerprint(out)) == ["variable fired_total: sha256 differs"]
