@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -138,16 +137,6 @@ def slurm_cmd(scenario, runs, shards, out_dir, seed, sets, partition, time_limit
                f"submit.sh\nsubmit with: bash {job['submit']}\nresult will be: {job['merged']}")
 
 
-def _jsonable(x):
-    if isinstance(x, float) and math.isnan(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    return x
-
-
 @main.command("summary")
 @click.argument("results", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
@@ -176,11 +165,12 @@ def compare_cmd(a, b, fmt) -> None:
     """Compare results B against A: run by run when they share seed and runs (common random numbers),
     otherwise as independent samples. A and B may each be a file or a folder/glob of shards."""
     from artysim.analysis import compare
+    from artysim.analysis.stats import jsonable
     from artysim.results.reader import open_results
 
     with open_results(a) as da, open_results(b) as db:
         c = compare.compare(da, db)
-    click.echo(json.dumps(_jsonable(c), indent=2) if fmt == "json" else compare.format_table(c))
+    click.echo(json.dumps(jsonable(c), indent=2) if fmt == "json" else compare.format_table(c))
 
 
 @main.command("plot")
@@ -218,12 +208,13 @@ def plot_cmd(result, kind, output, outcome, variant, force) -> None:
 def sensitivity_cmd(result, outcome, variant, points, fmt) -> None:
     """Rank the sampled inputs by their effect on an outcome (Spearman, PRCC, Sobol for --design sobol)."""
     from artysim.analysis import sensitivity
+    from artysim.analysis.stats import jsonable
     from artysim.results.reader import open_file as open_results
 
     with open_results(result) as ds:
         res = sensitivity.analyze(ds, outcome, variant=variant, points=points)
     if fmt == "json":
-        click.echo(json.dumps(sensitivity.to_jsonable(res), indent=2))
+        click.echo(json.dumps(jsonable(res), indent=2))
     else:
         click.echo(sensitivity.format_table(res))
 

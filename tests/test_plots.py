@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from conftest import assert_refused, header, leftovers
 from matplotlib.figure import Figure
 
-from artysim.analysis import plots, sensitivity
+from artysim.analysis import plots, sensitivity, stats
 from artysim.cli import main
 from artysim.errors import ArtysimError, ResultsError
 from artysim.jobs import run as runner
@@ -266,7 +266,7 @@ def test_plots_of_a_file_written_by_artysim_sweep(files, tmp_path):
 def test_sweep_plot_with_a_variant_never_short(files, tmp_path):
     """P(short) = 0 in one variant and 1 in another: the Wilson bars end exactly at 0 and 100 %
     (a rounding residue once made a negative error bar and a matplotlib error)."""
-    lo, hi = plots._wilson(np.array([0, 300]), 300)
+    lo, hi = stats.wilson(np.array([0, 300]), 300)
     assert lo[0] == 0.0 and hi[1] == 1.0 and hi[0] > 0 and lo[1] < 1
     out = tmp_path / "sw0.nc"
     r = CliRunner().invoke(main, ["sweep", str(files["dir"] / "s.toml"), "--vary", "demand.base=0,1e6",

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import assert_refused
 
-from artysim.analysis import summary
+from artysim.analysis import stats, summary
 from artysim.cli import main
 
 
@@ -22,29 +22,29 @@ def test_blockwise_moments_equal_direct_formulas():
     n = 10_007
     x = rng.lognormal(15, 0.5, n)
     y = 0.8 * x + rng.normal(0, 1e5, n)
-    m = summary.Moments(2)
+    m = stats.Moments(2)
     for a, b in [(0, 1), (1, 1000), (1000, 4097), (4097, n)]:  # irregular blocks, one of size 1
         m.add(np.column_stack([x[a:b], y[a:b]]))
-    assert m.mean_se(0) == pytest.approx(summary.mean_se(x), rel=1e-10)
-    assert m.ratio(1, 0) == pytest.approx(summary.ratio_of_means(y, x), rel=1e-9)
+    assert m.mean_se(0) == pytest.approx(stats.mean_se(x), rel=1e-10)
+    assert m.ratio(1, 0) == pytest.approx(stats.ratio_of_means(y, x), rel=1e-9)
 
 
 def test_censored_percentiles_do_not_use_short_runs_only():
     days = np.array([10.0, 20.0, 30.0] + [np.nan] * 7)  # 30 % of runs short
-    p = summary.censored_percentiles(days, horizon=365, qs=(0.1, 0.25, 0.3, 0.5))
+    p = stats.censored_percentiles(days, horizon=365, qs=(0.1, 0.25, 0.3, 0.5))
     assert p[0.1] == 10.0 and p[0.25] == 30.0 and p[0.3] == 30.0
     assert p[0.5] is None  # fewer than half ran short: the median is beyond the horizon
 
 
 def test_wilson_interval_matches_closed_form():
-    lo, hi = summary.wilson(31, 100)
-    z = summary.Z
+    lo, hi = stats.wilson(31, 100)
+    z = stats.Z95
     p, n = 0.31, 100
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     assert (lo, hi) == pytest.approx((centre - half, centre + half), rel=1e-12)
-    assert summary.wilson(0, 50)[0] == pytest.approx(0.0, abs=1e-15)  # the bound is 0 up to rounding
-    assert summary.wilson(50, 50)[1] == pytest.approx(1.0, abs=1e-15)
+    assert stats.wilson(0, 50)[0] == pytest.approx(0.0, abs=1e-15)  # the bound is 0 up to rounding
+    assert stats.wilson(50, 50)[1] == pytest.approx(1.0, abs=1e-15)
 
 
 def test_summary_of_a_real_file_matches_numpy(tmp_path):
@@ -64,8 +64,8 @@ def test_summary_of_a_real_file_matches_numpy(tmp_path):
         nk = list(ds.source.values).index("north_korea")
         duds = ds.duds.values[:, nk].astype(float)
         fsd = ds.first_shortage_day.values
-    assert s["fill_rate"] == pytest.approx(summary.ratio_of_means(fired, demand), rel=1e-9)
-    assert s["sources"][nk]["duds"] == pytest.approx(summary.mean_se(duds), rel=1e-9)
+    assert s["fill_rate"] == pytest.approx(stats.ratio_of_means(fired, demand), rel=1e-9)
+    assert s["sources"][nk]["duds"] == pytest.approx(stats.mean_se(duds), rel=1e-9)
     assert s["p_any_shortage"] == np.mean(~np.isnan(fsd))
 
 
@@ -73,11 +73,11 @@ def test_summary_of_a_real_file_matches_numpy(tmp_path):
 
 def test_percentile_interval_ranks_by_hand():
     days = np.arange(100.0)  # every run short, day k for the run of rank k + 1
-    ci = summary.censored_percentile_ci(days, qs=(0.5,))
+    ci = stats.censored_percentile_ci(days, qs=(0.5,))
     # Binomial(100, 0.5): 2.5 % quantile 40, 97.5 % quantile 60 -> ranks 40 and 61 -> days 39 and 60
     assert ci[0.5] == (39.0, 60.0)
     half_short = np.array([1.0] * 50 + [np.nan] * 50)
-    lo, hi = summary.censored_percentile_ci(half_short, qs=(0.5,))[0.5]
+    lo, hi = stats.censored_percentile_ci(half_short, qs=(0.5,))[0.5]
     assert lo == 1.0 and hi is None  # the upper bound lies beyond the horizon
 
 
@@ -92,7 +92,7 @@ def test_percentile_interval_covers_the_true_median():
     for _ in range(reps):
         d = rng.exponential(1.0, 200)
         d[d >= horizon] = np.nan
-        lo, hi = summary.censored_percentile_ci(d, qs=(0.5,))[0.5]
+        lo, hi = stats.censored_percentile_ci(d, qs=(0.5,))[0.5]
         hits += lo <= true_median and (hi is None or true_median <= hi)
     assert hits / reps >= 0.95 - 4 * math.sqrt(0.95 * 0.05 / reps)
 
@@ -161,7 +161,7 @@ def test_csv_rows_match_the_json(nk_shards):
     assert [float(p["ci_low"]), float(p["ci_high"])] == s["p_any_shortage_ci95"]
     f = by[("effective_fill_rate", "")]
     m, se = s["effective_fill_rate"]
-    assert float(f["value"]) == m and float(f["ci_high"]) == pytest.approx(m + summary.Z * se, rel=1e-12)
+    assert float(f["value"]) == m and float(f["ci_high"]) == pytest.approx(m + stats.Z95 * se, rel=1e-12)
     nk = next(x for x in s["sources"] if x["name"] == "north_korea")
     assert float(by[("duds", "north_korea")]["value"]) == pytest.approx(nk["duds"][0], rel=1e-15)
     assert by[("duds", "north_korea")]["unit"] == "rounds"
@@ -194,9 +194,9 @@ def test_every_json_key_is_documented(nk_shards):
     doc = (Path(__file__).resolve().parent.parent / "docs" / "summary-json.md").read_text()
     one, folder = nk_shards
     with open_results(one) as a, open_results([folder / "s0.nc", folder / "s2.nc"]) as part:
-        keys = _keys(summary.jsonable(summary.summarize(a)), set())
-        keys |= _keys(summary.jsonable(summary.summarize(part)), set())
-        keys |= _keys(summary.jsonable(compare.compare(a, a)), set())
+        keys = _keys(stats.jsonable(summary.summarize(a)), set())
+        keys |= _keys(stats.jsonable(summary.summarize(part)), set())
+        keys |= _keys(stats.jsonable(compare.compare(a, a)), set())
     missing = sorted(k for k in keys if f"`{k}`" not in doc)
     assert not missing, f"keys not in docs/summary-json.md: {missing}"
 

@@ -61,19 +61,21 @@ class ArtysimAccessor:
     def summary(self) -> dict:
         """The same dict as ``artysim summary FILE --format json`` (NaN as None, pairs as lists)."""
         from artysim.analysis import summary
+        from artysim.analysis.stats import jsonable
 
-        return summary.jsonable(summary.summarize(self._ds))
+        return jsonable(summary.summarize(self._ds))
 
     def compare(self, other: xr.Dataset | str | Path) -> dict:
         """This dataset as A against ``other`` as B: the dict of ``artysim compare A B --format json``."""
-        from artysim.analysis import compare, summary
+        from artysim.analysis import compare
+        from artysim.analysis.stats import jsonable
 
         if isinstance(other, (str, Path)):
             from artysim.results.reader import open_results
 
             with open_results(other) as b:
-                return summary.jsonable(compare.compare(self._ds, b))
-        return summary.jsonable(compare.compare(self._ds, other))
+                return jsonable(compare.compare(self._ds, b))
+        return jsonable(compare.compare(self._ds, other))
 
     def sensitivity(self, **kw: Any):
         """``artysim.analysis.sensitivity.analyze(ds, **kw)``."""

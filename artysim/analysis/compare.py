@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from artysim.analysis.summary import censored_percentiles, mean_se, wilson
+from artysim.analysis.stats import censored_percentiles, mean_se, wilson
+from artysim.analysis.stats import fmt_value as _f
 from artysim.errors import ResultsError
 
 if TYPE_CHECKING:
@@ -214,15 +215,6 @@ def compare(a: xr.Dataset, b: xr.Dataset) -> dict:
                    "sources that supply more in B",
     }
     return out
-
-
-def _f(x, se=None, digits: int = 0, sign: bool = False) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
-    s = f"{x:+,.{digits}f}" if sign else f"{x:,.{digits}f}"
-    if se is not None and not (isinstance(se, float) and math.isnan(se)):
-        s += f" ± {se:,.{digits}f}"
-    return s
 
 
 def format_table(c: dict) -> str:

@@ -16,6 +16,7 @@ from matplotlib import dates as mdates
 from matplotlib import ticker
 from matplotlib.figure import Figure
 
+from artysim.analysis.stats import Z95, wilson
 from artysim.errors import ArtysimError, OutputExistsError, ResultsError
 from artysim.results.atomic import AtomicFile
 
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 
 KINDS = ("fan", "depletion", "sources", "histogram", "tornado", "sweep")
 FORMATS = ("png", "svg")
-_Z = 1.959963984540054
 _SIZE = (8.0, 4.6)
 
 
@@ -95,17 +95,6 @@ def _rounds_axis(ax: Axes, axis: str = "y") -> None:
     (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(ticker.FuncFormatter(fmt))
 
 
-def _wilson(k: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    p = np.asarray(k, dtype=np.float64) / n
-    den = 1 + _Z**2 / n
-    centre = (p + _Z**2 / (2 * n)) / den
-    half = _Z * np.sqrt(p * (1 - p) / n + _Z**2 / (4 * n * n)) / den
-    # exact at the ends: rounding would leave a lower bound of ~1e-19 above an estimate of 0
-    lo = np.where(p <= 0, 0.0, np.clip(centre - half, 0, 1))
-    hi = np.where(p >= 1, 1.0, np.clip(centre + half, 0, 1))
-    return lo, hi
-
-
 # ----------------------------------------------------------------------------- kinds
 
 
@@ -151,7 +140,7 @@ def depletion(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = N
     ps = np.asarray(ds["p_short"].values, dtype=np.float64)
     for p, color, label in ((pd_, "#b2182b", "depleted: first shortage day on or before the date"),
                             (ps, "#2166ac", "short on that day")):
-        lo, hi = _wilson(np.round(p * n), n)
+        lo, hi = wilson(np.round(p * n), n)
         ax.fill_between(t, 100 * lo, 100 * hi, color=color, alpha=0.2, lw=0)
         ax.plot(t, 100 * p, color=color, lw=2, label=label)
     ax.annotate(f"{100 * pd_[-1]:.1f} % by {np.datetime_as_string(t[-1])}", (t[-1], 100 * pd_[-1]),
@@ -344,7 +333,7 @@ def sweep(ds: xr.Dataset, ax: Axes | None = None, *, outcome: str | None = None,
             f = np.asarray(ds["first_shortage_day"].isel(variant=i).values, dtype=np.float64)
             k, n = int(np.isfinite(f).sum()), len(f)
             est[i] = 100 * k / n
-            lo_i, hi_i = _wilson(np.array([k]), n)
+            lo_i, hi_i = wilson(np.array([k]), n)
             lo[i], hi[i] = 100 * lo_i[0], 100 * hi_i[0]
         ylabel, what, note = "P(any shortage day within the horizon) (%)", "probability of any shortage", \
             "bars: 95 % Wilson interval"
@@ -355,7 +344,7 @@ def sweep(ds: xr.Dataset, ax: Axes | None = None, *, outcome: str | None = None,
             v, _, desc = outcome_values(ds.isel(variant=i), outcome)
             est[i] = float(np.mean(v))
             se = float(np.std(v, ddof=1) / math.sqrt(len(v))) if len(v) > 1 else math.nan
-            lo[i], hi[i] = est[i] - _Z * se, est[i] + _Z * se
+            lo[i], hi[i] = est[i] - Z95 * se, est[i] + Z95 * se
         ylabel, what, note = f"mean {desc}", f"mean {outcome}", "bars: ±1.96 Monte Carlo standard errors"
         if outcome != "first_shortage_day" and "rounds" in desc:
             _rounds_axis(ax)

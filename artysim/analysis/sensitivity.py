@@ -23,7 +23,6 @@ from artysim.errors import ResultsError
 if TYPE_CHECKING:
     import xarray as xr
 
-Z95 = 1.959963984540054
 DEFAULT_OUTCOME = "first_shortage_day"
 #: per-run outcomes derived from two variables (ratios per run)
 DERIVED = {
@@ -288,19 +287,6 @@ def analyze(ds: xr.Dataset, outcome: str | None = None, *, variant: int | None =
 
 
 # ----------------------------------------------------------------------------- output
-
-
-def to_jsonable(x):
-    """Numbers as plain floats, NaN as null (JSON has no NaN)."""
-    if isinstance(x, dict):
-        return {k: to_jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple, np.ndarray)):
-        return [to_jsonable(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return None if not math.isfinite(float(x)) else float(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
 
 
 def _f(x: float, digits: int = 3) -> str:

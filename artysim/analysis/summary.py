@@ -8,113 +8,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from artysim.analysis.stats import (
+    Z95,
+    Moments,
+    censored_percentile_ci,
+    censored_percentiles,
+    fmt_value,
+    jsonable,
+    wilson,
+)
+
 if TYPE_CHECKING:
     import xarray as xr
 
-Z = 1.959963984540054  # two-sided 95 %
-
-
-def wilson(k: int, n: int, z: float = Z) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion."""
-    if n == 0:
-        return (math.nan, math.nan)
-    p = k / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    lo = 0.0 if k == 0 else max(0.0, centre - half)  # exact ends: no 1e-19 from rounding
-    hi = 1.0 if k == n else min(1.0, centre + half)
-    return (lo, hi)
-
-
-def ratio_of_means(num: np.ndarray, den: np.ndarray) -> tuple[float, float]:
-    """sum(num)/sum(den) and its delta-method standard error over runs."""
-    n = len(num)
-    mx, my = float(np.mean(num)), float(np.mean(den))
-    if my == 0 or n < 2:
-        return (math.nan, math.nan)
-    r = mx / my
-    resid = num - r * den
-    se = float(np.std(resid, ddof=1)) / (my * math.sqrt(n))
-    return r, se
-
-
-def censored_percentiles(days: np.ndarray, horizon: int, qs=(0.05, 0.25, 0.5, 0.75, 0.95)) -> dict:
-    """Percentiles of the first shortage day over *all* runs, never-short runs counted as beyond
-    the horizon: a percentile is a day only if at least that share of runs ran short."""
-    n = len(days)
-    short = np.sort(days[~np.isnan(days)])
-    out = {}
-    for q in qs:
-        k = math.ceil(q * n)  # order statistic (1-based) of the q-quantile over all runs
-        out[q] = float(short[k - 1]) if 1 <= k <= len(short) else None
-    return out
-
-
-def censored_percentile_ci(days: np.ndarray, qs=(0.05, 0.25, 0.5, 0.75, 0.95), level: float = 0.95) -> dict:
-    """Distribution-free confidence interval of each percentile from order statistics over all runs
-    (ranks from the Binomial(n, q) law); a bound past the last short run is None (beyond the horizon)."""
-    from scipy.stats import binom
-
-    n = len(days)
-    short = np.sort(days[~np.isnan(days)])
-    a = (1 - level) / 2
-    out = {}
-    for q in qs:
-        if n == 0:
-            out[q] = (None, None)
-            continue
-        lo = max(1, int(binom.ppf(a, n, q)))
-        hi = min(n, int(binom.ppf(1 - a, n, q)) + 1)
-        out[q] = tuple(float(short[k - 1]) if k <= len(short) else None for k in (lo, hi))
-    return out
-
-
-def mean_se(x: np.ndarray) -> tuple[float, float]:
-    x = np.asarray(x, dtype=np.float64)
-    if len(x) < 2:
-        return float(np.mean(x)) if len(x) else math.nan, math.nan
-    return float(np.mean(x)), float(np.std(x, ddof=1) / math.sqrt(len(x)))
-
-
 BLOCK = 1 << 18  # runs read at a time
-
-
-class Moments:
-    """Running means and co-moments of columns over blocks of runs (Chan et al.'s pairwise update),
-    so summaries of 10^7 runs need one block in memory, and stay numerically stable."""
-
-    def __init__(self, k: int):
-        self.n = 0
-        self.mean = np.zeros(k)
-        self.C = np.zeros((k, k))
-
-    def add(self, X: np.ndarray) -> None:
-        nb = X.shape[0]
-        if nb == 0:
-            return
-        mb = X.mean(axis=0)
-        Xc = X - mb
-        Cb = Xc.T @ Xc
-        n = self.n + nb
-        delta = mb - self.mean
-        self.C += Cb + np.outer(delta, delta) * (self.n * nb / n)
-        self.mean += delta * (nb / n)
-        self.n = n
-
-    def mean_se(self, j: int) -> tuple[float, float]:
-        if self.n < 2:
-            return (float(self.mean[j]) if self.n else math.nan, math.nan)
-        return float(self.mean[j]), math.sqrt(max(self.C[j, j], 0.0) / (self.n - 1) / self.n)
-
-    def ratio(self, j: int, k: int) -> tuple[float, float]:
-        """mean_j / mean_k and its delta-method standard error."""
-        my = self.mean[k]
-        if self.n < 2 or my == 0:
-            return (math.nan, math.nan)
-        r = self.mean[j] / my
-        var = (self.C[j, j] - 2 * r * self.C[j, k] + r * r * self.C[k, k]) / (self.n - 1)
-        return float(r), math.sqrt(max(var, 0.0) / self.n) / abs(my)
 
 
 SUMMARY_VERSION = 1  # bump when a key of the summary dict changes meaning (docs/summary-json.md)
@@ -221,15 +128,6 @@ def summarize(ds: xr.Dataset) -> dict:
     return out
 
 
-def _fmt(x: float, se: float | None = None, digits: int = 0) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
-    s = f"{x:,.{digits}f}"
-    if se is not None and not math.isnan(se):
-        s += f" ± {se:,.{digits}f}"
-    return s
-
-
 def format_table(s: dict) -> str:
     """A readable plain-text table (± values are Monte Carlo standard errors)."""
     start = dt.date.fromisoformat(s["start_date"])
@@ -250,14 +148,14 @@ def format_table(s: dict) -> str:
             f"p{round(float(q) * 100)}: " + "-".join("beyond" if x is None else str(int(x)) for x in ci)
             for q, ci in s["first_shortage_day_ci95"].items() if ci[0] is not None
         ) if any(ci[0] is not None for ci in s["first_shortage_day_ci95"].values()) else None,
-        f"shortage days per run       {_fmt(*s['shortage_days'], digits=2)}",
-        f"shortfall, rounds           {_fmt(*s['shortfall_total'])}",
-        f"demand, rounds              {_fmt(*s['demand_total'])}",
-        f"fired, rounds               {_fmt(*s['fired_total'])}",
-        f"effective, rounds           {_fmt(*s['effective_total'])}",
-        f"fill rate                   {_fmt(*s['fill_rate'], digits=4)}",
-        f"effective fill rate         {_fmt(*s['effective_fill_rate'], digits=4)}",
-        f"final stock, rounds         {_fmt(*s['stock_final'])}",
+        f"shortage days per run       {fmt_value(*s['shortage_days'], digits=2)}",
+        f"shortfall, rounds           {fmt_value(*s['shortfall_total'])}",
+        f"demand, rounds              {fmt_value(*s['demand_total'])}",
+        f"fired, rounds               {fmt_value(*s['fired_total'])}",
+        f"effective, rounds           {fmt_value(*s['effective_total'])}",
+        f"fill rate                   {fmt_value(*s['fill_rate'], digits=4)}",
+        f"effective fill rate         {fmt_value(*s['effective_fill_rate'], digits=4)}",
+        f"final stock, rounds         {fmt_value(*s['stock_final'])}",
         _opt_line("rationed days per run", s.get("rationed_days"), 2),
         _opt_line("depot strikes per run", s.get("depot_strikes"), 2),
         ("days by regime              " + "  ".join(
@@ -269,16 +167,16 @@ def format_table(s: dict) -> str:
     ]
     for src in s["sources"]:
         lines.append(
-            f"{src['name']:<14}{src['kind']:<11}{_fmt(*src['received']):>22}{_fmt(*src['fired']):>22}"
-            f"{_fmt(*src['duds']):>20}{_fmt(*src['effective']):>22}"
-            f"{_fmt(src['dud_fraction'][0], digits=3):>10}{_fmt(src['share_of_effective'][0], digits=3):>11}"
+            f"{src['name']:<14}{src['kind']:<11}{fmt_value(*src['received']):>22}{fmt_value(*src['fired']):>22}"
+            f"{fmt_value(*src['duds']):>20}{fmt_value(*src['effective']):>22}"
+            f"{fmt_value(src['dud_fraction'][0], digits=3):>10}{fmt_value(src['share_of_effective'][0], digits=3):>11}"
         )
     flows = [v for v in MECHANISM_SOURCE_VARS
              if any(src.get(v) is not None and src[v][0] > 0 for src in s["sources"])]
     if flows:  # only the mechanisms this scenario uses
         lines += ["", f"{'source':<14}{'kind':<11}" + "".join(f"{v:>22}" for v in flows)]
         for src in s["sources"]:
-            lines.append(f"{src['name']:<14}{src['kind']:<11}" + "".join(f"{_fmt(*src[v]):>22}" for v in flows))
+            lines.append(f"{src['name']:<14}{src['kind']:<11}" + "".join(f"{fmt_value(*src[v]):>22}" for v in flows))
     if "missing_runs" in s:
         lines += ["", f"partial: {s['missing_runs']} are missing and not counted"]
     return "\n".join(x for x in lines if x is not None)
@@ -288,20 +186,7 @@ def _opt_line(label: str, pair, digits: int) -> str | None:
     """A line for a mechanism's per-run mean, shown only when the scenario uses it."""
     if pair is None or not pair[0] > 0:
         return None
-    return f"{label:<28}{_fmt(*pair, digits=digits)}"
-
-
-def jsonable(x):
-    """NaN -> None and tuples -> lists, so json.dumps writes valid JSON (null, not NaN)."""
-    if isinstance(x, float) and math.isnan(x):
-        return None
-    if isinstance(x, dict):
-        return {k: jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
-    if isinstance(x, np.generic):
-        return jsonable(x.item())
-    return x
+    return f"{label:<28}{fmt_value(*pair, digits=digits)}"
 
 
 CSV_COLUMNS = ("quantity", "source", "value", "se", "ci_low", "ci_high", "unit")
@@ -331,21 +216,21 @@ def csv_rows(s: dict) -> list[tuple]:
     for key in ("shortage_days", "demand_total", "fired_total", "effective_total", "shortfall_total", "fill_rate",
                 "effective_fill_rate", "stock_final", "stock_min"):
         m, se = s[key]
-        rows.append((key, "", m, se, m - Z * se, m + Z * se, _UNITS[key]))
+        rows.append((key, "", m, se, m - Z95 * se, m + Z95 * se, _UNITS[key]))
     for key in MECHANISM_RUN_VARS:
         if s.get(key) is not None:
             m, se = s[key]
-            rows.append((key, "", m, se, m - Z * se, m + Z * se, _UNITS[key]))
+            rows.append((key, "", m, se, m - Z95 * se, m + Z95 * se, _UNITS[key]))
     for src in s["sources"]:
         for key in ("initial", "received", "fired", "duds", "effective", "dud_fraction", "share_of_effective",
                     *MECHANISM_SOURCE_VARS):
             if src.get(key) is None:
                 continue
             m, se = src[key]
-            rows.append((key, src["name"], m, se, m - Z * se, m + Z * se, _UNITS[key]))
+            rows.append((key, src["name"], m, se, m - Z95 * se, m + Z95 * se, _UNITS[key]))
     for r in s.get("regimes") or []:
         m, se = r["share_of_days"]
-        rows.append(("share_of_days", f"regime:{r['name']}", m, se, m - Z * se, m + Z * se, "fraction"))
+        rows.append(("share_of_days", f"regime:{r['name']}", m, se, m - Z95 * se, m + Z95 * se, "fraction"))
     return rows
 
 
@@ -421,7 +306,7 @@ def sweep_csv_rows(v: dict) -> list[tuple]:
             ("first_shortage_day_p50", "", v["first_shortage_day_median"], None, mlo, mhi, "days")]
     for key, unit in (("fill_rate", "fraction"), ("effective_fill_rate", "fraction"), ("shortfall_total", "rounds")):
         m, se = v[key]
-        rows.append((key, "", m, se, m - Z * se, m + Z * se, unit))
+        rows.append((key, "", m, se, m - Z95 * se, m + Z95 * se, unit))
     return rows
 
 
@@ -442,7 +327,7 @@ def format_sweep_table(s: dict) -> str:
         med_s = f"day {int(med)}" if med is not None else "beyond horizon"
         p_s = f"{v['p_any_shortage']:.4f} [{lo:.4f}, {hi:.4f}]"
         lines.append(f"{v['variant']:>3}  {v['label']:<{width}}  {v['runs']:>7,}  {p_s:>30}  {med_s:>22}  "
-                     f"{_fmt(*v['effective_fill_rate'], digits=4):>20}")
+                     f"{fmt_value(*v['effective_fill_rate'], digits=4):>20}")
     return "\n".join(lines)
 
 

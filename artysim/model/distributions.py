@@ -20,7 +20,8 @@ from artysim.core import layout
 from artysim.core.layout import KERNEL_DISCRETE, KERNEL_PARAMS
 from artysim.model.base import Strict
 
-Z95 = 1.6448536269514722  # standard normal 95th percentile
+#: the standard normal 95th percentile (one-sided): a lognormal's p95 is median * exp(Z_P95 * sigma)
+Z_P95 = 1.6448536269514722
 
 
 class _Dist(Strict):
@@ -207,7 +208,7 @@ class Lognormal(_Dist):
 
     @property
     def s(self) -> float:
-        return self.sigma if self.sigma is not None else math.log(self.p95 / self.median) / Z95
+        return self.sigma if self.sigma is not None else math.log(self.p95 / self.median) / Z_P95
 
     def frozen(self):
         return st.lognorm(s=self.s, scale=self.median)
