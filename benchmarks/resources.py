@@ -18,7 +18,6 @@ from pathlib import Path
 from artysim.core import engine
 from artysim.jobs import resources
 from artysim.jobs import run as runner
-from artysim.model import build
 from artysim.model import load as loading
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,7 +53,7 @@ def measure(name: str, runs: int, horizon: int | None, threads: int, folder: Pat
 
 def estimated(name: str, runs: int, horizon: int | None, threads: int) -> resources.Estimate:
     sets = [f"scenario.horizon_days={horizon}"] if horizon else []
-    model = build.build(loading.load(runner.resolve(name), sets).scenario)
+    model = loading.load(runner.resolve(name), sets).model
     n = engine.resolve_threads(threads)
     batch = max(1, min(1 << 17, runner.BATCH_RUN_DAYS_PER_THREAD * n // model.horizon))
     return resources.estimate(model, runs, n, batch)

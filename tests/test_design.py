@@ -13,7 +13,7 @@ from artysim.analysis import sensitivity
 from artysim.cli import main
 from artysim.errors import ArtysimError
 from artysim.jobs import run as runner
-from artysim.model import build, design
+from artysim.model import design
 from artysim.results.reader import open_file as open_results
 
 # A stockpile that never runs out (initial >> horizon x base), no noise: the final stock is
@@ -74,7 +74,7 @@ def _run(tmp_path, name, text, runs, **kw):
 
 def test_run_records_design_and_parameters_follow_its_rows(tmp_path):
     out = _run(tmp_path, "s.nc", ADDITIVE, 100)  # 100 runs / 5 -> N = 32 -> 160 runs
-    model = build.build(load_scenario(ADDITIVE).scenario)
+    model = load_scenario(ADDITIVE).model
     des = design.SobolDesign(d=3, n_base=32, seed=99)
     with open_results(out) as ds:
         assert ds.sizes["run"] == 160 and int(ds.attrs["runs_total"]) == 160

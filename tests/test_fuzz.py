@@ -78,8 +78,7 @@ def _try(doc: dict, original: dict):
     """Parse ``doc`` as a document and as TOML text; both must agree on success/refusal."""
     outcomes = []
     try:
-        loaded = loading.Loaded(scenario.parse(doc, ORIGIN), "", doc, [], ORIGIN)
-        build.build(loaded.scenario)
+        loaded = loading.Loaded(scenario.parse(doc, ORIGIN), "", doc, [], ORIGIN)  # builds the model
         outcomes.append(("ok", loaded))
     except ScenarioError as e:
         outcomes.append(("refused", assert_names_path(str(e), doc, original)))
@@ -100,7 +99,7 @@ def _try(doc: dict, original: dict):
 @given(scenario_doc(max_horizon=400))
 def test_valid_documents_load_build_and_round_trip(doc):
     loaded = loading.Loaded(scenario.parse(doc, ORIGIN), "", doc, [], ORIGIN)
-    model = build.build(loaded.scenario)
+    model = loaded.model
     assert model.horizon == doc["scenario"]["horizon_days"]
     assert loaded.scenario.source_names() == [s["name"] for s in doc["source"]]
     again = loading.loads(to_toml(doc), origin=ORIGIN)
@@ -194,7 +193,7 @@ def test_largest_accepted_values_cannot_overflow_a_run():
     text = BIG.format(horizon=36_500, base="1e13", cv=10, initial="1e13", annual="3.65e15")
     loaded = loading.loads(text, origin="big.toml")
     with pytest.raises(ArtysimError, match="overflow"):
-        resources.check_magnitudes(build.build(loaded.scenario), runs=1000)
+        resources.check_magnitudes(loaded.model, runs=1000)
 
 
 @pytest.mark.parametrize("start, horizon, ok", [("9999-12-01", 31, True), ("9999-12-01", 32, False),

@@ -43,7 +43,7 @@ def _run(model: build.Model, runs: int, seed: int, threads: int = 1):
 @examples(150)
 @given(scenario_doc(max_horizon=60, max_sources=4), SEEDS, st.integers(1, 80))
 def test_every_run_satisfies_the_invariants(doc, seed, runs):
-    model = build.build(_loaded(doc).scenario)
+    model = _loaded(doc).model
     _, totals, per_source, daily = _run(model, runs, seed)
     check_run_outputs(model, totals, per_source)
     T = model.horizon
@@ -111,7 +111,7 @@ def _assert_no_worse(base, more) -> None:
 def test_more_initial_stock_never_increases_shortfall(doc, seed, runs, extra):
     doc["demand"]["base"] = 50 * extra + 100  # enough demand that shortages happen in many examples
     doc.pop("correlation", None)  # it may name demand.base, now a fixed number
-    model = build.build(_loaded(doc).scenario)
+    model = _loaded(doc).model
     add = np.random.default_rng(extra).integers(0, extra + 1, size=runs).astype(float)
     base = _run(model, runs, seed)
     event("some run short" if (base[1][:, layout.O_SHORTFALL] > 0).any() else "no run short")
@@ -124,7 +124,7 @@ def test_more_production_never_increases_shortfall(doc, seed, runs, extra):
     doc["source"].append({"name": "zz_fab", "kind": "production", "annual": 1e5,
                           "daily_cv": {"dist": "uniform", "low": 0, "high": 0.5}})
     doc.pop("policy", None)
-    model = build.build(_loaded(doc).scenario)
+    model = _loaded(doc).model
     add = np.full(runs, extra)
     _assert_no_worse(_run(model, runs, seed), _run(_shifted(model, "annual", "production", add), runs, seed))
 
@@ -146,7 +146,7 @@ def test_larger_import_cap_never_increases_shortfall(doc, seed, runs, extra):
     for src in doc["source"]:
         for k in ("reject_on_receipt", "rework_days", "rework_yield"):
             src.pop(k, None)
-    model = build.build(_loaded(doc).scenario)
+    model = _loaded(doc).model
     add = np.full(runs, float(extra))
     base = _run(model, runs, seed)
     more = _run(_shifted(model, "available", "import", add), runs, seed)
@@ -170,7 +170,7 @@ def test_monotonicity_holds_under_proportional_issue_with_very_different_dud_rat
             {"name": "fab", "kind": "production", "annual": 3e5, "daily_cv": 0.3},
         ],
     }
-    model = build.build(_loaded(doc).scenario)
+    model = _loaded(doc).model
     runs = 2000
     base = _run(model, runs, 11)
     for extra in (1, 1000, 50_000):

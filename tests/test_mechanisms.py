@@ -17,7 +17,6 @@ from conftest import ALL_MECHANISMS, assert_mc, header, load_scenario, se_mean, 
 
 from artysim.core import layout
 from artysim.errors import ScenarioError
-from artysim.model import build
 
 K = 4.0  # standard errors allowed in every statistical check
 
@@ -202,9 +201,8 @@ def test_regime_refusals():
         f'[[demand.regime]]\nname = "{a}"\nmultiplier = 1\nmean_days = 5\nto = {{ {b} = 1 }}\n'
         for a, b in [("a", "b"), ("b", "a"), ("c", "d"), ("d", "c")]) + _stock(10)
     with pytest.raises(ScenarioError, match="initial_regime"):
-        build.build(load_scenario(text).scenario)
-    build.build(load_scenario(text.replace("[[demand.regime]]", 'initial_regime = "c"\n[[demand.regime]]', 1))
-                 .scenario)
+        load_scenario(text)  # the model is built (and the chain checked) when the scenario is loaded
+    assert load_scenario(text.replace("[[demand.regime]]", 'initial_regime = "c"\n[[demand.regime]]', 1)).model
 
 
 # ----------------------------------------------------------------------------- rationing
@@ -441,7 +439,7 @@ spearman = 0.7
 def test_correlations_achieved_and_marginals_kept():
     n = 20000
     loaded = load_scenario(CORR)
-    m = build.build(loaded.scenario)
+    m = loaded.model
     p = m.sample(7, 0, n)
     col = {q.path: i for i, q in enumerate(m.params)}
     for a, b, rho in m.corr_pairs:
@@ -465,12 +463,12 @@ def test_correlations_achieved_and_marginals_kept():
 def test_correlation_refusals():
     bad = CORR + '[[correlation]]\nbetween = ["source.stock.initial", "demand.daily_cv"]\nspearman = 0.9\n'
     with pytest.raises(ScenarioError, match="not positive semi-definite"):
-        build.build(load_scenario(bad).scenario)
+        load_scenario(bad)
     with pytest.raises(ScenarioError, match=re_escape("correlation[0].between[1]: 'demand.bse'")):
-        build.build(load_scenario(CORR.replace('"source.stock.initial"]', '"demand.bse"]')).scenario)
+        load_scenario(CORR.replace('"source.stock.initial"]', '"demand.bse"]'))
     fixed = CORR.replace('daily_cv = { dist = "uniform", low = 0, high = 1 }', "daily_cv = 0.2")
     with pytest.raises(ScenarioError, match="is fixed"):
-        build.build(load_scenario(fixed).scenario)
+        load_scenario(fixed)
     with pytest.raises(ScenarioError, match="spearman"):
         load_scenario(CORR.replace("spearman = 0.7", "spearman = 1.5"))
 

@@ -18,7 +18,6 @@ import pytest
 from conftest import ALL_FEATURES, load_scenario, simulate
 
 from artysim.core import engine, kernel
-from artysim.model import build
 from artysim.model import load as loading
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,7 +122,7 @@ def test_engine_passes_stream_keys_as_uint64(monkeypatch):
         return real(run0, keys, *args)
 
     monkeypatch.setattr(kernel, "simulate", spy)
-    model = build.build(load_scenario(ALL_FEATURES).scenario)
+    model = load_scenario(ALL_FEATURES).model
     for seed in _SEEDS:
         daily = engine.Daily.empty(model.horizon, model.n_sample, len(model.kinds))
         list(engine.run_batches(model, seed, 0, 10, daily))

@@ -22,7 +22,6 @@ from artysim.core import bins, layout
 from artysim.errors import ArtysimError
 from artysim.jobs import resources
 from artysim.jobs import run as runner
-from artysim.model import build
 from artysim.model import load as loading
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,7 +41,7 @@ def invoke(*args):
 
 
 def _model(name: str = "nk-deal-2023", sets=()):
-    return build.build(loading.load(runner.resolve(name), list(sets)).scenario)
+    return loading.load(runner.resolve(name), list(sets)).model
 
 
 def test_refuses_when_memory_is_short(tmp_path):
@@ -125,7 +124,7 @@ def test_bundled_scenarios_are_far_from_overflow(name):
 def test_sums_over_many_runs_are_guarded(tmp_path):
     text = (REPO / "configs" / "nk-deal-2023.toml").read_text()
     loaded = loading.loads(text, ["source.stockpile.initial=9e12"])
-    model = build.build(loaded.scenario)
+    model = loaded.model
     resources.check_magnitudes(model, 1000)
     with pytest.raises(ArtysimError, match="per-day sums over runs"):
         resources.check_magnitudes(model, 10**7)

@@ -17,7 +17,7 @@ import xarray as xr
 
 from artysim.jobs import run as runner
 from artysim.model import load as sc
-from artysim.results import reader, schema, writer
+from artysim.results import reader, schema
 from artysim.version import __version__
 
 REPO = Path(__file__).resolve().parent.parent
@@ -246,6 +246,31 @@ def test_ncdump_header(result):
 
 # -- in memory == on disk ------------------------------------------------------------------------------
 
+def _kernel_values(var, model, cat) -> np.ndarray:
+    """What the kernel computed for a schema variable, from its declared column."""
+    kind = var.column[0]
+    if kind == "params":
+        return cat["params"][:, model.sampled]
+    if kind == "totals":
+        return cat["totals"][:, var.column[1]]
+    return cat[kind][:, :, var.column[1]]
+
+
+def _assert_per_run_equal(d, model, cat) -> None:
+    """Every per-run variable of the schema, and no other, is in the file, equal to the kernel's values."""
+    in_file = {name for name, v in d.data_vars.items() if v.dims[:1] == ("run",)}
+    assert in_file == {v.name for v in schema.PER_RUN}
+    for var in schema.PER_RUN:
+        expect = _kernel_values(var, model, cat)
+        got = d[var.name].values
+        if var.fill is not None:  # missing where the kernel wrote the fill value
+            never = expect == var.fill
+            assert np.array_equal(np.isnan(got), never), var.name
+            np.testing.assert_array_equal(got[~never], expect[~never], err_msg=var.name)
+        else:
+            np.testing.assert_array_equal(got, expect, err_msg=var.name)
+
+
 def test_file_equals_in_memory_simulation(result):
     loaded = sc.load(NK)
     model, cat, daily = runner.simulate_in_memory(loaded, RUNS, SEED)
@@ -254,17 +279,7 @@ def test_file_equals_in_memory_simulation(result):
     sampled = model.sampled
     assert list(d["parameter"].values) == [model.params[i].path for i in sampled]
     np.testing.assert_array_equal(d["parameters"].values, cat["params"][:, sampled])
-    for name, k in writer._TOTAL_INDEX.items():
-        expect = cat["totals"][:, k]
-        got = d[name].values
-        if name == "first_shortage_day":
-            never = expect == schema.FILL_DAY
-            assert np.array_equal(np.isnan(got), never)
-            np.testing.assert_array_equal(got[~never], expect[~never])
-        else:
-            np.testing.assert_array_equal(got, expect, err_msg=name)
-    for name, k in writer._PER_SOURCE_INDEX.items():
-        np.testing.assert_array_equal(d[name].values, cat["per_source"][:, :, k], err_msg=name)
+    _assert_per_run_equal(d, model, cat)
     # per-day statistics
     for j, n in enumerate(schema.DAILY_NAMES):
         np.testing.assert_array_equal(d[f"{n}_hist"].values, daily.hist[:, j, :], err_msg=n)
@@ -329,12 +344,7 @@ def test_file_equals_memory_with_every_mechanism(mech_result):
     model, cat, _ = runner.simulate_in_memory(loaded, RUNS, SEED)
     with xr.open_dataset(path, decode_times=False) as d:
         d.load()
-    for name, k in writer._PER_SOURCE_INDEX.items():
-        np.testing.assert_array_equal(d[name].values, cat["per_source"][:, :, k], err_msg=name)
-    for name, k in writer._PER_REGIME_INDEX.items():
-        np.testing.assert_array_equal(d[name].values, cat["per_regime"][:, :, k], err_msg=name)
-    for name in ("rationed_days", "depot_strikes"):
-        np.testing.assert_array_equal(d[name].values, cat["totals"][:, writer._TOTAL_INDEX[name]], err_msg=name)
+    _assert_per_run_equal(d, model, cat)
     assert list(d["regime"].values) == model.regime_names
     for v in ("regime_days", "rationed_days", "lost", "refurbished", "correlation_achieved"):
         assert d[v].attrs["units"] in UNITS and d[v].attrs["long_name"], v

@@ -9,7 +9,12 @@ instead of plain numbers with NaN.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from artysim.core import bins, layout
 
 SCHEMA_VERSION = 2  # 2: mechanisms of model depth (regimes, rationing, refurbishment, losses, rework)
 FILL_DAY = -1  # first_shortage_day of a run never short
@@ -17,47 +22,163 @@ FILL_DAY = -1  # first_shortage_day of a run never short
 
 @dataclass(frozen=True)
 class Var:
+    """One variable of a results file: everything the writer, the reader's checks and the docs need.
+
+    ``column`` says where the kernel puts a per-run variable: ``("totals", O_*)``, ``("per_source",
+    P_*)``, ``("per_regime", Q_*)`` or ``("params",)`` (the sampled columns of the parameter matrix)."""
+
     name: str
     dims: tuple[str, ...]
     dtype: str
-    units: str
+    units: str | None
     long_name: str
     fill: int | float | None = None
+    column: tuple = ()
+    attrs: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Coord(Var):
+    """A coordinate (or a run-free label variable): its values come from the file's ``Frame``.
+
+    ``values(frame)`` gives the whole array; the ``run`` coordinate is written a block at a time."""
+
+    values: Callable | None = None
+    optional: bool = False  # written only when its dimension exists (correlations)
+
+
+@dataclass
+class Frame:
+    """What a file's coordinates are made of: the model, its runs and its sampled trajectories."""
+
+    model: object  # artysim.model.build.Model
+    run_start: int
+    n_runs: int
+    run_index: np.ndarray | None  # None: the contiguous runs run_start .. run_start + n_runs - 1
+    sample_runs: np.ndarray
+
+    def sizes(self) -> dict[str, int]:
+        m = self.model
+        out = {"run": self.n_runs, "parameter": len(m.sampled), "source": len(m.kinds), "time": m.horizon,
+               "quantile": len(m.scenario.output.quantiles), "sample": len(self.sample_runs),
+               "bin": bins.NBINS, "regime": len(regime_labels(m))}
+        if m.corr_pairs:
+            out["correlation"] = len(m.corr_pairs)
+        return out
+
+    def runs(self, i0: int, i1: int) -> np.ndarray:
+        """Run indices of positions i0 .. i1 - 1 (contiguous runs are never materialised whole)."""
+        if self.run_index is not None:
+            return self.run_index[i0:i1]
+        return np.arange(self.run_start + i0, self.run_start + i1, dtype=np.int64)
+
+
+def regime_labels(model) -> list[str]:
+    return model.regime_names or ["constant"]
+
+
+def _sampled(model, what: str) -> list[str]:
+    return [getattr(model.params[i], what) for i in model.sampled]
+
+
+def _lower(_f) -> np.ndarray:
+    return bins.bin_edges()[0]
+
+
+def _upper(_f) -> np.ndarray:
+    return bins.bin_edges()[1]
+
+
+#: coordinates and run-free labels, in the order they are written
+COORDS = [
+    Coord("run", ("run",), "i8", "1", "run index (results of a run depend only on scenario, seed and this index)",
+          attrs={"standard_name": "realization"}, values=lambda f: f.runs(0, f.n_runs)),
+    Coord("time", ("time",), "i4", None, "day of the scenario (day 0 is start_date)",
+          attrs={"standard_name": "time", "calendar": "standard", "axis": "T"},
+          values=lambda f: np.arange(f.model.horizon, dtype=np.int32)),
+    Coord("quantile", ("quantile",), "f8", "1", "quantile level over runs",
+          values=lambda f: np.asarray(f.model.scenario.output.quantiles, dtype=np.float64)),
+    Coord("source", ("source",), "str", None, "ammunition source", values=lambda f: f.model.scenario.source_names()),
+    Coord("source_kind", ("source",), "str", None, "kind of ammunition source (stockpile, production, import)",
+          values=lambda f: [s.kind for s in f.model.scenario.source]),
+    Coord("regime", ("regime",), "str", None,
+          "intensity regime of demand (\"constant\" when the scenario has none)",
+          values=lambda f: regime_labels(f.model)),
+    Coord("correlation_between", ("correlation",), "str", None,
+          "the two parameters of a requested rank correlation, as 'path_a ~ path_b'", optional=True,
+          values=lambda f: [f"{a} ~ {b}" for a, b, _ in f.model.corr_pairs]),
+    Coord("correlation_requested", ("correlation",), "f8", "1", "requested Spearman rank correlation", optional=True,
+          values=lambda f: np.array([rho for _, _, rho in f.model.corr_pairs], dtype=np.float64)),
+    Coord("correlation_achieved", ("correlation",), "f8", "1",
+          "Spearman rank correlation of the parameters over the runs of this file", optional=True),
+    Coord("parameter", ("parameter",), "str", None, "scenario path of a sampled input parameter",
+          values=lambda f: _sampled(f.model, "path")),
+    Coord("parameter_units", ("parameter",), "str", None, "UDUNITS unit of each sampled parameter",
+          values=lambda f: _sampled(f.model, "unit")),
+    Coord("sample", ("sample",), "i8", "1", "run index of a sampled trajectory", values=lambda f: f.sample_runs),
+    Coord("bin", ("bin",), "i8", "1", "lower edge (inclusive) of a value bin of the per-day histograms",
+          values=_lower),
+    Coord("bin_upper", ("bin",), "i8", "1", "upper edge (exclusive) of a value bin of the per-day histograms",
+          values=_upper),
+]
+
+
+def time_units(model) -> str:
+    return f"days since {model.scenario.start_date.isoformat()}"
 
 
 PER_RUN = [
     Var("parameters", ("run", "parameter"), "f8", "1",
-        "sampled input parameters of each run (units per parameter in parameter_units)"),
+        "sampled input parameters of each run (units per parameter in parameter_units)", column=("params",),
+        attrs={"coordinates": "parameter_units"}),
     Var("first_shortage_day", ("run",), "i4", "day",
-        "days from start_date to the first shortage day (missing if never short)", FILL_DAY),
-    Var("shortage_days", ("run",), "i4", "day", "number of shortage days in the horizon"),
-    Var("demand_total", ("run",), "i8", "1", "rounds demanded over the horizon"),
-    Var("fired_total", ("run",), "i8", "1", "rounds fired over the horizon"),
-    Var("effective_total", ("run",), "i8", "1", "effective rounds (not duds, on target) over the horizon"),
-    Var("shortfall_total", ("run",), "i8", "1", "rounds demanded but not fired over the horizon"),
-    Var("stock_min", ("run",), "i8", "1", "minimum end-of-day rounds on hand, all sources"),
-    Var("stock_final", ("run",), "i8", "1", "rounds on hand at the end of the horizon, all sources"),
-    Var("initial_stock", ("run", "source"), "i8", "1", "rounds on hand on day 0 by source"),
-    Var("received", ("run", "source"), "i8", "1", "rounds received over the horizon by source"),
-    Var("fired_by_source", ("run", "source"), "i8", "1", "rounds fired over the horizon by source"),
-    Var("duds", ("run", "source"), "i8", "1", "dud rounds fired over the horizon by source"),
+        "days from start_date to the first shortage day (missing if never short)", FILL_DAY,
+        column=("totals", layout.O_FIRST_SHORT)),
+    Var("shortage_days", ("run",), "i4", "day", "number of shortage days in the horizon",
+        column=("totals", layout.O_SHORT_DAYS)),
+    Var("demand_total", ("run",), "i8", "1", "rounds demanded over the horizon", column=("totals", layout.O_DEMAND)),
+    Var("fired_total", ("run",), "i8", "1", "rounds fired over the horizon", column=("totals", layout.O_FIRED)),
+    Var("effective_total", ("run",), "i8", "1", "effective rounds (not duds, on target) over the horizon",
+        column=("totals", layout.O_EFFECTIVE)),
+    Var("shortfall_total", ("run",), "i8", "1", "rounds demanded but not fired over the horizon",
+        column=("totals", layout.O_SHORTFALL)),
+    Var("stock_min", ("run",), "i8", "1", "minimum end-of-day rounds on hand, all sources",
+        column=("totals", layout.O_STOCK_MIN)),
+    Var("stock_final", ("run",), "i8", "1", "rounds on hand at the end of the horizon, all sources",
+        column=("totals", layout.O_STOCK_FINAL)),
+    Var("initial_stock", ("run", "source"), "i8", "1", "rounds on hand on day 0 by source",
+        column=("per_source", layout.P_INITIAL)),
+    Var("received", ("run", "source"), "i8", "1", "rounds received over the horizon by source",
+        column=("per_source", layout.P_RECEIVED)),
+    Var("fired_by_source", ("run", "source"), "i8", "1", "rounds fired over the horizon by source",
+        column=("per_source", layout.P_FIRED)),
+    Var("duds", ("run", "source"), "i8", "1", "dud rounds fired over the horizon by source",
+        column=("per_source", layout.P_DUDS)),
     Var("effective_by_source", ("run", "source"), "i8", "1",
-        "effective rounds over the horizon by source"),
+        "effective rounds over the horizon by source", column=("per_source", layout.P_EFFECTIVE)),
     Var("stock_final_by_source", ("run", "source"), "i8", "1",
-        "rounds on hand at the end of the horizon by source"),
+        "rounds on hand at the end of the horizon by source", column=("per_source", layout.P_FINAL)),
     Var("dispatched", ("run", "source"), "i8", "1",
-        "rounds shipped by an import supplier (received, rejected, or still in transit or rework at the end)"),
-    Var("refurbished", ("run", "source"), "i8", "1", "legacy rounds refurbished into a stockpile over the horizon"),
-    Var("lost", ("run", "source"), "i8", "1", "rounds destroyed by depot strikes over the horizon by source"),
-    Var("rejected", ("run", "source"), "i8", "1", "imported rounds rejected on receipt as unusable"),
+        "rounds shipped by an import supplier (received, rejected, or still in transit or rework at the end)",
+        column=("per_source", layout.P_DISPATCHED)),
+    Var("refurbished", ("run", "source"), "i8", "1", "legacy rounds refurbished into a stockpile over the horizon",
+        column=("per_source", layout.P_REFURBISHED)),
+    Var("lost", ("run", "source"), "i8", "1", "rounds destroyed by depot strikes over the horizon by source",
+        column=("per_source", layout.P_LOST)),
+    Var("rejected", ("run", "source"), "i8", "1", "imported rounds rejected on receipt as unusable",
+        column=("per_source", layout.P_REJECTED)),
     Var("reworked", ("run", "source"), "i8", "1",
-        "rejected rounds returned usable from rework (included in received)"),
-    Var("disruptions", ("run", "source"), "i4", "1", "production disruption events (strikes on plants)"),
-    Var("rationed_days", ("run",), "i4", "day", "days on which the ration policy held fire below demand"),
-    Var("depot_strikes", ("run",), "i4", "1", "depot strikes over the horizon"),
-    Var("regime_days", ("run", "regime"), "i4", "day", "days spent in each intensity regime"),
+        "rejected rounds returned usable from rework (included in received)", column=("per_source", layout.P_REWORKED)),
+    Var("disruptions", ("run", "source"), "i4", "1", "production disruption events (strikes on plants)",
+        column=("per_source", layout.P_DISRUPTIONS)),
+    Var("rationed_days", ("run",), "i4", "day", "days on which the ration policy held fire below demand",
+        column=("totals", layout.O_RATIONED)),
+    Var("depot_strikes", ("run",), "i4", "1", "depot strikes over the horizon", column=("totals", layout.O_STRIKES)),
+    Var("regime_days", ("run", "regime"), "i4", "day", "days spent in each intensity regime",
+        column=("per_regime", layout.Q_DAYS)),
     Var("regime_entries", ("run", "regime"), "i4", "1",
-        "times each intensity regime was entered (the initial regime counts once)"),
+        "times each intensity regime was entered (the initial regime counts once)",
+        column=("per_regime", layout.Q_ENTRIES)),
 ]
 
 DAILY_NAMES = ("stock", "fired", "effective", "shortfall")

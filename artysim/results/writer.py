@@ -17,7 +17,7 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 
-from artysim.core import bins, layout
+from artysim.core import bins
 from artysim.errors import ResultsError
 from artysim.results import schema
 from artysim.results.atomic import AtomicFile, DeferSignals, check_target
@@ -26,35 +26,6 @@ from artysim.version import __version__
 
 RUN_CHUNK = 1 << 16
 COMPRESSION = {"zlib": True, "complevel": 1, "shuffle": True}
-
-_PER_SOURCE_INDEX = {
-    "initial_stock": layout.P_INITIAL,
-    "received": layout.P_RECEIVED,
-    "fired_by_source": layout.P_FIRED,
-    "duds": layout.P_DUDS,
-    "effective_by_source": layout.P_EFFECTIVE,
-    "stock_final_by_source": layout.P_FINAL,
-    "dispatched": layout.P_DISPATCHED,
-    "refurbished": layout.P_REFURBISHED,
-    "lost": layout.P_LOST,
-    "rejected": layout.P_REJECTED,
-    "reworked": layout.P_REWORKED,
-    "disruptions": layout.P_DISRUPTIONS,
-}
-_PER_REGIME_INDEX = {"regime_days": layout.Q_DAYS, "regime_entries": layout.Q_ENTRIES}
-_TOTAL_INDEX = {
-    "first_shortage_day": layout.O_FIRST_SHORT,
-    "shortage_days": layout.O_SHORT_DAYS,
-    "demand_total": layout.O_DEMAND,
-    "fired_total": layout.O_FIRED,
-    "effective_total": layout.O_EFFECTIVE,
-    "shortfall_total": layout.O_SHORTFALL,
-    "stock_min": layout.O_STOCK_MIN,
-    "stock_final": layout.O_STOCK_FINAL,
-    "rationed_days": layout.O_RATIONED,
-    "depot_strikes": layout.O_STRIKES,
-}
-
 
 class ResultsWriter:
     """Writes one results file; use as a context manager (removes the partial file on failure)."""
@@ -146,104 +117,41 @@ class ResultsWriter:
 
     # -- structure
     def _define(self) -> None:
+        """Dimensions, coordinates and every variable, all from ``schema``: nothing is declared here."""
         nc = self.nc
-        m = self.model
-        scn = m.scenario
-        n = self.n_runs
-        sampled = m.sampled
-        qs = np.asarray(scn.output.quantiles, dtype=np.float64)
-        n_sample = len(self.sample_runs)
-        nc.createDimension("run", n)
-        nc.createDimension("parameter", len(sampled))
-        nc.createDimension("source", len(scn.source))
-        nc.createDimension("time", m.horizon)
-        nc.createDimension("quantile", len(qs))
-        nc.createDimension("sample", n_sample)
-        nc.createDimension("bin", bins.NBINS)
-        regimes = m.regime_names or ["constant"]
-        nc.createDimension("regime", len(regimes))
-        if m.corr_pairs:
-            nc.createDimension("correlation", len(m.corr_pairs))
-
-        v = nc.createVariable("run", "i8", ("run",), chunksizes=(max(1, min(n, RUN_CHUNK)),), **COMPRESSION)
-        v.set_var_chunk_cache(size=2 * 8 * max(1, min(n, RUN_CHUNK)), nelems=7, preemption=1.0)
-        v.long_name = "run index (results of a run depend only on scenario, seed and this index)"
-        v.standard_name = "realization"
-        v.units = "1"
-        if self.run_index is not None:
-            v[:] = self.run_index
-        else:
-            for i0 in range(0, n, RUN_CHUNK):
-                i1 = min(n, i0 + RUN_CHUNK)
-                v[i0:i1] = np.arange(self.run_start + i0, self.run_start + i1, dtype=np.int64)
-
-        v = nc.createVariable("time", "i4", ("time",))
-        v.standard_name = "time"
-        v.long_name = "day of the scenario (day 0 is start_date)"
-        v.units = f"days since {scn.start_date.isoformat()}"
-        v.calendar = "standard"
-        v.axis = "T"
-        v[:] = np.arange(m.horizon, dtype=np.int32)
-
-        v = nc.createVariable("quantile", "f8", ("quantile",))
-        v.long_name = "quantile level over runs"
-        v.units = "1"
-        v[:] = qs
-
-        v = nc.createVariable("source", str, ("source",))
-        v.long_name = "ammunition source"
-        for i, name in enumerate(scn.source_names()):
-            v[i] = name
-        v = nc.createVariable("source_kind", str, ("source",))
-        v.long_name = "kind of ammunition source (stockpile, production, import)"
-        for i, s in enumerate(scn.source):
-            v[i] = s.kind
-
-        v = nc.createVariable("regime", str, ("regime",))
-        v.long_name = "intensity regime of demand (\"constant\" when the scenario has none)"
-        for i, name in enumerate(regimes):
-            v[i] = name
-        if m.corr_pairs:
-            a = nc.createVariable("correlation_between", str, ("correlation",))
-            a.long_name = "the two parameters of a requested rank correlation, as 'path_a ~ path_b'"
-            r = nc.createVariable("correlation_requested", "f8", ("correlation",))
-            r.long_name = "requested Spearman rank correlation"
-            r.units = "1"
-            r = nc.createVariable("correlation_achieved", "f8", ("correlation",))
-            r.long_name = "Spearman rank correlation of the parameters over the runs of this file"
-            r.units = "1"
-            for k, (pa, pb, rho) in enumerate(m.corr_pairs):
-                a[k] = f"{pa} ~ {pb}"
-                nc["correlation_requested"][k] = rho
-
-        v = nc.createVariable("parameter", str, ("parameter",))
-        v.long_name = "scenario path of a sampled input parameter"
-        u = nc.createVariable("parameter_units", str, ("parameter",))
-        u.long_name = "UDUNITS unit of each sampled parameter"
-        for j, i in enumerate(sampled):
-            v[j] = m.params[i].path
-            u[j] = m.params[i].unit
-
-        v = nc.createVariable("sample", "i8", ("sample",))
-        v.long_name = "run index of a sampled trajectory"
-        v.units = "1"
-        if n_sample:
-            v[:] = self.sample_runs
-
-        lower, upper = bins.bin_edges()
-        v = nc.createVariable("bin", "i8", ("bin",))
-        v.long_name = "lower edge (inclusive) of a value bin of the per-day histograms"
-        v.units = "1"
-        v[:] = lower
-        v = nc.createVariable("bin_upper", "i8", ("bin",))
-        v.long_name = "upper edge (exclusive) of a value bin of the per-day histograms"
-        v.units = "1"
-        v[:] = upper
-
-        chunk = max(1, min(n, RUN_CHUNK))
+        frame = schema.Frame(self.model, self.run_start, self.n_runs, self.run_index, self.sample_runs)
+        sizes = frame.sizes()
+        for dim, size in sizes.items():
+            nc.createDimension(dim, size)
+        chunk = max(1, min(self.n_runs, RUN_CHUNK))
+        for var in schema.COORDS:
+            if not all(d in sizes for d in var.dims):
+                continue  # an optional coordinate (no correlations requested)
+            kw = {}
+            if var.dims == ("run",):  # compressed in blocks of runs, like the per-run variables
+                kw = dict(chunksizes=(chunk,), **COMPRESSION)
+            x = nc.createVariable(var.name, str if var.dtype == "str" else var.dtype, var.dims, **kw)
+            if var.dims == ("run",):
+                x.set_var_chunk_cache(size=2 * 8 * chunk, nelems=7, preemption=1.0)
+            self._describe(x, var)
+            if var.name == "time":
+                x.units = schema.time_units(self.model)
+            if var.values is None:
+                continue
+            if var.dims == ("run",):  # a block at a time: 10^7 contiguous runs are never materialised
+                for i0 in range(0, self.n_runs, RUN_CHUNK):
+                    i1 = min(self.n_runs, i0 + RUN_CHUNK)
+                    x[i0:i1] = frame.runs(i0, i1)
+                continue
+            vals = var.values(frame)
+            if var.dtype == "str":
+                for k, val in enumerate(vals):
+                    x[k] = val
+            elif len(vals):
+                x[:] = vals
+        shape = {"run": chunk, "parameter": max(1, sizes["parameter"]), "source": sizes["source"],
+                 "regime": sizes["regime"]}
         for var in schema.PER_RUN:
-            shape = {"run": chunk, "parameter": max(1, len(sampled)), "source": len(scn.source),
-                     "regime": len(regimes)}
             fill = var.fill if var.fill is not None else False
             x = nc.createVariable(var.name, var.dtype, var.dims, fill_value=fill,
                                   chunksizes=tuple(shape[d] for d in var.dims), **COMPRESSION)
@@ -251,15 +159,20 @@ class ResultsWriter:
             # so memory does not grow with the run count (netCDF's default cache is per variable)
             nbytes = int(np.prod([shape[d] for d in var.dims])) * np.dtype(var.dtype).itemsize
             x.set_var_chunk_cache(size=2 * nbytes, nelems=7, preemption=1.0)
-            x.units = var.units
-            x.long_name = var.long_name
-        nc["parameters"].coordinates = "parameter_units"
+            self._describe(x, var)
         for var in schema.PER_DAY + schema.MERGEABLE:
             comp = COMPRESSION if "bin" in var.dims or "sample" in var.dims else {}
             x = nc.createVariable(var.name, var.dtype, var.dims, fill_value=False, **comp)
-            x.units = var.units
-            x.long_name = var.long_name
+            self._describe(x, var)
         self._attrs()
+
+    @staticmethod
+    def _describe(x: netCDF4.Variable, var: schema.Var) -> None:
+        if var.units is not None:
+            x.units = var.units
+        x.long_name = var.long_name
+        for k, val in var.attrs.items():
+            x.setncattr(k, val)
 
     def _attrs(self) -> None:
         scn = self.model.scenario
@@ -301,19 +214,21 @@ class ResultsWriter:
 
     # -- data
     def write_batch(self, batch) -> None:
+        """A batch's per-run outputs, each schema variable from its declared kernel column."""
         self._signals.check()
         nc = self.nc
         i0 = batch.start - self.run_start
         i1 = batch.stop - self.run_start
         sampled = self.model.sampled
-        if sampled:
-            nc["parameters"][i0:i1, :] = batch.params[:, sampled]
-        for name, k in _TOTAL_INDEX.items():
-            nc[name][i0:i1] = batch.totals[:, k]
-        for name, k in _PER_SOURCE_INDEX.items():
-            nc[name][i0:i1, :] = batch.per_source[:, :, k]
-        for name, k in _PER_REGIME_INDEX.items():
-            nc[name][i0:i1, :] = batch.per_regime[:, :, k]
+        for var in schema.PER_RUN:
+            kind = var.column[0]
+            if kind == "params":
+                if sampled:
+                    nc[var.name][i0:i1, :] = batch.params[:, sampled]
+            elif kind == "totals":
+                nc[var.name][i0:i1] = batch.totals[:, var.column[1]]
+            else:  # per_source, per_regime: run x source (or regime) x column
+                nc[var.name][i0:i1, :] = getattr(batch, kind)[:, :, var.column[1]]
 
     def write_runs_raw(self, offset: int, arrays: dict) -> None:
         """Per-run variables by name (as stored in a results file) at run positions offset.. ."""
