@@ -268,7 +268,7 @@ def validate(scenario, sets) -> None:
                f"({', '.join(f'{x.name} [{x.kind}]' for x in s.source)}), {s.horizon} days from "
                f"{s.start_date}, {len(model.sampled)} sampled parameters, hash {loaded.hash[:12]}")
     threads = resources.default_threads()
-    batch = max(1, min(1 << 17, runner.BATCH_RUN_DAYS_PER_THREAD * threads // model.horizon))
+    batch = runner.batch_size_for(model.horizon, threads)
     est = resources.estimate(model, s.run.runs, threads, batch, summary=True)
     click.echo(f"{s.run.runs} runs on {threads} threads would need {est.describe()}")
 

@@ -24,6 +24,13 @@ from artysim.results.writer import ResultsWriter
 #: Run-days per batch and thread at most: a signal (Ctrl-C, SLURM's SIGTERM before its SIGKILL) is
 #: handled between batches, so a batch must take seconds, not minutes, whatever the horizon.
 BATCH_RUN_DAYS_PER_THREAD = 1 << 22
+
+
+def batch_size_for(horizon: int, threads: int, requested: int = 1 << 17) -> int:
+    """Runs per batch: the request, capped so that a batch stays seconds long on ``threads`` threads."""
+    return max(1, min(requested, BATCH_RUN_DAYS_PER_THREAD * threads // max(horizon, 1)))
+
+
 #: more runs than any machine or cluster could simulate (and far below 64-bit run indices)
 MAX_RUNS = 10**12
 
@@ -185,7 +192,7 @@ def run_loaded(
     if threads is None and os.environ.get("SLURM_CPUS_PER_TASK", "").isdigit():
         threads = int(os.environ["SLURM_CPUS_PER_TASK"])  # what the job was given, not the whole node
     n_threads = engine.resolve_threads(threads)
-    batch_size = max(1, min(batch_size, BATCH_RUN_DAYS_PER_THREAD * n_threads // model.horizon))
+    batch_size = batch_size_for(model.horizon, n_threads, batch_size)
     resources.check_magnitudes(model, n_runs)  # 64-bit counts: correctness, not overridable
     if resource_check:  # memory and disk, before any work (summary: one is printed after)
         resources.check(model, r1 - r0, n_threads, batch_size, out, runs_total=n_runs, summary=summary)
