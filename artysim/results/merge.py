@@ -13,7 +13,6 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 
-from artysim.core.engine import Daily
 from artysim.errors import ResultsError
 from artysim.model.load import loads
 from artysim.results import schema
@@ -47,7 +46,9 @@ def merge(inputs: list[str], output: str | Path, *, allow_partial: bool = False,
         extra["missing_runs"] = shards_mod.describe_gaps(gaps, shards)
     full = not gaps
     T = model.horizon
-    daily = Daily.empty(T, model.n_sample, len(model.kinds))
+    stats: dict[str, np.ndarray] | None = None  # the mergeable counts and sums, added shard by shard
+    sample_stock = np.full((model.n_sample, T), -1, dtype=np.int64)
+    sample_fired = np.full((model.n_sample, T), -1, dtype=np.int64)
     with ResultsWriter(out, force=force, model=model, loaded=loaded, seed=int(a0["seed"]),
                        run_start=int(run_index[0]) if full else int(run_index.min()),
                        run_stop=int(run_index[-1]) + 1, runs_total=int(a0["runs_total"]),
@@ -63,17 +64,12 @@ def merge(inputs: list[str], output: str | Path, *, allow_partial: bool = False,
                                        f"match its run range ({n})")
                 w.write_runs_raw(offset, {v.name: nc[v.name][:] for v in schema.PER_RUN})
                 offset += n
-                for j, name in enumerate(schema.DAILY_NAMES):
-                    daily.hist[:, j, :] += nc[f"{name}_hist"][:]
-                    daily.sums[:, j] += nc[f"{name}_sum"][:]
-                daily.n_short += nc["n_short"][:]
-                daily.n_first_short += nc["n_first_short"][:]
-                daily.src_sums[:, 0, :] += nc["fired_by_source_sum"][:]
-                daily.src_sums[:, 1, :] += nc["effective_by_source_sum"][:]
+                part = {v.name: np.asarray(nc[v.name][:], dtype=np.int64) for v in schema.MERGEABLE}
+                stats = part if stats is None else {k: stats[k] + part[k] for k in stats}
                 if nc.dimensions["sample"].size:
                     rows = np.asarray(nc["sample"][:], dtype=np.int64)
-                    daily.sample_stock[rows] = nc["stock_sample"][:]
-                    daily.sample_fired[rows] = nc["fired_sample"][:]
-        w.write_daily(daily)
+                    sample_stock[rows] = nc["stock_sample"][:]
+                    sample_fired[rows] = nc["fired_sample"][:]
+        w.write_stats(stats, sample_stock, sample_fired)
         w.commit()
     return out

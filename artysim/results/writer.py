@@ -243,9 +243,14 @@ class ResultsWriter:
                 self.nc[name][offset:offset + n, ...] = arr
 
     def write_daily(self, daily) -> None:
+        """The per-day statistics of an accumulator (``core.engine.Daily``)."""
+        self.write_stats(mergeable(daily), daily.sample_stock, daily.sample_fired)
+
+    def write_stats(self, stats: dict, sample_stock: np.ndarray, sample_fired: np.ndarray) -> None:
+        """The mergeable counts and sums (``schema.MERGEABLE``, by name), the per-day statistics derived
+        from them, and the sampled trajectories (rows indexed by run)."""
         self._signals.check()
         nc = self.nc
-        stats = mergeable(daily)
         for k, val in stats.items():
             nc[k][:] = val
         derived = derive_daily(stats, np.asarray(nc["quantile"][:]), self.n_runs)
@@ -253,8 +258,8 @@ class ResultsWriter:
             nc[k][:] = val
         if len(self.sample_runs):
             rows = self.sample_runs
-            nc["stock_sample"][:] = daily.sample_stock[rows]
-            nc["fired_sample"][:] = daily.sample_fired[rows]
+            nc["stock_sample"][:] = sample_stock[rows]
+            nc["fired_sample"][:] = sample_fired[rows]
 
     def _achieved_correlations(self) -> None:
         """Rank correlation of each requested pair over this file's runs (reads two columns back)."""
