@@ -256,7 +256,6 @@ def sweep_cmd(scenario, varies, output, runs, seed, sets, threads, force, quiet,
 def validate(scenario, sets) -> None:
     """Check a scenario file without running it."""
     from artysim.jobs import resources
-    from artysim.jobs import run as runner
     from artysim.jobs.bundled import resolve
     from artysim.model.load import load
 
@@ -268,7 +267,7 @@ def validate(scenario, sets) -> None:
                f"({', '.join(f'{x.name} [{x.kind}]' for x in s.source)}), {s.horizon} days from "
                f"{s.start_date}, {len(model.sampled)} sampled parameters, hash {loaded.hash[:12]}")
     threads = resources.default_threads()
-    batch = runner.batch_size_for(model.horizon, threads)
+    batch = resources.batch_size_for(model.horizon, threads)
     est = resources.estimate(model, s.run.runs, threads, batch, summary=True)
     click.echo(f"{s.run.runs} runs on {threads} threads would need {est.describe()}")
 

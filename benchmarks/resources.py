@@ -55,7 +55,7 @@ def estimated(name: str, runs: int, horizon: int | None, threads: int) -> resour
     sets = [f"scenario.horizon_days={horizon}"] if horizon else []
     model = loading.load(runner.resolve(name), sets).model
     n = engine.resolve_threads(threads)
-    batch = runner.batch_size_for(model.horizon, n)
+    batch = resources.batch_size_for(model.horizon, n)
     return resources.estimate(model, runs, n, batch)
 
 

@@ -37,6 +37,15 @@ Z_MAX = 9.0
 
 OVERRIDE = "--no-resource-check"
 
+#: Run-days per batch and thread at most: a signal (Ctrl-C, SLURM's SIGTERM before its SIGKILL) is
+#: handled between batches, so a batch must take seconds, not minutes, whatever the horizon.
+BATCH_RUN_DAYS_PER_THREAD = 1 << 22
+
+
+def batch_size_for(horizon: int, threads: int, requested: int = 1 << 17) -> int:
+    """Runs per batch: the request, capped so that a batch stays seconds long on ``threads`` threads."""
+    return max(1, min(requested, BATCH_RUN_DAYS_PER_THREAD * threads // max(horizon, 1)))
+
 
 @dataclass
 class Estimate:

@@ -14,22 +14,13 @@ from artysim.core import engine
 from artysim.errors import ArtysimError
 from artysim.jobs import resources
 from artysim.jobs.bundled import resolve
+from artysim.jobs.resources import batch_size_for
 from artysim.model import design as design_mod
 from artysim.model.load import Loaded, load
 from artysim.model.scenario import slug
 from artysim.results.atomic import check_target
 from artysim.results.shards import shard_is_valid, shard_name, shard_range, slurm_shard_from_env
 from artysim.results.writer import ResultsWriter
-
-#: Run-days per batch and thread at most: a signal (Ctrl-C, SLURM's SIGTERM before its SIGKILL) is
-#: handled between batches, so a batch must take seconds, not minutes, whatever the horizon.
-BATCH_RUN_DAYS_PER_THREAD = 1 << 22
-
-
-def batch_size_for(horizon: int, threads: int, requested: int = 1 << 17) -> int:
-    """Runs per batch: the request, capped so that a batch stays seconds long on ``threads`` threads."""
-    return max(1, min(requested, BATCH_RUN_DAYS_PER_THREAD * threads // max(horizon, 1)))
-
 
 #: more runs than any machine or cluster could simulate (and far below 64-bit run indices)
 MAX_RUNS = 10**12
