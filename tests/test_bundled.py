@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import tomllib
 from click.testing import CliRunner
-from conftest import assert_mc, se_mean
+from support import assert_mc, se_mean
 
 from artysim.cli import main
 from artysim.results.reader import open_file as open_results

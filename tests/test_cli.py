@@ -15,7 +15,7 @@ import pytest
 import tomllib
 import xarray as xr
 from click.testing import CliRunner
-from conftest import assert_refused, leftovers
+from support import assert_refused, leftovers
 
 from artysim.cli import main
 

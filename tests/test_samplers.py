@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 import scipy.special as sp
 import scipy.stats as st
-from conftest import assert_gof, assert_mc, pooled_chisquare, se_var_exact
 from pydantic import TypeAdapter
+from support import assert_gof, assert_mc, pooled_chisquare, se_var_exact
 
 from artysim.core import rng
 from artysim.model import distributions
