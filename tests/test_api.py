@@ -49,16 +49,16 @@ def test_notebook_and_cli_give_the_same_comparison(files):
 
 def test_plot_and_sensitivity_delegate_to_their_modules(files, monkeypatch):
     calls = []
-    fake_plots = types.ModuleType("artysim.plots")
+    fake_plots = types.ModuleType("artysim.analysis.plots")
     for kind in ("fan", "depletion", "sources", "histogram", "tornado", "sweep"):
         def f(ds, _kind=kind, **kw):
             calls.append((_kind, ds, kw))
             return f"figure {_kind}"
         setattr(fake_plots, kind, f)
-    fake_sens = types.ModuleType("artysim.sensitivity")
+    fake_sens = types.ModuleType("artysim.analysis.sensitivity")
     fake_sens.analyze = lambda ds, **kw: ("ranking", ds, kw)
-    monkeypatch.setitem(sys.modules, "artysim.plots", fake_plots)
-    monkeypatch.setitem(sys.modules, "artysim.sensitivity", fake_sens)
+    monkeypatch.setitem(sys.modules, "artysim.analysis.plots", fake_plots)
+    monkeypatch.setitem(sys.modules, "artysim.analysis.sensitivity", fake_sens)
     with artysim.open_results(files[0]) as ds:
         assert ds.artysim.plot.fan(ax=None, title="x") == "figure fan"
         assert ds.artysim.plot.tornado(outcome="shortfall_total") == "figure tornado"
@@ -84,7 +84,7 @@ def test_accessor_is_registered_whatever_the_import_order(files, code):
 
 def test_the_cli_does_not_import_xarray_to_run():
     """`artysim run -q` (every array task) should not pay for importing xarray (about 0.5 s)."""
-    p = subprocess.run([sys.executable, "-c", "import sys, artysim, artysim.cli, artysim.runner; "
+    p = subprocess.run([sys.executable, "-c", "import sys, artysim, artysim.cli, artysim.jobs.run; "
                         "print('xarray' in sys.modules)"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "False"

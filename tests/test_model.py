@@ -624,6 +624,7 @@ def test_conservation_all_features():
 
 
 def test_every_bundled_config_loads_and_builds():
+    assert len(CONFIGS) >= 6, f"configs/*.toml found {len(CONFIGS)} files"  # an empty glob would check nothing
     for path in CONFIGS + [BENCH]:
         loaded = loading.load(path)
         r = simulate(loaded, 5)
