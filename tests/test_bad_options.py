@@ -103,6 +103,8 @@ CASES = [
     ("validate", "{scn} --set demand.daily_cv=-1", ["demand.daily_cv"]),
     ("validate", "{scn} --set demand.base=1e14", ["demand.base", "rounds/day"]),
     ("scenarios", "extra", ["unexpected extra argument"]),
+    ("scenarios", "--cite no-such-scenario", ["no bundled scenario named 'no-such-scenario'"]),
+    ("scenarios", "--cite", ["--cite", "requires an argument"]),
     ("nosuchcommand", "", ["No such command"]),
 ]
 
