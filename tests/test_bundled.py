@@ -13,6 +13,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -171,6 +173,21 @@ def test_the_figures_table_is_the_projects_and_whole():
         assert TABLE[i]["quantity"] and TABLE[i]["value"] and TABLE[i]["url"], i
     for name in ("README.md", "validation_targets.md", *figures.DATA_FILES):
         assert (FIGURES_CSV.parent / name).is_file(), name
+
+
+def test_the_data_folder_ships_in_the_wheel_and_is_found_there():
+    """pyproject's force-include puts data/ at artysim/data, where the figures module looks first; the
+    module imports nothing heavy (the CLI's scenarios --cite runs without numba, numpy or pandas)."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    include = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    assert include["data"] == "artysim/data" and include["configs"] == "artysim/configs"
+    package = Path(figures.__file__).resolve().parents[1]
+    assert figures.PACKAGE_DATA == package / "data" and figures.REPO_DATA == REPO / "data"
+    code = ("import sys, artysim.model.figures, artysim.jobs.bundled; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numba', 'numpy', 'pandas', 'xarray')))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "[]"
 
 
 def test_the_cite_check_sees_unknown_rows():
