@@ -220,7 +220,7 @@ def test_merge_refuses_different_run_totals(mixed, outdir):
 
 def test_merge_refuses_different_versions(tmp_path, shard_sets, outdir, monkeypatch):
     d = copy_shards(shard_sets(3), tmp_path / "in", [0, 1], 3)
-    monkeypatch.setattr("artysim.io.__version__", "0.0.0+other")
+    monkeypatch.setattr("artysim.results.writer.__version__", "0.0.0+other")
     run_shard(d / shards_mod.shard_name("nk", 2, 3), 2, 3)
     monkeypatch.undo()
     assert_refused(invoke("merge", "-o", outdir / "m.nc", d), "different artysim versions", "0.0.0+other")
@@ -395,7 +395,7 @@ def test_skip_valid_replaces_a_file_of_another_job(tmp_path, shard_sets, monkeyp
     if case == "junk":
         out.write_bytes(b"half-written garbage")
     elif case == "other-version":  # merge would refuse to mix it with this version's shards
-        monkeypatch.setattr("artysim.io.__version__", "0.0.0+other")
+        monkeypatch.setattr("artysim.results.writer.__version__", "0.0.0+other")
         run_shard(out, 1, 3)
         monkeypatch.undo()
     else:
