@@ -423,7 +423,7 @@ def test_interrupted_run_leaves_no_file(tmp_path, sig):
     )
     try:
         deadline = time.monotonic() + 120
-        while not any(p.name.startswith(".artysim-") for p in out_dir.iterdir()):  # AtomicFile's folder
+        while not any(p.name.startswith(".artysim-") for p in out_dir.iterdir()):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "no temporary results file appeared"
             time.sleep(0.05)

@@ -212,7 +212,7 @@ def test_sweep_file_passes_the_cf_checker(grid, tmp_path):
 def test_interrupted_sweep_leaves_nothing(grid, tmp_path, monkeypatch):
     from artysim.jobs import sweep
 
-    real = runner.run_loaded  # what run_sweep calls for each variant
+    real = runner.run_loaded
     calls = []
 
     def run_then_interrupt(*a, **kw):
