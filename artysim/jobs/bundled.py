@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from artysim.errors import ArtysimError
+
 PACKAGE_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 REPO_CONFIGS = Path(__file__).resolve().parent.parent.parent / "configs"
 
@@ -32,8 +34,6 @@ def resolve(path_or_name: str) -> Path:
 
 def named(name: str) -> Path:
     """The bundled scenario called ``name`` (its file's stem or name); ArtysimError if there is none."""
-    from artysim.errors import ArtysimError
-
     files = bundled()
     for b in files:
         if name in (b.stem, b.name):
