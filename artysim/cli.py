@@ -273,11 +273,17 @@ def validate(scenario, sets) -> None:
 
 
 @main.command()
-def scenarios() -> None:
-    """List the bundled scenarios."""
-    from artysim.jobs.bundled import bundled
+@click.option("--cite", "cite", metavar="NAME",
+              help="Print the rows of data/figures.csv that bundled scenario NAME cites, one per line.")
+def scenarios(cite: str | None) -> None:
+    """List the bundled scenarios (or, with --cite, the sources one of them cites)."""
+    from artysim.jobs.bundled import bundled, citations
     from artysim.model.load import load
 
+    if cite is not None:
+        for line in citations(cite):
+            click.echo(line)
+        return
     files = bundled()
     if not files:
         click.echo("no bundled scenarios found", err=True)

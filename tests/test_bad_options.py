@@ -7,11 +7,11 @@ Placeholders in the arguments: ``{nc}`` a valid results file, ``{out}`` an empty
 
 from __future__ import annotations
 
-from pathlib import Path
+import string
 
 import pytest
 from click.testing import CliRunner
-from conftest import assert_refused, leftovers
+from support import assert_refused, leftovers
 
 from artysim.cli import main
 
@@ -103,6 +103,8 @@ CASES = [
     ("validate", "{scn} --set demand.daily_cv=-1", ["demand.daily_cv"]),
     ("validate", "{scn} --set demand.base=1e14", ["demand.base", "rounds/day"]),
     ("scenarios", "extra", ["unexpected extra argument"]),
+    ("scenarios", "--cite no-such-scenario", ["no bundled scenario named 'no-such-scenario'"]),
+    ("scenarios", "--cite", ["--cite", "requires an argument"]),
     ("nosuchcommand", "", ["No such command"]),
 ]
 
@@ -155,18 +157,20 @@ def paths(tmp_path_factory) -> dict:
 
 
 def test_every_command_has_cases():
-    """A command added to the CLI without bad-option cases here fails this test."""
+    """A command added to the CLI without bad-option cases here fails this test, and so does a case for a
+    command the CLI no longer has (``nosuchcommand`` is the one case meant to name none)."""
     covered = {c for c, _, _ in CASES}
     assert set(main.commands) <= covered, set(main.commands) - covered
+    assert covered - {"nosuchcommand"} <= set(main.commands), covered - {"nosuchcommand"} - set(main.commands)
 
 
 @pytest.mark.parametrize("command, args, needles", CASES, ids=[f"{c} {a}" for c, a, _ in CASES])
 def test_bad_option_refused(paths, tmp_path, command, args, needles):
     out = tmp_path / "out"
     out.mkdir()
-    if command not in main.commands and command != "nosuchcommand":
-        pytest.skip(f"no '{command}' command in this version")
-    argv = [command] + fill(args, {**paths, "out": out})
+    values = {**paths, "out": out}
+    assert set(values) == PLACEHOLDERS
+    argv = [command] + fill(args, values)
     before = sorted(p.name for p in paths["nc"].parent.iterdir())
     assert_refused(invoke(argv), *needles)
     assert leftovers(out) == []  # nothing written, no temporary file
@@ -180,6 +184,27 @@ def test_shard_beyond_shards_from_slurm_environment(paths, tmp_path, monkeypatch
     assert leftovers(tmp_path) == []
 
 
+PLACEHOLDERS = {"scn", "nc", "out", "missing"}  # what ``paths`` and ``test_bad_option_refused`` fill in
+
+
+def placeholders(args: str) -> set[str]:
+    """The {..} fields of a case's arguments ({{ and }} are literal braces, not fields)."""
+    return {field for _, field, _, _ in string.Formatter().parse(args) if field is not None}
+
+
+def test_placeholders_are_found():
+    """The parser this check relies on: a misspelt field is seen, escaped braces are not fields."""
+    assert placeholders("{scn} --set 'x={{ a = 1 }}' -o {outt}/r.nc") == {"scn", "outt"}
+    assert placeholders("--runs 5") == set()
+
+
 def test_cases_reference_only_known_placeholders():
-    for _, args, _ in CASES:
-        fill(args, {"scn": "s", "nc": "n", "out": "o", "missing": Path("m")})
+    """A case with a misspelt placeholder ({sn}, {output}) fails here, naming the case, rather than as a
+    KeyError (or a path taken literally) inside the parametrized test; every placeholder is used."""
+    used = set()
+    for command, args, _ in CASES:
+        fields = placeholders(args)
+        assert fields <= PLACEHOLDERS, f"{command} {args!r}: unknown placeholders {sorted(fields - PLACEHOLDERS)}"
+        fill(args, {k: f"<{k}>" for k in PLACEHOLDERS})  # and fills without error
+        used |= fields
+    assert used == PLACEHOLDERS, PLACEHOLDERS - used

@@ -10,18 +10,22 @@ also held against the figures the files cite, within plausibility bands stated i
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import math
-import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tomllib
 from click.testing import CliRunner
-from conftest import assert_mc, se_mean
+from support import assert_mc, assert_refused, se_mean
 
 from artysim.cli import main
+from artysim.jobs import bundled as bundled_mod
+from artysim.model import figures
 from artysim.results.reader import open_file as open_results
 
 REPO = Path(__file__).resolve().parent.parent
@@ -30,13 +34,9 @@ BUNDLED = sorted(CONFIGS.glob("*.toml"))
 NAMES = [p.stem for p in BUNDLED]
 CENTRAL = CONFIGS / "ru-2023-2024-no-imports.toml"
 PAIRED = ["ru-2023-2024-no-imports", "ru-2023-2024-nk", "nk-ceiling"]
-FIGURES_CSV = REPO.parent / "shared" / "data" / "figures.csv"
-
-#: Row ids of ../shared/data/figures.csv (prefix -> number of rows), frozen here because the data
-#: folder is not part of the repository; checked against the file itself where it is present.
-ROW_IDS = {f"{p}{i:02d}" for p, n in {"R": 26, "U": 5, "P": 15, "S": 6, "N": 23, "D": 13, "W": 4, "B": 4}.items()
-           for i in range(1, n + 1)}
-ROW_RE = re.compile(r"\b([RUPSNDWB]\d{2})\b")
+FIGURES_CSV = REPO / "data" / "figures.csv"  # the project's copy: a fresh clone has it
+TABLE = figures.read_table(FIGURES_CSV)
+ROW_IDS = figures.row_ids(TABLE)
 
 
 def invoke(*args):
@@ -157,28 +157,112 @@ def test_the_documented_scenarios_are_bundled():
         assert f"`{n}`" in readme, f"configs/README.md has no entry for {n}"
 
 
-def test_row_id_list_matches_the_data_file():
-    if not FIGURES_CSV.exists():
-        pytest.skip(f"{FIGURES_CSV} not present (the frozen ROW_IDS are used)")
-    import csv
+def test_the_figures_table_is_the_projects_and_whole():
+    """data/figures.csv is in the repository (and is what the package finds), with its columns, 165
+    lines below the header and, among them, the rows every id prefix had when the scenarios were
+    written (R01-R26, U01-U05, P01-P15, S01-S06, N01-N23, D01-D13, W01-W04, B01-B04)."""
+    assert FIGURES_CSV.is_file()
+    assert figures.read_table() == TABLE  # installed artysim/data/ or the repository's data/
+    with open(FIGURES_CSV, encoding="utf-8", newline="") as f:
+        assert next(csv.reader(f)) == list(figures.COLUMNS)
+    assert len(TABLE) == 165
+    first = {f"{p}{i:02d}" for p, n in {"R": 26, "U": 5, "P": 15, "S": 6, "N": 23, "D": 13, "W": 4, "B": 4}.items()
+             for i in range(1, n + 1)}
+    assert first <= ROW_IDS, sorted(first - ROW_IDS)
+    for i in ROW_IDS:
+        assert TABLE[i]["quantity"] and TABLE[i]["value"] and TABLE[i]["url"], i
+    for name in ("README.md", "validation_targets.md", *figures.DATA_FILES):
+        assert (FIGURES_CSV.parent / name).is_file(), name
 
-    with open(FIGURES_CSV, encoding="utf-8") as f:
-        ids = {r["id"] for r in csv.DictReader(f) if ROW_RE.fullmatch(r["id"] or "")}
-    assert ids == ROW_IDS
+
+def test_the_data_folder_ships_in_the_wheel_and_is_found_there():
+    """pyproject's force-include puts data/ at artysim/data, where the figures module looks first; the
+    module imports nothing heavy (the CLI's scenarios --cite runs without numba, numpy or pandas)."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    include = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    assert include["data"] == "artysim/data" and include["configs"] == "artysim/configs"
+    package = Path(figures.__file__).resolve().parents[1]
+    assert figures.PACKAGE_DATA == package / "data" and figures.REPO_DATA == REPO / "data"
+    code = ("import sys, artysim.model.figures, artysim.jobs.bundled; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numba', 'numpy', 'pandas', 'xarray')))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "[]"
+
+
+def test_the_cite_check_sees_unknown_rows():
+    """The check below can fail: an unknown id in a sources list, in a comment or inside a range, and a
+    sources entry that is neither a row id nor a data file, are all reported."""
+    head = '[scenario]\nname = "x"\n'
+    assert figures.missing(head + 'sources = ["D01", "N99"]\n', TABLE) == ["N99"]
+    assert figures.missing("# see R05 and R99\n" + head, TABLE) == ["R99"]
+    assert figures.missing("# W02-W06\n" + head, TABLE) == ["W05", "W06"]
+    assert figures.missing(head + 'sources = ["recommended_input.csv"]\n', TABLE) == ["recommended_input.csv"]
+    assert figures.missing(head + 'sources = "D01"\n[demand]\nsources = ["R02", "recommended_inputs.csv"]\n',
+                           TABLE) == []
+    assert figures.cited("# N13-N16, P02/P09\n" + head, TABLE) == (["N13", "N14", "N15", "N16", "P02", "P09"], [])
 
 
 @pytest.mark.parametrize("path", BUNDLED, ids=NAMES)
 def test_every_cited_row_exists_and_file_says_its_question(path):
     text = path.read_text(encoding="utf-8")
-    cited = set(ROW_RE.findall(text))
-    assert cited, f"{path.name} cites no rows of figures.csv"
-    assert cited <= ROW_IDS, f"{path.name} cites rows that do not exist: {sorted(cited - ROW_IDS)}"
+    ids, files = figures.cited(text, TABLE)
+    assert ids, f"{path.name} cites no rows of figures.csv"
+    absent = figures.missing(text, TABLE)
+    assert not absent, f"{path.name} cites rows that are not in data/figures.csv: {absent}"
+    assert set(files) <= set(figures.DATA_FILES)
     doc = raw(path)
     for entry in doc["scenario"].get("sources", []):
-        assert entry in ROW_IDS or entry == "recommended_inputs.csv", entry
+        assert entry in ROW_IDS or entry in figures.DATA_FILES, entry
     head = text.split("[scenario]")[0]
     assert "Question" in head, f"{path.name}: header comment must say what question the file answers"
+    assert "shared/data" not in text, f"{path.name}: cite data/figures.csv, the project's copy"
     assert doc["scenario"]["name"] == path.stem
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_scenarios_cite_prints_each_cited_row(name):
+    """`artysim scenarios --cite NAME`: one line per cited row with its figure, value and unit, period,
+    who estimated it, the source and its URL, as data/figures.csv has them; then the data files."""
+    ids, files = figures.cited((CONFIGS / f"{name}.toml").read_text(encoding="utf-8"), TABLE)
+    r = invoke("scenarios", "--cite", name)
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert len(lines) == len(ids) + len(files)
+    for rid, line in zip(ids, lines):
+        row = TABLE[rid]
+        assert line.startswith(f"{rid} | {row['quantity']} | "), line
+        for col in ("value", "unit", "period", "estimated_by", "source_title", "url"):
+            assert row[col] in line, (rid, col)
+    for f, line in zip(files, lines[len(ids):]):
+        assert line.startswith(f"{f} | ") and line.endswith(f), line
+
+
+def test_scenarios_cite_d01_by_hand():
+    r = invoke("scenarios", "--cite", "nk-deal-2023.toml")  # the file name works too
+    assert r.exit_code == 0, r.output
+    d01 = next(line for line in r.stdout.splitlines() if line.startswith("D01 "))
+    assert d01 == ('D01 | NK shells non-functional | ~50% "do not function"; rest need refurbishment or '
+                   "inspection before use; 1970s–80s production % | to Feb 2024 (1.5M delivered) | HUR deputy "
+                   "Skibitskyi (Interfax-Ukraine) | Ukraine military official: half of all North Korean shells "
+                   "are duds (RFA via American Military News) | https://americanmilitarynews.com/2024/03/"
+                   "ukraine-military-official-half-of-all-north-korean-shells-are-duds/?ICID=ref_fark")
+
+
+def test_scenarios_cite_refuses_unknown_names_and_missing_rows(tmp_path, monkeypatch):
+    line = assert_refused(invoke("scenarios", "--cite", "no-such-scenario"), "no-such-scenario", "nk-deal-2023")
+    assert "bundled" in line
+    assert_refused(invoke("scenarios", "--cite", str(CENTRAL)), "no bundled scenario named")  # a path is not a name
+    # a bundled folder whose scenario cites a row the table lacks
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "bad.toml").write_text(CENTRAL.read_text(encoding="utf-8").replace('"R08"', '"R98"'))
+    monkeypatch.setattr(bundled_mod, "PACKAGE_CONFIGS", configs)
+    assert_refused(invoke("scenarios", "--cite", "bad"), "configs/bad.toml", "not in", "R98")
+    # and a table that cannot be found
+    monkeypatch.setattr(figures, "PACKAGE_DATA", tmp_path / "nothing")
+    monkeypatch.setattr(figures, "REPO_DATA", tmp_path / "nothing")
+    assert_refused(invoke("scenarios", "--cite", "bad"), "no figures table found")
 
 
 def test_paired_files_differ_only_in_the_import_source():

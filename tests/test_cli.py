@@ -15,7 +15,7 @@ import pytest
 import tomllib
 import xarray as xr
 from click.testing import CliRunner
-from conftest import assert_refused, leftovers
+from support import assert_refused, leftovers
 
 from artysim.cli import main
 
@@ -265,7 +265,7 @@ def test_bad_scenario_refused(tmp_path, case):
     out_dir.mkdir()
     assert_refused(invoke("validate", bad), str(bad), *needles)
     assert_refused(invoke("run", bad, "-o", out_dir / "r.nc"), str(bad), *needles)
-    assert leftovers(out_dir) == []  # neither a results file nor a temporary .*.part-* file
+    assert leftovers(out_dir) == []  # neither a results file nor a temporary .artysim-*.tmp folder
 
 
 def test_bad_scenario_refused_with_default_output(tmp_path, monkeypatch):
@@ -423,7 +423,7 @@ def test_interrupted_run_leaves_no_file(tmp_path, sig):
     )
     try:
         deadline = time.monotonic() + 120
-        while not any(p.name.startswith(".big.nc.part-") for p in out_dir.iterdir()):
+        while not any(p.name.startswith(".artysim-") for p in out_dir.iterdir()):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "no temporary results file appeared"
             time.sleep(0.05)

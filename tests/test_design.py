@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import assert_refused, header, load_scenario
 from SALib.sample import sobol as salib_sobol
+from support import assert_refused, header, load_scenario
 
 from artysim.analysis import sensitivity
 from artysim.cli import main

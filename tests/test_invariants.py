@@ -214,9 +214,9 @@ trajectory_sample = 3
 @pytest.mark.parametrize("case", ["all-features", "trillion-a-day"])
 def test_results_files_written_by_run_satisfy_the_invariants(tmp_path, case):
     """The same invariants on files written by `artysim run` (via the CLI, resource check included):
-    the conftest scenario using every feature, and 10^12 rounds a day for 10^4 days."""
+    the support scenario using every feature, and 10^12 rounds a day for 10^4 days."""
     from click.testing import CliRunner
-    from conftest import ALL_FEATURES
+    from support import ALL_FEATURES
 
     from artysim.cli import main
     from artysim.results.reader import open_file as open_results

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 import scipy.stats as st
-from conftest import ALL_MECHANISMS, assert_mc, header, load_scenario, se_mean, se_var, simulate
+from support import ALL_MECHANISMS, assert_mc, header, load_scenario, se_mean, se_var, simulate
 
 from artysim.core import layout
 from artysim.errors import ScenarioError

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import xarray as xr
 from click.testing import CliRunner
-from conftest import assert_refused, header, leftovers
 from matplotlib.figure import Figure
+from support import assert_refused, header, leftovers
 
 from artysim.analysis import plots, sensitivity, stats
 from artysim.cli import main

@@ -15,7 +15,7 @@ from pathlib import Path
 import numba
 import numpy as np
 import pytest
-from conftest import ALL_FEATURES, load_scenario, simulate
+from support import ALL_FEATURES, load_scenario, simulate
 
 from artysim.core import engine, kernel
 from artysim.model import load as loading

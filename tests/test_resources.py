@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import assert_refused, leftovers
+from support import assert_refused, leftovers
 
 from artysim.cli import main
 from artysim.core import bins, layout

@@ -324,7 +324,7 @@ def test_open_results_accepts_its_own_file(result):
 
 @pytest.fixture(scope="module")
 def mech_result(tmp_path_factory) -> tuple[Path, sc.Loaded]:
-    from conftest import ALL_MECHANISMS
+    from support import ALL_MECHANISMS
 
     folder = tmp_path_factory.mktemp("mech")
     src = folder / "all.toml"

@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 import scipy.special as sp
 import scipy.stats as st
-from conftest import assert_gof, assert_mc, pooled_chisquare, se_var_exact
 from pydantic import TypeAdapter
+from support import assert_gof, assert_mc, pooled_chisquare, se_var_exact
 
 from artysim.core import rng
 from artysim.model import distributions
@@ -42,10 +42,8 @@ def dist(**kw):
 
 
 def _one_stream() -> np.ndarray:
-    """State array for one stream, in whichever layout ``rng`` uses (1 x 4, or 4 x 1 from new_streams)."""
-    if hasattr(rng, "new_streams"):
-        return rng.new_streams(1)
-    return np.empty((1, 4), dtype=np.uint64)
+    """State array for one stream (4 x 1, the layout ``rng.new_streams`` makes)."""
+    return rng.new_streams(1)
 
 
 def _key(seed: int) -> np.uint64:

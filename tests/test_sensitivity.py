@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 from click.testing import CliRunner
-from conftest import assert_refused, header
 from scipy import stats
+from support import assert_refused, header
 
 from artysim.analysis import sensitivity
 from artysim.cli import main

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from click.testing import CliRunner
-from conftest import assert_refused, leftovers
+from support import assert_refused, leftovers
 
 import artysim
 from artysim.cli import main

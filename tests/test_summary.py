@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import assert_refused
+from support import assert_refused
 
 from artysim.analysis import stats, summary
 from artysim.cli import main
