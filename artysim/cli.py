@@ -12,34 +12,73 @@ import click
 from artysim.version import __version__
 
 
+def _on_sigterm(signum, frame):
+    """SIGTERM (SLURM's at a time limit, ``kill``) is an interrupt like Ctrl-C: cleaned up, exit 143."""
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def _interrupted(e: BaseException) -> int:
+    """After an interrupt: remove what is temporary, say truly what was written, return 130 or 143."""
+    from artysim.results import atomic
+
+    atomic.discard_all()
+    written = atomic.committed()
+    if written:
+        what = ", ".join(str(p) for p in written)
+        click.echo(f"artysim: interrupted; {what} had been written completely before", err=True)
+    else:
+        click.echo("artysim: interrupted; no partial results were kept", err=True)
+    return 143 if str(e) == "SIGTERM" else 130
+
+
 class _Group(click.Group):
-    """Maps user errors to a one-line message and exit status 2, never a traceback."""
+    """Maps user errors to a one-line message and exit status 2, never a traceback; SIGINT and SIGTERM
+    to one line and exit status 130 and 143 (the shell's 128 + signal number), at any moment."""
 
     def invoke(self, ctx):
         from artysim.errors import ArtysimError
+        from artysim.results import atomic
 
         try:
             return super().invoke(ctx)
         except ArtysimError as e:
+            atomic.discard_all()
             click.echo(f"artysim: error: {e}", err=True)
             ctx.exit(2)
         except KeyboardInterrupt as e:
-            click.echo("artysim: interrupted; no partial results were kept", err=True)
-            ctx.exit(143 if str(e) == "SIGTERM" else 130)
+            ctx.exit(_interrupted(e))
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         """Bad options and arguments get one line (and the help command to try), exit status 2."""
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        import signal
+
+        from artysim.results import atomic
+
+        atomic.reset()
+        old_term = None
+        try:
+            if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+                old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+        except ValueError:  # not the main thread: signals are not ours to handle
+            pass
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as e:
             where = e.ctx.command_path if e.ctx is not None else "artysim"
             click.echo(f"artysim: error: {e.format_message()} (see '{where} --help')", err=True)
             sys.exit(2)
-        except click.Abort:
+        except click.Abort as e:
+            if isinstance(e.__context__, KeyboardInterrupt):  # click turns an interrupt outside invoke into Abort
+                sys.exit(_interrupted(e.__context__))
             click.echo("artysim: aborted", err=True)
             sys.exit(1)
+        except KeyboardInterrupt as e:
+            sys.exit(_interrupted(e))
+        finally:
+            if old_term is not None:
+                signal.signal(signal.SIGTERM, old_term)
         sys.exit(rv if isinstance(rv, int) else 0)
 
 

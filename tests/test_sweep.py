@@ -212,7 +212,7 @@ def test_sweep_file_passes_the_cf_checker(grid, tmp_path):
 def test_interrupted_sweep_leaves_nothing(grid, tmp_path, monkeypatch):
     from artysim.jobs import sweep
 
-    real = runner.run
+    real = runner.run_loaded
     calls = []
 
     def run_then_interrupt(*a, **kw):
@@ -221,7 +221,7 @@ def test_interrupted_sweep_leaves_nothing(grid, tmp_path, monkeypatch):
             raise KeyboardInterrupt("SIGINT")
         return real(*a, **kw)
 
-    monkeypatch.setattr(runner, "run", run_then_interrupt)
+    monkeypatch.setattr(runner, "run_loaded", run_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         sweep.run_sweep(str(grid["scn"]), ["source.imp.available=1e5,2e5,3e5"], tmp_path / "o.nc", runs=10,
                         quiet=True)
