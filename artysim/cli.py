@@ -100,7 +100,7 @@ def main() -> None:
 @click.option("--shards", type=click.IntRange(min=1), help="Number of shards the runs are split into.")
 @click.option("--skip-valid", is_flag=True,
               help="If the output already holds this very shard (same scenario, seed, runs), do nothing; "
-                   "an invalid file there is replaced (for job arrays).")
+                   "any other file there is refused unless --force (job arrays pass both).")
 @click.option("--force", is_flag=True, help="Overwrite an existing results file.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no summary.")
 @click.option("--design", type=click.Choice(["random", "sobol"]), default="random", show_default=True,
@@ -117,10 +117,9 @@ def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, 
 
     shard, shards, done = runner.plan_shard(scenario, sets=list(sets), runs=runs, seed=seed, output=output,
                                             shard=shard, shards=shards, skip_valid=skip_valid, design=design,
-                                            quiet=quiet, note=lambda m: click.echo(m, err=True))
+                                            quiet=quiet, note=lambda m: click.echo(m, err=True), force=force)
     if done:
         return
-    force = force or (skip_valid and Path(output).exists())
     path = runner.run(scenario, sets=list(sets), runs=runs, seed=seed, output=output, threads=threads,
                       force=force, quiet=quiet, shard=shard, shards=shards, design=design,
                       resource_check=not no_resource_check, summary=not quiet)
