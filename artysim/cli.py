@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import sys
 from pathlib import Path
 
@@ -168,12 +169,13 @@ def slurm_cmd(scenario, runs, shards, out_dir, seed, sets, partition, time_limit
                               account=account, array_limit=array_limit)
     job = slurm.write_job(str(resolve(scenario)), runs=runs, shards=shards, out_dir=out_dir, seed=seed,
                           sets=list(sets), opts=opts, only_missing=only_missing)
+    q = shlex.quote  # the commands shown are for copying into a shell
     if job["submit"] is None:
         click.echo(f"all {shards} shards in {job['dir']}/shards are present and valid; "
-                   f"merge them with: artysim merge -o {job['merged']} {job['dir']}/shards")
+                   f"merge them with: artysim merge -o {q(str(job['merged']))} {q(str(job['dir'] / 'shards'))}")
         return
     click.echo(f"wrote {job['dir']}/array.sbatch ({len(job['missing'])} of {shards} shards), merge.sbatch, "
-               f"submit.sh\nsubmit with: bash {job['submit']}\nresult will be: {job['merged']}")
+               f"submit.sh\nsubmit with: bash {q(str(job['submit']))}\nresult will be: {job['merged']}")
 
 
 def _jsonable(x):
