@@ -10,7 +10,7 @@ Nothing that came from an argument is ever executed by a generated script: every
 script body is one ``shlex.quote``d word (the shard file name is built from quoted parts and a shell
 variable expanded inside double quotes, never re-parsed); SLURM options are checked against what
 SLURM accepts, so a value cannot start a new line in the ``#SBATCH`` header; the log paths in
-``#SBATCH --output=`` are escaped for sbatch's own directive parser (backslashes) and its file name
+``#SBATCH --output=`` are quoted for sbatch's own directive parser and escaped for its file name
 patterns (a literal ``%`` as ``%%``). A folder name that no script could hold safely (a control
 character such as a newline, or a backslash, which would turn off sbatch's ``%A``-patterns) is refused.
 """
@@ -69,7 +69,7 @@ _CHECKS = {
                "a SLURM time: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"),
     "--mem": (re.compile(r"\d+[KMGTkmgt]?"), "an integer with an optional K, M, G or T suffix (e.g. 4G)"),
 }
-#: characters sbatch's ``#SBATCH`` line parser or its file name patterns treat specially
+#: characters sbatch's ``#SBATCH`` line parser treats specially
 _DIRECTIVE_SPECIAL = set(" \t\"'#\\")
 
 
@@ -104,10 +104,15 @@ def check_out_dir(out: Path) -> None:
 
 def directive_value(path: str) -> str:
     """``path`` as the value of an ``#SBATCH --output=`` directive: ``%`` doubled (sbatch's file name
-    patterns), then each character sbatch's directive parser treats specially (space, quote, ``#``,
-    backslash) escaped with a backslash. The caller adds the patterns (``%A``) after it."""
+    patterns), and, if it holds a character sbatch's directive parser treats specially (space, quote,
+    ``#``, backslash), in double quotes with each of ``"``, ``'``, ``#`` and backslash escaped by a backslash.
+    (A backslash alone cannot protect a space: the parser ends an unquoted argument at a space even
+    after a backslash; and older sbatch versions end the line at a ``#`` even inside quotes.) The caller
+    appends the patterns (``/%A_%a.out``) after it, outside the quotes."""
     text = path.replace("%", "%%")
-    return "".join("\\" + c if c in _DIRECTIVE_SPECIAL else c for c in text)
+    if not any(c in _DIRECTIVE_SPECIAL for c in text):
+        return text
+    return '"' + "".join("\\" + c if c in "\"'#\\" else c for c in text) + '"'
 
 
 def _sbatch_header(opts: SlurmOptions, job_name: str, log: str) -> list[str]:
