@@ -131,6 +131,7 @@ def run_sweep(scenario_path: str, vary_items: list[str], output: str | Path, *, 
                 signals.check()
                 if on_variant:
                     on_variant(v, len(variants))
+                signals.check()
                 f = tmp.dir / f"variant-{v.index}.nc"
                 runner.run_loaded(v.loaded, runs=runs, seed=the_seed, output=f, threads=threads, quiet=quiet,
                                   resource_check=resource_check)
