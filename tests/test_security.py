@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -210,6 +211,18 @@ def test_out_dir_is_never_executed(tmp_path, fakes, case):
         assert len(outs) == 1 and outs[0].endswith(pattern), opts
         assert slurm_filename(outs[0].removeprefix("--output=")) == str(d / "logs" / want)
         assert all(o.startswith("--") for o in opts), opts  # nothing but options: no stray word
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+@pytest.mark.parametrize("case", ["everything", "unicode", "space"])
+def test_scripts_pass_shellcheck(tmp_path, case):
+    """shellcheck finds nothing but SC2016 (single quotes that do not expand: what they are for)."""
+    d = tmp_path / NASTY_DIRS[case]
+    ok(invoke("slurm", NK, "--runs", 100, "--shards", 3, "--out-dir", d, "--set", NASTY_SETS[0]))
+    for script in ("array.sbatch", "merge.sbatch", "submit.sh"):
+        p = subprocess.run(["shellcheck", "-s", "bash", "-e", "SC2016", str(d / script)], capture_output=True,
+                           text=True, timeout=60)
+        assert p.returncode == 0, p.stdout
 
 
 @pytest.mark.parametrize("value", NASTY_SETS, ids=["metachars", "newline", "toml-literal", "toml-basic"])

@@ -221,7 +221,7 @@ def write_job(scenario_path: str, *, runs: int, shards: int, out_dir: str | Path
         "rm -f .warm-up.nc",
         "array=$(sbatch --parsable array.sbatch)",
         "array=${array%%;*}",
-        "merge=$(sbatch --parsable --dependency=afterok:$array merge.sbatch)",
+        'merge=$(sbatch --parsable --dependency=afterok:"$array" merge.sbatch)',
         "merge=${merge%%;*}",
         f'echo "submitted shard array $array ({len(missing)} of {shards} shards) and merge job $merge"',
         f"printf '%s\\n' {q(f'result: {merged}')}",
