@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -11,34 +12,73 @@ import click
 from artysim.version import __version__
 
 
+def _on_sigterm(signum, frame):
+    """SIGTERM (SLURM's at a time limit, ``kill``) is an interrupt like Ctrl-C: cleaned up, exit 143."""
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def _interrupted(e: BaseException) -> int:
+    """After an interrupt: remove what is temporary, say truly what was written, return 130 or 143."""
+    from artysim.results import atomic
+
+    atomic.discard_all()
+    written = atomic.committed()
+    if written:
+        what = ", ".join(str(p) for p in written)
+        click.echo(f"artysim: interrupted; {what} had been written completely before", err=True)
+    else:
+        click.echo("artysim: interrupted; no partial results were kept", err=True)
+    return 143 if str(e) == "SIGTERM" else 130
+
+
 class _Group(click.Group):
-    """Maps user errors to a one-line message and exit status 2, never a traceback."""
+    """Maps user errors to a one-line message and exit status 2, never a traceback; SIGINT and SIGTERM
+    to one line and exit status 130 and 143 (the shell's 128 + signal number), at any moment."""
 
     def invoke(self, ctx):
         from artysim.errors import ArtysimError
+        from artysim.results import atomic
 
         try:
             return super().invoke(ctx)
         except ArtysimError as e:
+            atomic.discard_all()
             click.echo(f"artysim: error: {e}", err=True)
             ctx.exit(2)
         except KeyboardInterrupt as e:
-            click.echo("artysim: interrupted; no partial results were kept", err=True)
-            ctx.exit(143 if str(e) == "SIGTERM" else 130)
+            ctx.exit(_interrupted(e))
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         """Bad options and arguments get one line (and the help command to try), exit status 2."""
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        import signal
+
+        from artysim.results import atomic
+
+        atomic.reset()
+        old_term = None
+        try:
+            if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+                old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+        except ValueError:  # not the main thread: signals are not ours to handle
+            pass
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as e:
             where = e.ctx.command_path if e.ctx is not None else "artysim"
             click.echo(f"artysim: error: {e.format_message()} (see '{where} --help')", err=True)
             sys.exit(2)
-        except click.Abort:
+        except click.Abort as e:
+            if isinstance(e.__context__, KeyboardInterrupt):  # click turns an interrupt outside invoke into Abort
+                sys.exit(_interrupted(e.__context__))
             click.echo("artysim: aborted", err=True)
             sys.exit(1)
+        except KeyboardInterrupt as e:
+            sys.exit(_interrupted(e))
+        finally:
+            if old_term is not None:
+                signal.signal(signal.SIGTERM, old_term)
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
@@ -60,7 +100,7 @@ def main() -> None:
 @click.option("--shards", type=click.IntRange(min=1), help="Number of shards the runs are split into.")
 @click.option("--skip-valid", is_flag=True,
               help="If the output already holds this very shard (same scenario, seed, runs), do nothing; "
-                   "an invalid file there is replaced (for job arrays).")
+                   "any other file there is refused unless --force (job arrays pass both).")
 @click.option("--force", is_flag=True, help="Overwrite an existing results file.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no summary.")
 @click.option("--design", type=click.Choice(["random", "sobol"]), default="random", show_default=True,
@@ -77,10 +117,9 @@ def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, 
 
     shard, shards, done = runner.plan_shard(scenario, sets=list(sets), runs=runs, seed=seed, output=output,
                                             shard=shard, shards=shards, skip_valid=skip_valid, design=design,
-                                            quiet=quiet, note=lambda m: click.echo(m, err=True))
+                                            quiet=quiet, note=lambda m: click.echo(m, err=True), force=force)
     if done:
         return
-    force = force or (skip_valid and Path(output).exists())
     path = runner.run(scenario, sets=list(sets), runs=runs, seed=seed, output=output, threads=threads,
                       force=force, quiet=quiet, shard=shard, shards=shards, design=design,
                       resource_check=not no_resource_check, summary=not quiet)
@@ -129,12 +168,13 @@ def slurm_cmd(scenario, runs, shards, out_dir, seed, sets, partition, time_limit
                               account=account, array_limit=array_limit)
     job = slurm.write_job(str(resolve(scenario)), runs=runs, shards=shards, out_dir=out_dir, seed=seed,
                           sets=list(sets), opts=opts, only_missing=only_missing)
+    q = shlex.quote  # the commands shown are for copying into a shell
     if job["submit"] is None:
         click.echo(f"all {shards} shards in {job['dir']}/shards are present and valid; "
-                   f"merge them with: artysim merge -o {job['merged']} {job['dir']}/shards")
+                   f"merge them with: artysim merge -o {q(str(job['merged']))} {q(str(job['dir'] / 'shards'))}")
         return
     click.echo(f"wrote {job['dir']}/array.sbatch ({len(job['missing'])} of {shards} shards), merge.sbatch, "
-               f"submit.sh\nsubmit with: bash {job['submit']}\nresult will be: {job['merged']}")
+               f"submit.sh\nsubmit with: bash {q(str(job['submit']))}\nresult will be: {job['merged']}")
 
 
 @main.command("summary")

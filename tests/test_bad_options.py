@@ -38,6 +38,7 @@ CASES = [
     ("run", "", ["Missing argument", "SCENARIO"]),
     ("run", "{missing}.toml", ["no such scenario file"]),
     ("run", "{scn} --skip-valid", ["--skip-valid needs -o"]),
+    ("run", "{scn} -o {nc} --skip-valid --seed 7", ["not shard 0 of 1 of this job", "seed 1", "--force"]),
     ("run", "{scn} --set nope.path=1", ["nope", "unknown key"]),
     ("run", "{scn} --set demand.bsae=1", ["demand.bsae", "did you mean 'base'"]),
     ("run", "{scn} --set demand.base=abc", ["demand.base", "abc"]),
@@ -60,7 +61,8 @@ CASES = [
     ("merge", "-o {out}/m.nc {missing}.nc", ["no such file"]),
     ("merge", "-o {out}/m.nc {out}", ["no shard files"]),
     ("merge", "-o {missing}/m.nc {nc}", ["does not exist"]),
-    ("merge", "-o {nc} {nc}", ["exists", "--force"]),
+    ("merge", "-o {nc} {nc}", ["one of the shards to merge"]),
+    ("merge", "--force --allow-partial -o {nc} {nc}", ["one of the shards to merge"]),
     # slurm
     ("slurm", "{scn} --runs 100 --shards 0 --out-dir {out}/j", ["--shards"]),
     ("slurm", "{scn} --runs 0 --shards 2 --out-dir {out}/j", ["--runs"]),
@@ -69,6 +71,10 @@ CASES = [
     ("slurm", "{scn} --runs 100 --shards 2 --out-dir {out}/j --array-limit 0", ["--array-limit"]),
     ("slurm", "{scn} --runs 100 --shards 2 --out-dir {out}/j --set demand.base=x", ["demand.base"]),
     ("slurm", "{missing}.toml --runs 100 --shards 2 --out-dir {out}/j", ["no such scenario file"]),
+    ("slurm", "{scn} --runs 100 --shards 2 --out-dir {out}/j --partition 'debug;touch PWNED'", ["--partition"]),
+    ("slurm", "{scn} --runs 100 --shards 2 --out-dir {out}/j --account 'a b'", ["--account"]),
+    ("slurm", "{scn} --runs 100 --shards 2 --out-dir {out}/j --time 1h", ["--time", "D-HH:MM:SS"]),
+    ("slurm", "{scn} --runs 100 --shards 2 --out-dir {out}/j --mem 4GB", ["--mem"]),
     # summary
     ("summary", "", ["Missing argument"]),
     ("summary", "{nc} --format xml", ["--format", "xml"]),

@@ -175,6 +175,9 @@ def test_skip_valid_does_not_take_a_random_shard_for_a_design_shard(tmp_path):
     args = ["run", str(scn), "--runs", "160", "--seed", "99", "--shard", "0", "--shards", "2", "-o", str(out),
             "--skip-valid", "-q"]
     res = CliRunner().invoke(main, [*args, "--design", "sobol"], catch_exceptions=False)
+    assert_refused(res, "not shard 0 of 2", "--force")  # not this shard: replaced only with --force
+    assert design.file_design(out) == "random"
+    res = CliRunner().invoke(main, [*args, "--design", "sobol", "--force"], catch_exceptions=False)
     assert res.exit_code == 0 and "nothing to do" not in res.stderr
     assert design.file_design(out) == "sobol"  # recomputed with the design
     res = CliRunner().invoke(main, [*args, "--design", "sobol"], catch_exceptions=False)

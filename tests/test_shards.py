@@ -322,7 +322,7 @@ def test_merge_allow_partial(tmp_path, shard_sets, single, outdir, k, missing):
 def test_shard_from_slurm_array_variables(tmp_path, monkeypatch, shard_sets):
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
     monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "3")
-    out = tmp_path / "s.nc"
+    out = tmp_path / shards_mod.shard_name("s", 1, 3)  # the output says it is that shard
     r = ok(invoke("run", NK, "--runs", N, *SETS, "-o", out))
     assert "shard 1 of 3" in r.stderr and "SLURM_ARRAY_TASK_ID" in r.stderr
     with xr.open_dataset(out, decode_times=False) as ds:
@@ -390,7 +390,7 @@ def test_skip_valid_keeps_a_valid_shard(tmp_path, shard_sets):
 
 @pytest.mark.parametrize("case", ["other-seed", "other-shard", "other-runs", "other-scenario", "other-version",
                                   "junk"])
-def test_skip_valid_replaces_a_file_of_another_job(tmp_path, shard_sets, monkeypatch, case):
+def test_skip_valid_refuses_a_file_of_another_job_unless_force(tmp_path, shard_sets, monkeypatch, case):
     out = tmp_path / "s.nc"
     if case == "junk":
         out.write_bytes(b"half-written garbage")
@@ -403,8 +403,11 @@ def test_skip_valid_replaces_a_file_of_another_job(tmp_path, shard_sets, monkeyp
                  "other-scenario": ["--set", "source.north_korea.dud_rate=0.3"]}.get(case, [])
         shard = 2 if case == "other-shard" else 1
         ok(invoke("run", NK, "--runs", N, *SETS, "--shard", shard, "--shards", "3", "-o", out, "-q", *extra))
-    mtime = _age(out)
-    ok(invoke("run", NK, "--runs", N, *SETS, "--shard", "1", "--shards", "3", "-o", out, "-q", "--skip-valid"))
+    before, mtime = out.read_bytes(), _age(out)
+    args = ["run", NK, "--runs", N, *SETS, "--shard", "1", "--shards", "3", "-o", out, "-q", "--skip-valid"]
+    assert_refused(invoke(*args), str(out), "not shard 1 of 3", "--force")
+    assert out.read_bytes() == before and out.stat().st_mtime_ns == mtime
+    ok(invoke(*args, "--force"))
     assert out.stat().st_mtime_ns != mtime
     assert_same_results(out, shard_sets(3) / shards_mod.shard_name("nk", 1, 3), ignore_attrs=("history",))
     assert leftovers(tmp_path) == ["s.nc"]
@@ -483,10 +486,10 @@ def _script_command(d: Path, k: int) -> list[str]:
     import shlex
 
     text = (d / "array.sbatch").read_text()
-    out_line = next(line for line in text.splitlines() if line.startswith("OUT="))
+    assigns = [line for line in text.splitlines() if re.match(r"[A-Z_]+=", line) and not line.startswith("K=")]
     run_line = next(line for line in text.splitlines() if " -m artysim.cli run " in line)
-    # evaluate the OUT= line as the shell would, for SLURM_ARRAY_TASK_ID=k
-    out = subprocess.run(["bash", "-c", f'K={k}; {out_line}; printf %s "$OUT"'], check=True,
+    # evaluate the assignments (SHARDS_DIR=, OUT=) as the shell would, for SLURM_ARRAY_TASK_ID=k
+    out = subprocess.run(["bash", "-c", f'K={k}; {"; ".join(assigns)}; printf %s "$OUT"'], check=True,
                          capture_output=True, text=True).stdout
     argv = shlex.split(run_line.replace('"$K"', str(k)).replace('"$OUT"', shlex.quote(out)))
     i = argv.index("-m")

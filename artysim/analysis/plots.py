@@ -8,6 +8,7 @@ or the SVG backend, so nothing leaks into a user's global pyplot state and no di
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -379,7 +380,7 @@ def check_output(path: str | Path, force: bool) -> tuple[Path, str]:
     ext = p.suffix.lower().lstrip(".")
     if ext not in FORMATS:
         raise ArtysimError(f"-o {p}: expected a .png or .svg file name (found {p.suffix or 'no extension'!r})")
-    if p.exists() and not force:
+    if os.path.lexists(p) and not force:  # a dangling link too: the rename would replace it
         raise OutputExistsError(f"{p} exists; use --force to overwrite it")
     if p.is_dir():
         raise OutputExistsError(f"{p} is a folder, expected a file path")

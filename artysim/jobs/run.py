@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from artysim.core import engine
-from artysim.errors import ArtysimError
+from artysim.errors import ArtysimError, OutputExistsError
 from artysim.jobs import resources
 from artysim.jobs.bundled import resolve
 from artysim.jobs.resources import batch_size_for
@@ -19,7 +19,7 @@ from artysim.model import design as design_mod
 from artysim.model.load import Loaded, load
 from artysim.model.scenario import slug
 from artysim.results.atomic import check_target
-from artysim.results.shards import shard_is_valid, shard_name, shard_range, slurm_shard_from_env
+from artysim.results.shards import parse_shard_name, shard_mismatch, shard_name, shard_range, slurm_shard_from_env
 from artysim.results.writer import ResultsWriter
 
 #: more runs than any machine or cluster could simulate (and far below 64-bit run indices)
@@ -72,9 +72,18 @@ def default_output(loaded: Loaded, shard: int | None = None, shards: int = 1) ->
 
 def plan_shard(scenario_path: str, *, sets: list[str], runs: int | None, seed: int | None,
                output: str | Path | None, shard: int | None, shards: int | None, skip_valid: bool, design: str,
-               quiet: bool, note: Callable[[str], None]) -> tuple[int, int, bool]:
+               quiet: bool, note: Callable[[str], None], force: bool = False) -> tuple[int, int, bool]:
     """(shard, shards, nothing to do) of ``artysim run``: the options, or a SLURM array task's environment,
-    and whether ``--skip-valid`` finds this very shard already written."""
+    and whether ``--skip-valid`` finds this very shard already written.
+
+    Inside an array task (SLURM_ARRAY_TASK_ID set) without --shard, the output must say it is that
+    shard (``NAME.shard-K-of-N.nc``, or no -o: the default name is one): a whole run silently cut to
+    one shard would otherwise be written under the name of the whole run.
+
+    ``--skip-valid`` does nothing if the output is this very shard (same scenario, seed, runs, shard,
+    version, design); any other file there is refused unless ``--force`` (it may be another job's
+    valid results). ``artysim slurm``'s array script passes both: its output is its own shard name
+    in its own job's shards folder, so whatever lies there is a damaged or partial attempt at it."""
     if (shard is None) != (shards is None):
         if shards is not None and shards == 1:
             shard = 0
@@ -87,6 +96,15 @@ def plan_shard(scenario_path: str, *, sets: list[str], runs: int | None, seed: i
             if not 0 <= shard < shards:
                 raise ArtysimError(f"shard {shard} of {shards} from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT "
                                    f"(minus SLURM_ARRAY_TASK_MIN) is not a shard: --shard must be below --shards")
+            named = parse_shard_name(Path(output).name) if output else (shard, shards)
+            if named is None:
+                raise ArtysimError(f"SLURM_ARRAY_TASK_ID is set (shard {shard} of {shards} of an array job) but "
+                                   f"-o {output} is not a shard file name (NAME.shard-K-of-N.nc); pass "
+                                   f"--shard {shard} --shards {shards} for that shard, or --shards 1 for all runs")
+            if named != (shard, shards):
+                raise ArtysimError(f"-o {output} is named shard {named[0]} of {named[1]} but "
+                                   f"SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT say shard {shard} of {shards}; "
+                                   "pass --shard and --shards")
             if not quiet:
                 note(f"artysim: shard {shard} of {shards} from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT")
     shard, shards = (0, 1) if shard is None else (shard, shards)
@@ -94,7 +112,7 @@ def plan_shard(scenario_path: str, *, sets: list[str], runs: int | None, seed: i
         raise ArtysimError(f"--shard must be below --shards (found --shard {shard} --shards {shards})")
     if skip_valid and not output:
         raise ArtysimError("--skip-valid needs -o/--output (the shard file to check)")
-    if skip_valid:
+    if skip_valid and os.path.lexists(output):
         loaded = load(resolve(scenario_path), list(sets))
         n = loaded.scenario.run.runs if runs is None else runs
         if design == "sobol":
@@ -102,9 +120,16 @@ def plan_shard(scenario_path: str, *, sets: list[str], runs: int | None, seed: i
             n = design_mod.sobol_runs(design_mod.sobol_base_n(n, d), d)
         expect = {"scenario_hash": loaded.hash, "seed": loaded.scenario.run.seed if seed is None else seed,
                   "runs": n, "shard": shard, "shards": shards}
-        if shard_is_valid(Path(output), expect) and design_mod.file_design(Path(output)) == design:
-            note(f"artysim: {output} already holds shard {shard} of {shards}; nothing to do")
-            return shard, shards, True
+        why = shard_mismatch(Path(output), expect)
+        if why is None:
+            found = design_mod.file_design(Path(output))
+            if found == design:
+                note(f"artysim: {output} already holds shard {shard} of {shards}; nothing to do")
+                return shard, shards, True
+            why = f"it holds design {found}"
+        if not force:
+            raise OutputExistsError(f"{output} exists and is not shard {shard} of {shards} of this job ({why}); "
+                                    "use --force to replace it")
     return shard, shards, False
 
 

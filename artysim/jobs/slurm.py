@@ -3,10 +3,21 @@
 The jobs call this very Python interpreter (``sys.executable -m artysim.cli``), so they work on
 compute nodes without relying on PATH. Each array task writes one shard file atomically; a task
 whose shard already exists and is valid exits at once, so requeued or resubmitted tasks are cheap.
+A task passes ``--skip-valid --force``: its output is its own shard name in its own job's shards
+folder, so a file there that is not its valid shard is a damaged or partial attempt at it.
+
+Nothing that came from an argument is ever executed by a generated script: every path and value in a
+script body is one ``shlex.quote``d word (the shard file name is built from quoted parts and a shell
+variable expanded inside double quotes, never re-parsed); SLURM options are checked against what
+SLURM accepts, so a value cannot start a new line in the ``#SBATCH`` header; the log paths in
+``#SBATCH --output=`` are quoted for sbatch's own directive parser and escaped for its file name
+patterns (a literal ``%`` as ``%%``). A folder name that no script could hold safely (a control
+character such as a newline, or a backslash, which would turn off sbatch's ``%A``-patterns) is refused.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
 import sys
@@ -48,7 +59,64 @@ def _refuse_other_job(folder: Path, job: dict) -> None:
                                    f"{want}); complete it with its own {hint}, or choose another --out-dir")
 
 
+#: what SLURM accepts, by option (a value must match all of it: no space, newline or shell character)
+_NAME = r"[A-Za-z0-9_.\-]+"
+_CHECKS = {
+    "--partition": (re.compile(rf"{_NAME}(,{_NAME})*"), "a partition name, or names separated by commas "
+                    "(letters, digits, _ - .)"),
+    "--account": (re.compile(_NAME), "an account name (letters, digits, _ - .)"),
+    "--time": (re.compile(r"\d+(:\d{1,2}){0,2}|\d+-\d{1,2}(:\d{1,2}){0,2}"),
+               "a SLURM time: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"),
+    "--mem": (re.compile(r"\d+[KMGTkmgt]?"), "an integer with an optional K, M, G or T suffix (e.g. 4G)"),
+}
+#: characters sbatch's ``#SBATCH`` line parser treats specially
+_DIRECTIVE_SPECIAL = set(" \t\"'#\\")
+
+
+def check_options(opts: SlurmOptions) -> None:
+    """Refuse a SLURM option that SLURM would not accept or that could break out of its ``#SBATCH`` line."""
+    for opt, value in (("--partition", opts.partition), ("--account", opts.account), ("--time", opts.time),
+                       ("--mem", opts.mem)):
+        if value is None:
+            continue
+        rx, what = _CHECKS[opt]
+        if not isinstance(value, str) or not rx.fullmatch(value):
+            raise ArtysimError(f"{opt} {value!r}: expected {what}")
+    for x in opts.extra:
+        if not isinstance(x, str) or _control(x) or not x.startswith("-"):
+            raise ArtysimError(f"extra #SBATCH option {x!r}: expected one option on one line (e.g. --qos=normal)")
+
+
+def _control(text: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 or 0x80 <= ord(c) < 0xA0 or c in "\u2028\u2029\x85" for c in text)
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse a job folder whose name the scripts cannot hold safely (checked on the absolute path)."""
+    text = str(out)
+    if _control(text):
+        raise ArtysimError(f"--out-dir {text!r}: a folder name with a control character (such as a newline) "
+                           "cannot be written safely into a SLURM script; choose another --out-dir")
+    if "\\" in text:
+        raise ArtysimError(f"--out-dir {text!r}: a backslash in the folder name would turn off SLURM's %A/%a "
+                           "log name patterns; choose another --out-dir")
+
+
+def directive_value(path: str) -> str:
+    """``path`` as the value of an ``#SBATCH --output=`` directive: ``%`` doubled (sbatch's file name
+    patterns), and, if it holds a character sbatch's directive parser treats specially (space, quote,
+    ``#``, backslash), in double quotes with each of ``"``, ``'``, ``#`` and backslash escaped by a backslash.
+    (A backslash alone cannot protect a space: the parser ends an unquoted argument at a space even
+    after a backslash; and older sbatch versions end the line at a ``#`` even inside quotes.) The caller
+    appends the patterns (``/%A_%a.out``) after it, outside the quotes."""
+    text = path.replace("%", "%%")
+    if not any(c in _DIRECTIVE_SPECIAL for c in text):
+        return text
+    return '"' + "".join("\\" + c if c in "\"'#\\" else c for c in text) + '"'
+
+
 def _sbatch_header(opts: SlurmOptions, job_name: str, log: str) -> list[str]:
+    """``log`` is already a directive value (see ``directive_value``)."""
     lines = ["#!/bin/bash", f"#SBATCH --job-name={job_name}", f"#SBATCH --output={log}",
              f"#SBATCH --time={opts.time}", f"#SBATCH --mem={opts.mem}",
              f"#SBATCH --cpus-per-task={opts.cpus_per_task}", "#SBATCH --ntasks=1"]
@@ -87,10 +155,12 @@ def write_job(scenario_path: str, *, runs: int, shards: int, out_dir: str | Path
         raise ArtysimError(f"--shards must be between 1 and --runs ({runs}) (found {shards})")
     if opts.cpus_per_task < 1:
         raise ArtysimError(f"--cpus-per-task must be at least 1 (found {opts.cpus_per_task})")
+    check_options(opts)
+    out = Path(out_dir).resolve()
+    check_out_dir(out)
     loaded = load(scenario_path, sets)
     the_seed = loaded.scenario.run.seed if seed is None else seed
     name = slug(loaded.scenario.scenario.name)
-    out = Path(out_dir).resolve()
     scn_copy = out / "scenario.toml"
     if out.exists() and not only_missing and any(out.iterdir()):
         raise ArtysimError(f"{out} exists and is not empty; use --only-missing to resubmit missing shards "
@@ -114,40 +184,47 @@ def write_job(scenario_path: str, *, runs: int, shards: int, out_dir: str | Path
     if only_missing and not missing:
         merged = out / f"{name}.nc"
         return {"dir": out, "missing": [], "merged": merged, "submit": None}
-    py = shlex.quote(sys.executable)
-    sets_args = " ".join(f"--set {shlex.quote(s)}" for s in sets)
-    shard_pat = f"{out}/shards/{name}.shard-$(printf '%0{len(str(shards - 1))}d' $K)-of-{shards}.nc"
-    array = _sbatch_header(opts, f"artysim-{name}", f"{out}/logs/%A_%a.out") + [
+    q = shlex.quote
+    py = q(sys.executable)
+    sets_args = "".join(f" --set {q(s)}" for s in sets)
+    width = len(str(shards - 1))
+    shards_dir = out / "shards"
+    logs = directive_value(str(out / "logs"))
+    array = _sbatch_header(opts, f"artysim-{name}", f"{logs}/%A_%a.out") + [
         f"#SBATCH --array={_array_spec(missing, opts.array_limit)}",
         "set -euo pipefail",
         "K=$SLURM_ARRAY_TASK_ID",
-        f'OUT="{shard_pat}"',
-        f"{py} -m artysim.cli run {shlex.quote(str(scn_copy))} --runs {runs} --seed {the_seed} "
-        f'--shard "$K" --shards {shards} -o "$OUT" --skip-valid {sets_args}',
+        f"SHARDS_DIR={q(str(shards_dir))}",
+        # the task's own shard name (shards.shard_name): quoted parts around expansions in double quotes
+        f'OUT="$SHARDS_DIR"/{q(name + ".shard-")}"$(printf %0{width}d "$K")"{q(f"-of-{shards}.nc")}',
+        # --force with --skip-valid: OUT is this task's own shard in this job's folder (see the docstring)
+        f"{py} -m artysim.cli run {q(str(scn_copy))} --runs {runs} --seed {the_seed} "
+        f'--shard "$K" --shards {shards} -o "$OUT" --skip-valid --force{sets_args}',
         "",
     ]
     merged = out / f"{name}.nc"
-    merge = _sbatch_header(opts, f"artysim-{name}-merge", f"{out}/logs/merge_%j.out") + [
+    merge = _sbatch_header(opts, f"artysim-{name}-merge", f"{logs}/merge_%j.out") + [
         "set -euo pipefail",
         # --force: the merged file is this job's own output, rebuilt from the same shards
-        f"{py} -m artysim.cli merge --force -o {shlex.quote(str(merged))} {shlex.quote(str(out / 'shards'))}",
+        f"{py} -m artysim.cli merge --force -o {q(str(merged))} {q(str(shards_dir))}",
         "",
     ]
     submit = [
         "#!/bin/bash",
         "# Submits the shard array, then the merge job once every shard has succeeded.",
         "set -euo pipefail",
-        f"cd {shlex.quote(str(out))}",
+        f"cd {q(str(out))}",
         "# compile the kernels once here (cached under $NUMBA_CACHE_DIR or ~/.cache/artysim, which the",
-        "# jobs inherit) rather than in every task of the first wave",
-        f"{py} -m artysim.cli run scenario.toml --runs 1 -o .warm-up.nc --force --quiet {sets_args}",
+        "# jobs inherit) rather than in every task of the first wave; --shards 1: all of its one run,",
+        "# even if this script itself runs inside an array task",
+        f"{py} -m artysim.cli run scenario.toml --runs 1 --shards 1 -o .warm-up.nc --force --quiet{sets_args}",
         "rm -f .warm-up.nc",
         "array=$(sbatch --parsable array.sbatch)",
         "array=${array%%;*}",
-        "merge=$(sbatch --parsable --dependency=afterok:$array merge.sbatch)",
+        'merge=$(sbatch --parsable --dependency=afterok:"$array" merge.sbatch)',
         "merge=${merge%%;*}",
         f'echo "submitted shard array $array ({len(missing)} of {shards} shards) and merge job $merge"',
-        f'echo "result: {merged}"',
+        f"printf '%s\\n' {q(f'result: {merged}')}",
         "",
     ]
     (out / "array.sbatch").write_text("\n".join(array))

@@ -20,9 +20,7 @@ import datetime as dt
 import itertools
 import json
 import math
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +33,7 @@ from artysim.errors import ArtysimError, ResultsError
 from artysim.jobs import run as runner
 from artysim.jobs.bundled import resolve
 from artysim.model.load import Loaded, load
-from artysim.results.atomic import AtomicFile, check_target
+from artysim.results.atomic import AtomicFile, DeferSignals, TempDir, check_target
 from artysim.results.writer import COMPRESSION, RUN_CHUNK
 
 
@@ -123,20 +121,26 @@ def run_sweep(scenario_path: str, vary_items: list[str], output: str | Path, *, 
     check_target(out, force)
     variants = plan(scenario_path, varies, list(sets or []))
     the_seed = variants[0].loaded.scenario.run.seed if seed is None else seed
-    tmpdir = Path(tempfile.mkdtemp(prefix=f".{out.name}.sweep-", dir=out.parent))
-    try:
-        files = []
-        for v in variants:
-            if on_variant:
-                on_variant(v, len(variants))
-            f = tmpdir / f"variant-{v.index}.nc"
-            runner.run_loaded(v.loaded, runs=runs, seed=the_seed, output=f, threads=threads, quiet=quiet,
-                              resource_check=resource_check)
-            files.append(f)
-        base = load(resolve(scenario_path), list(sets or []))
-        combine(files, variants, varies, out, force=force, base=base)
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+    # SIGINT/SIGTERM between variants or while combining: noted, acted on at the next check (each
+    # variant's own writer defers them while it writes), and the temporary folder removed
+    with DeferSignals() as signals:
+        tmp = TempDir(out.parent, purpose=f"sweep into {out.name}")
+        try:
+            files = []
+            for v in variants:
+                signals.check()
+                if on_variant:
+                    on_variant(v, len(variants))
+                signals.check()
+                f = tmp.dir / f"variant-{v.index}.nc"
+                runner.run_loaded(v.loaded, runs=runs, seed=the_seed, output=f, threads=threads, quiet=quiet,
+                                  resource_check=resource_check)
+                files.append(f)
+            signals.check()
+            base = load(resolve(scenario_path), list(sets or []))
+            combine(files, variants, varies, out, force=force, base=base, check=signals.check)
+        finally:
+            tmp.discard()
     return out
 
 
@@ -159,11 +163,14 @@ def _same(a: netCDF4.Variable, b: netCDF4.Variable) -> bool:
 
 
 def combine(files: list[Path], variants: list[Variant], varies: list[Vary], out: Path, *, force: bool,
-            base: Loaded) -> Path:
-    """Variant files -> one file with a leading ``variant`` dimension where values differ (atomic)."""
+            base: Loaded, check: Callable[[], None] = lambda: None) -> Path:
+    """Variant files -> one file with a leading ``variant`` dimension where values differ (atomic);
+    ``check`` is called between blocks (it raises KeyboardInterrupt on a signal noted meanwhile)."""
     tmp = AtomicFile(out, force=force)
-    srcs = [netCDF4.Dataset(f) for f in files]
+    srcs: list[netCDF4.Dataset] = []
     try:
+        for f in files:
+            srcs.append(netCDF4.Dataset(f))
         for s in srcs:
             s.set_auto_maskandscale(False)
         s0 = srcs[0]
@@ -195,7 +202,7 @@ def combine(files: list[Path], variants: list[Variant], varies: list[Vary], out:
             for x in variants:
                 v[x.index] = x.loaded.hash
             for name, var in s0.variables.items():
-                _copy_var(name, var, srcs, dst)
+                _copy_var(name, var, srcs, dst, check)
             attrs = {k: s0.getncattr(k) for k in s0.ncattrs()}
             now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
             attrs.update({
@@ -210,6 +217,7 @@ def combine(files: list[Path], variants: list[Variant], varies: list[Vary], out:
             })
             for k, val in attrs.items():
                 dst.setncattr(k, val)
+        check()
     except BaseException:
         tmp.discard()
         raise
@@ -219,7 +227,7 @@ def combine(files: list[Path], variants: list[Variant], varies: list[Vary], out:
     return tmp.commit()
 
 
-def _copy_var(name: str, var: netCDF4.Variable, srcs: list, dst: netCDF4.Dataset) -> None:
+def _copy_var(name: str, var: netCDF4.Variable, srcs: list, dst: netCDF4.Dataset, check) -> None:
     differs = any(not _same(var, s[name]) for s in srcs[1:])
     dims = (("variant",) if differs else ()) + var.dimensions
     is_str = var.dtype is str
@@ -258,6 +266,7 @@ def _copy_var(name: str, var: netCDF4.Variable, srcs: list, dst: netCDF4.Dataset
         n = src.shape[0]
         step = RUN_CHUNK if src.dimensions[0] == "run" else max(n, 1)
         for i0 in range(0, n, step):
+            check()
             block = src[i0:i0 + step]
             if differs:
                 x[i, i0:i0 + step] = block

@@ -8,6 +8,7 @@ taken from the shards that hold its runs. Memory is bounded by the largest shard
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import netCDF4
@@ -21,11 +22,29 @@ from artysim.results.atomic import check_target
 from artysim.results.writer import ResultsWriter
 
 
+def _refuse_output_among_inputs(out: Path, paths: list[Path]) -> None:
+    """The output must not be one of the inputs: by file identity (device and inode), so that another
+    spelling of the path, a hard link or a symbolic link to an input is caught too. (Replacing an input
+    would drop its runs from the merge and destroy the shard.)"""
+    try:
+        o = os.stat(out)
+    except OSError:
+        return  # no such file (or a dangling link): it cannot be an input
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (o.st_dev, o.st_ino):
+            same = "" if str(p) == str(out) else f" ({p})"
+            raise ResultsError(f"-o {out} is one of the shards to merge{same}; write the merged file elsewhere")
+
+
 def merge(inputs: list[str], output: str | Path, *, allow_partial: bool = False, force: bool = False) -> Path:
     out = Path(output)
-    check_target(out, force)
     paths = shards_mod.expand(inputs)
-    paths = [p for p in paths if p.resolve() != out.resolve()]
+    _refuse_output_among_inputs(out, paths)
+    check_target(out, force)
     shards = [shards_mod.read_info(p) for p in paths]
     gaps = shards_mod.check(shards)
     if gaps and not allow_partial:

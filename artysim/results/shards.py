@@ -8,6 +8,7 @@ so a set of shards can be checked from attributes alone, without reading any dat
 from __future__ import annotations
 
 import glob
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,25 +31,50 @@ def shard_range(runs: int, shard: int, shards: int) -> tuple[int, int]:
     return (shard * runs) // shards, ((shard + 1) * runs) // shards
 
 
-def shard_is_valid(path: Path, expect: dict) -> bool:
-    """A shard file that exists, opens, and belongs to this job (scenario, seed, runs, shard), written by
-    this artysim version (merge refuses to mix versions, so an older shard must be computed again)."""
+def shard_mismatch(path: Path, expect: dict) -> str | None:
+    """Why ``path`` is not a valid shard of this job (scenario, seed, runs, shard), written by this
+    artysim version (merge refuses to mix versions, so an older shard must be computed again); None
+    if it is one."""
     from artysim.version import __version__
 
     if not path.is_file():
-        return False
+        return "not a file"
     try:
         with netCDF4.Dataset(path) as nc:
             a = {k: nc.getncattr(k) for k in nc.ncattrs()}
     except OSError:
-        return False
+        return "not a readable netCDF file"
+    if "artysim_schema_version" not in a:
+        return "not an artysim results file"
     try:
-        return (a.get("scenario_hash") == expect["scenario_hash"] and str(a.get("seed")) == str(expect["seed"])
-                and a.get("artysim_version") == __version__
-                and int(a.get("runs_total")) == expect["runs"] and int(a.get("shard")) == expect["shard"]
-                and int(a.get("shards")) == expect["shards"])
+        checks = (("scenario_hash", a.get("scenario_hash") == expect["scenario_hash"], "another scenario"),
+                  ("seed", str(a.get("seed")) == str(expect["seed"]), f"seed {a.get('seed')}"),
+                  ("artysim_version", a.get("artysim_version") == __version__,
+                   f"artysim {a.get('artysim_version')}"),
+                  ("runs_total", int(a.get("runs_total")) == expect["runs"], f"{a.get('runs_total')} runs"),
+                  ("shard", (int(a.get("shard")), int(a.get("shards"))) == (expect["shard"], expect["shards"]),
+                   f"shard {a.get('shard')} of {a.get('shards')}"))
     except (TypeError, ValueError):
-        return False
+        return "an artysim file without a readable shard identity"
+    for _key, same, what in checks:
+        if not same:
+            return f"it holds {what}"
+    return None
+
+
+def shard_is_valid(path: Path, expect: dict) -> bool:
+    """A shard file that exists, opens, and belongs to this job (see ``shard_mismatch``)."""
+    return shard_mismatch(path, expect) is None
+
+
+#: a shard file name as ``shard_name`` writes it: NAME.shard-K-of-N.nc
+SHARD_NAME = re.compile(r"^.+\.shard-(\d+)-of-(\d+)\.nc$")
+
+
+def parse_shard_name(name: str) -> tuple[int, int] | None:
+    """(shard, shards) that a file name says it holds, or None if it is not a shard name."""
+    m = SHARD_NAME.match(name)
+    return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 def slurm_shard_from_env(environ) -> tuple[int, int] | None:

@@ -71,7 +71,7 @@ class ResultsWriter:
             self._define()
         except BaseException as e:
             self._discard()
-            self._signals.__exit__(None, None, None)
+            self._signals.__exit__(type(e), e, None)
             err = self._write_error(e)
             if err is not None:
                 raise err from None
