@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import xarray as xr
 from click.testing import CliRunner
-from conftest import assert_refused, leftovers
+from support import assert_refused, leftovers
 
 from artysim.cli import main
 from artysim.core import cache

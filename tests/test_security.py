@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import assert_refused, leftovers
+from support import assert_refused, leftovers
 
 from artysim.cli import main
 from artysim.core import cache
@@ -403,8 +403,8 @@ def test_planted_links_are_never_followed(tmp_path, inputs, spy, writer, at_targ
 
 
 FAIL_AT = {  # something that breaks each writer after its temporary folder exists
-    "run": ("artysim.results.writer.ResultsWriter.write_daily", RuntimeError("NetCDF: HDF error")),
-    "merge": ("artysim.results.writer.ResultsWriter.write_daily", RuntimeError("NetCDF: HDF error")),
+    "run": ("artysim.results.writer.ResultsWriter.write_stats", RuntimeError("NetCDF: HDF error")),
+    "merge": ("artysim.results.writer.ResultsWriter.write_stats", RuntimeError("NetCDF: HDF error")),
     "sweep": ("artysim.jobs.sweep._copy_var", OSError(5, "Input/output error")),
     "plot": ("matplotlib.figure.Figure.savefig", OSError(28, "No space left on device")),
 }
