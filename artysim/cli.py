@@ -141,19 +141,28 @@ def slurm_cmd(scenario, runs, shards, out_dir, seed, sets, partition, time_limit
 @click.argument("results", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
               help="table for reading; json (keys in docs/summary-json.md) or csv (one row per quantity) for scripts.")
-def summary_cmd(results, fmt) -> None:
+@click.option("--stat", "stats", multiple=True, metavar="EXPR",
+              help="A statistic by name with its Monte Carlo SE, e.g. 'p_short_by(2024-06-01)', "
+                   "'quantile(first_shortage_day, 0.1)', 'mean(received:north_korea)' (repeatable; README).")
+def summary_cmd(results, fmt, stats) -> None:
     """Headline answers of a results file (or of shard files, folders, globs read as one), with Monte Carlo
     standard errors; a sweep file gives one row per variant."""
-    from artysim.analysis import summary
+    from artysim.analysis import statistics, summary
     from artysim.errors import ResultsError
     from artysim.results.reader import open_results
 
     what = results[0] if len(results) == 1 else f"{len(results)} inputs"
     with open_results(list(results)) as ds:
         try:
+            est = statistics.stats_of_dataset(ds, list(stats)) if stats else None  # bad EXPR: before reading
             s = summary.summarize(ds)
         except (OSError, RuntimeError) as e:  # data that cannot be read back (a damaged file)
             raise ResultsError(f"{what}: cannot read its data, damaged? ({type(e).__name__}: {e})") from None
+    if est is not None:
+        s["stats"] = {t: e.as_dict() for t, e in est.items()}
+        if fmt == "table":
+            click.echo(summary.format_stats(s, est))
+            return
     click.echo(summary.format_any(s, fmt))
 
 

@@ -182,6 +182,16 @@ def format_table(s: dict) -> str:
     return "\n".join(x for x in lines if x is not None)
 
 
+def format_stats(s: dict, est: dict) -> str:
+    """``summary --stat``: a heading and one line ``EXPR = value ± se`` per statistic."""
+    from artysim.analysis.statistics import format_estimate
+
+    lines = [f"scenario {s['scenario']}: {s['runs']:,} runs, seed {s['seed']}, {s['horizon_days']} days from "
+             f"{s['start_date']}", "(± is one Monte Carlo standard error)", ""]
+    lines += [format_estimate(t, e) for t, e in est.items()]
+    return "\n".join(lines)
+
+
 def _opt_line(label: str, pair, digits: int) -> str | None:
     """A line for a mechanism's per-run mean, shown only when the scenario uses it."""
     if pair is None or not pair[0] > 0:
@@ -231,6 +241,8 @@ def csv_rows(s: dict) -> list[tuple]:
     for r in s.get("regimes") or []:
         m, se = r["share_of_days"]
         rows.append(("share_of_days", f"regime:{r['name']}", m, se, m - Z95 * se, m + Z95 * se, "fraction"))
+    for text, e in (s.get("stats") or {}).items():  # summary --stat: the expression is the quantity
+        rows.append((text, "", e["value"], e["se"], e["ci95"][0], e["ci95"][1], ""))
     return rows
 
 
