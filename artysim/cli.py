@@ -144,7 +144,10 @@ def slurm_cmd(scenario, runs, shards, out_dir, seed, sets, partition, time_limit
 @click.option("--stat", "stats", multiple=True, metavar="EXPR",
               help="A statistic by name with its Monte Carlo SE, e.g. 'p_short_by(2024-06-01)', "
                    "'quantile(first_shortage_day, 0.1)', 'mean(received:north_korea)' (repeatable; README).")
-def summary_cmd(results, fmt, stats) -> None:
+@click.option("--where", metavar="CONDITION",
+              help="Only the runs whose sampled parameters satisfy CONDITION, e.g. 'demand.base > 25000' or "
+                   "'source.north_korea.dud_rate >= quantile(0.9)' (and, or, not, parentheses).")
+def summary_cmd(results, fmt, stats, where) -> None:
     """Headline answers of a results file (or of shard files, folders, globs read as one), with Monte Carlo
     standard errors; a sweep file gives one row per variant."""
     from artysim.analysis import statistics, summary
@@ -154,10 +157,13 @@ def summary_cmd(results, fmt, stats) -> None:
     what = results[0] if len(results) == 1 else f"{len(results)} inputs"
     with open_results(list(results)) as ds:
         try:
-            est = statistics.stats_of_dataset(ds, list(stats)) if stats else None  # bad EXPR: before reading
-            s = summary.summarize(ds)
+            sel, chosen = (ds, None) if where is None else statistics.where(ds, where)
+            est = statistics.stats_of_dataset(sel, list(stats)) if stats else None  # bad EXPR: before reading
+            s = summary.summarize(sel)
         except (OSError, RuntimeError) as e:  # data that cannot be read back (a damaged file)
             raise ResultsError(f"{what}: cannot read its data, damaged? ({type(e).__name__}: {e})") from None
+    if chosen is not None:
+        s["where"] = chosen
     if est is not None:
         s["stats"] = {t: e.as_dict() for t, e in est.items()}
         if fmt == "table":
@@ -170,16 +176,26 @@ def summary_cmd(results, fmt, stats) -> None:
 @click.argument("a")
 @click.argument("b")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def compare_cmd(a, b, fmt) -> None:
+@click.option("--where", metavar="CONDITION",
+              help="Only the runs whose sampled parameters in A satisfy CONDITION; the same run indices of B.")
+def compare_cmd(a, b, fmt, where) -> None:
     """Compare results B against A: run by run when they share seed and runs (common random numbers),
     otherwise as independent samples. A and B may each be a file or a folder/glob of shards."""
-    from artysim.analysis import compare
+    from artysim.analysis import compare, statistics
     from artysim.analysis.stats import jsonable
     from artysim.results.reader import open_results
 
     with open_results(a) as da, open_results(b) as db:
+        chosen = None
+        if where is not None:
+            da, db, chosen = statistics.where_pair(da, db, where)
         c = compare.compare(da, db)
-    click.echo(json.dumps(jsonable(c), indent=2) if fmt == "json" else compare.format_table(c))
+    if chosen is not None:
+        c["where"] = chosen
+    if fmt == "json":
+        click.echo(json.dumps(jsonable(c), indent=2))
+    else:
+        click.echo((statistics.where_line(chosen) + "\n" if chosen else "") + compare.format_table(c))
 
 
 @main.command("plot")
@@ -191,7 +207,9 @@ def compare_cmd(a, b, fmt) -> None:
                                 "outcome against the varied value (default P(any shortage)).")
 @click.option("--variant", type=click.IntRange(min=0), help="Which variant of a sweep file to draw.")
 @click.option("--force", is_flag=True, help="Overwrite an existing picture.")
-def plot_cmd(result, kind, output, outcome, variant, force) -> None:
+@click.option("--where", metavar="CONDITION",
+              help="Only the runs whose sampled parameters satisfy CONDITION (depletion, histogram, tornado).")
+def plot_cmd(result, kind, output, outcome, variant, force, where) -> None:
     """Draw one figure of a results file (see the README's Plots section)."""
     from artysim.analysis import plots
     from artysim.errors import ArtysimError
@@ -201,7 +219,14 @@ def plot_cmd(result, kind, output, outcome, variant, force) -> None:
         raise ArtysimError(f"--kind must be one of {', '.join(plots.KINDS)} (found {kind!r})")
     plots.check_output(output, force)  # before reading anything
     kw = {k: v for k, v in (("outcome", outcome), ("variant", variant)) if v is not None}
+    if where is not None and kind not in plots.WHERE_KINDS:
+        raise ArtysimError(f"--where works with the plots drawn from per-run values ({', '.join(plots.WHERE_KINDS)});"
+                           f" {kind} draws per-day statistics kept over all runs only")
     with open_results(result) as ds:
+        if where is not None:
+            from artysim.analysis import statistics
+
+            ds = plots.runs_subset(ds, *statistics.where(ds, where))
         fig = plots.plot(ds, kind, **kw)
     click.echo(f"wrote {plots.save(fig, output, force=force)}")
 

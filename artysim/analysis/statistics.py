@@ -86,7 +86,7 @@ _TOKEN = re.compile(r"""
     (?P<ws>\s+)
   | (?P<date>\d{4}-\d{2}-\d{2}(?![\w.]))
   | (?P<number>[+-]?(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d+)?(?![A-Za-z_]))
-  | (?P<name>[A-Za-z_][A-Za-z0-9_.]*(?:@\d{4}-\d{2}-\d{2})?)
+  | (?P<name>[A-Za-z_][A-Za-z0-9_.\-]*(?:@\d{4}-\d{2}-\d{2})?)
   | (?P<op><=|>=|<|>)
   | (?P<punct>[(),:])
 """, re.VERBOSE)
@@ -568,3 +568,157 @@ def stats_of_dataset(ds, texts: list[str], runs: np.ndarray | None = None, optio
     exprs = [parse_expr(t, ctx, option) for t in texts]
     cols = DatasetColumns(ds, runs)
     return {t: e.evaluate(cols) for t, e in zip(texts, exprs)}
+
+
+# ----------------------------------------------------------------------------- --where conditions
+#
+#   cond   := conj ("or" conj)*
+#   conj   := unary ("and" unary)*
+#   unary  := "not" unary | "(" cond ")" | PARAM OP value
+#   value  := NUMBER | "quantile" "(" NUMBER ")"      the parameter's own empirical quantile over the
+#                                                      file's runs (numpy's inverted_cdf order statistic)
+
+
+@dataclass(frozen=True)
+class _Cmp:
+    param: str
+    op: str
+    value: float | None  # None: quantile(q)
+    q: float | None = None
+
+
+@dataclass(frozen=True)
+class _Bool:
+    op: str  # and, or, not
+    args: tuple
+
+
+@dataclass
+class Where:
+    """A parsed ``--where`` condition over a file's sampled parameters."""
+
+    text: str
+    node: object
+    params: list[str]
+
+    def mask(self, ds, option: str = "--where") -> np.ndarray:
+        names = [str(x) for x in ds["parameter"].values] if "parameter" in ds.variables else []
+        cols = {}
+        for name in self.params:
+            if name not in names:
+                raise ExpressionError(f"{option} {self.text!r}: unknown parameter '{name}'; the file's sampled "
+                                      f"parameters: {', '.join(names) or '(none)'}")
+            cols[name] = np.asarray(ds["parameters"][:, names.index(name)].values, dtype=np.float64)
+        return self._eval(self.node, cols)
+
+    def _eval(self, node, cols) -> np.ndarray:
+        if isinstance(node, _Bool):
+            parts = [self._eval(a, cols) for a in node.args]
+            if node.op == "not":
+                return ~parts[0]
+            out = parts[0]
+            for x in parts[1:]:
+                out = (out & x) if node.op == "and" else (out | x)
+            return out
+        x = cols[node.param]
+        v = node.value if node.q is None else float(np.quantile(x, node.q, method="inverted_cdf"))
+        return _OPS[node.op](x, v)
+
+
+def parse_where(text: str, option: str = "--where", known: list[str] | None = None) -> Where:
+    """A condition over sampled parameters; ``known`` (the file's parameter paths) checks names at once."""
+    p = _Parser(text, option)
+    if p.tok.kind == "end":
+        p.fail("empty condition", 0, "e.g. 'demand.base > 25000 and source.north_korea.dud_rate >= quantile(0.9)'")
+    params: list[str] = []
+
+    def cond():
+        args = [conj()]
+        while p.tok.kind == "name" and p.tok.text == "or":
+            p.next()
+            args.append(conj())
+        return args[0] if len(args) == 1 else _Bool("or", tuple(args))
+
+    def conj():
+        args = [unary()]
+        while p.tok.kind == "name" and p.tok.text == "and":
+            p.next()
+            args.append(unary())
+        return args[0] if len(args) == 1 else _Bool("and", tuple(args))
+
+    def unary():
+        t = p.tok
+        if t.kind == "name" and t.text == "not":
+            p.next()
+            return _Bool("not", (unary(),))
+        if t.text == "(":
+            p.next()
+            c = cond()
+            p.expect(")", " to close '('")
+            return c
+        if t.kind != "name" or t.text in ("and", "or", "quantile"):
+            found = f"'{t.text}'" if t.kind != "end" else "the end"
+            p.fail(f"expected a sampled parameter (e.g. demand.base) but found {found}", t.pos)
+        if known is not None and t.text not in known:
+            p.fail(f"unknown parameter '{t.text}'", t.pos,
+                   f"the file's sampled parameters: {', '.join(known) or '(none)'}")
+        p.next()
+        op = p.tok
+        if op.kind != "op":
+            found = f"'{op.text}'" if op.kind != "end" else "the end"
+            p.fail(f"expected a comparison (<=, <, >=, >) after '{t.text}' but found {found}", op.pos)
+        p.next()
+        params.append(t.text)
+        v = p.tok
+        if v.kind == "name" and v.text == "quantile":
+            p.next()
+            p.expect("(", " after quantile")
+            q, qt = p.number("a quantile level")
+            if not 0 < q < 1:
+                p.fail(f"quantile level {qt.text} is outside (0, 1)", qt.pos)
+            p.expect(")", " to close quantile(")
+            return _Cmp(t.text, op.text, None, q)
+        x, _ = p.number("a value or quantile(Q)")
+        return _Cmp(t.text, op.text, x)
+
+    node = cond()
+    p.end()
+    return Where(text, node, list(dict.fromkeys(params)))
+
+
+def select_runs(ds, text: str, option: str = "--where") -> tuple[np.ndarray, dict]:
+    """Positions of the runs of ``ds`` satisfying the condition, and ``{condition, runs, of_runs}``;
+    a condition selecting no run is refused."""
+    if "variant" in ds.dims:
+        raise ExpressionError(f"{option}: a sweep file holds several variants; select in one variant's file")
+    names = [str(x) for x in ds["parameter"].values] if "parameter" in ds.variables else []
+    w = parse_where(text, option, known=names)
+    m = w.mask(ds, option)
+    idx = np.flatnonzero(m)
+    n = int(ds.sizes["run"])
+    if len(idx) == 0:
+        raise ExpressionError(f"{option} {text!r}: selects no run (of {n:,})")
+    return idx, {"condition": text, "runs": int(len(idx)), "of_runs": n}
+
+
+def where(ds, text: str, option: str = "--where"):
+    """``(ds restricted to the runs satisfying the condition, {condition, runs, of_runs})``."""
+    idx, info = select_runs(ds, text, option)
+    return ds.isel(run=idx), info
+
+
+def where_pair(a, b, text: str, option: str = "--where"):
+    """The condition evaluated on A's parameters selects the same run indices in A and in B."""
+    idx, info = select_runs(a, text, option)
+    runs = np.asarray(a["run"].values)[idx]
+    brun = np.asarray(b["run"].values)
+    pos = np.searchsorted(brun, runs) if np.all(np.diff(brun) > 0) else None
+    if pos is None or np.any(pos >= len(brun)) or np.any(brun[np.minimum(pos, len(brun) - 1)] != runs):
+        raise ExpressionError(f"{option} {text!r}: B does not hold every run index the condition selects in A "
+                              f"({len(runs):,} runs); compare files of the same runs")
+    return a.isel(run=idx), b.isel(run=pos), info
+
+
+def where_line(info: dict) -> str:
+    return (f"where {info['condition']}: {info['runs']:,} of {info['of_runs']:,} runs "
+            f"({100 * info['runs'] / info['of_runs']:.1f} %) satisfy it")

@@ -134,6 +134,7 @@ def format_table(s: dict) -> str:
     lines = [
         f"scenario {s['scenario']}: {s['runs']:,} runs (runs {s['run_range'][0]}..{s['run_range'][1] - 1}), "
         f"seed {s['seed']}, {s['horizon_days']} days from {s['start_date']}",
+        _where_line(s),
         "(± is one Monte Carlo standard error)",
         "",
         f"P(any shortage day)        {s['p_any_shortage']:.4f} ± {s['p_any_shortage_se']:.4f}"
@@ -187,9 +188,18 @@ def format_stats(s: dict, est: dict) -> str:
     from artysim.analysis.statistics import format_estimate
 
     lines = [f"scenario {s['scenario']}: {s['runs']:,} runs, seed {s['seed']}, {s['horizon_days']} days from "
-             f"{s['start_date']}", "(± is one Monte Carlo standard error)", ""]
+             f"{s['start_date']}", _where_line(s), "(± is one Monte Carlo standard error)", ""]
     lines += [format_estimate(t, e) for t, e in est.items()]
-    return "\n".join(lines)
+    return "\n".join(x for x in lines if x is not None)
+
+
+def _where_line(s: dict) -> str | None:
+    """``--where``: the condition and how many runs satisfy it (None without one)."""
+    if not s.get("where"):
+        return None
+    from artysim.analysis.statistics import where_line
+
+    return where_line(s["where"])
 
 
 def _opt_line(label: str, pair, digits: int) -> str | None:
