@@ -68,13 +68,22 @@ def main() -> None:
                    "N x (parameters + 2), N the next power of two).")
 @click.option("--no-resource-check", is_flag=True,
               help="Run even if the estimated memory or output size exceeds what is available.")
+@click.option("--until", "until", metavar="RULE",
+              help="Run in doubling batches (the first of --runs, default 1000) until a precision rule holds, "
+                   "e.g. 'se(p_any_shortage) <= 0.005'; the file equals a plain run of the final run count.")
+@click.option("--max-runs", type=click.IntRange(min=1), help="--until: stop here if the rule is not met "
+                                                             "(default 1,000,000).")
 def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, force, quiet, design,
-        no_resource_check) -> None:
+        no_resource_check, until, max_runs) -> None:
     """Simulate SCENARIO (a .toml file or a bundled name) and write a results file."""
     from artysim.analysis import summary
     from artysim.jobs import run as runner
     from artysim.results.reader import open_results
 
+    if until is not None or max_runs is not None:
+        _run_until(scenario, until, max_runs, runs, seed, output, threads, sets, shard, shards, skip_valid, force,
+                   quiet, design, no_resource_check)
+        return
     shard, shards, done = runner.plan_shard(scenario, sets=list(sets), runs=runs, seed=seed, output=output,
                                             shard=shard, shards=shards, skip_valid=skip_valid, design=design,
                                             quiet=quiet, note=lambda m: click.echo(m, err=True))
@@ -84,6 +93,36 @@ def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, 
     path = runner.run(scenario, sets=list(sets), runs=runs, seed=seed, output=output, threads=threads,
                       force=force, quiet=quiet, shard=shard, shards=shards, design=design,
                       resource_check=not no_resource_check, summary=not quiet)
+    if not quiet:
+        with open_results(path) as ds:
+            click.echo(summary.format_table(summary.summarize(ds)))
+        click.echo(f"\nwrote {path}")
+
+
+def _run_until(scenario, until, max_runs, runs, seed, output, threads, sets, shard, shards, skip_valid, force,
+               quiet, design, no_resource_check) -> None:
+    from artysim.analysis import summary
+    from artysim.errors import ArtysimError
+    from artysim.jobs import until as until_mod
+    from artysim.jobs.bundled import resolve
+    from artysim.model.load import load
+    from artysim.results.reader import open_results
+
+    if until is None:
+        raise ArtysimError("--max-runs goes with --until RULE (e.g. --until 'se(p_any_shortage) <= 0.005')")
+    if shard is not None or shards is not None or skip_valid or design != "random":
+        raise ArtysimError("--until runs one file of the random design: drop --shard/--shards/--skip-valid/--design")
+    loaded = load(resolve(scenario), list(sets))
+    path, info = until_mod.run_until(loaded, until, first=runs, max_runs=max_runs, seed=seed, output=output,
+                                     threads=threads, force=force, quiet=quiet,
+                                     resource_check=not no_resource_check,
+                                     note=lambda m: click.echo(m, err=True))
+    if not info["met"]:
+        click.echo(f"artysim: --until {until!r} was not met within --max-runs {info['runs']:,} runs; "
+                   f"the file holds those {info['runs']:,} runs", err=True)
+    elif not quiet:
+        click.echo(f"artysim: --until {until!r} met at {info['runs']:,} runs ({len(info['looks'])} looks)",
+                   err=True)
     if not quiet:
         with open_results(path) as ds:
             click.echo(summary.format_table(summary.summarize(ds)))
