@@ -346,6 +346,39 @@ def validate(scenario, sets) -> None:
     click.echo(f"{s.run.runs} runs on {threads} threads would need {est.describe()}")
 
 
+@main.command("solve")
+@click.argument("scenario")
+@click.option("--lever", required=True, metavar="PATH", help="The scenario value searched, e.g. "
+              "source.north_korea.shipments_per_month (with --scale, a distribution or schedule there).")
+@click.option("--range", "range_", required=True, metavar="LO,HI", help="Where to search (with --scale: factors).")
+@click.option("--target", required=True, metavar="RULE", help="What to meet, e.g. 'p_any_shortage <= 0.1'.")
+@click.option("--scale", is_flag=True, help="Multiply the distribution or schedule at PATH as a whole by the "
+                                            "searched factor (its location and scale parameters).")
+@click.option("--runs", type=click.IntRange(min=2), help="Runs per evaluation (default: the scenario's).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed of every evaluation (default: the scenario's).")
+@click.option("--tol", type=float, help="Stop the bisection when the bracket is this narrow (default (HI-LO)/1024; "
+                                        "integer levers: 1).")
+@click.option("--set", "sets", multiple=True, metavar="PATH=VALUE", help="Override a value (repeatable).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Results file of the final evaluation.")
+@click.option("--force", is_flag=True, help="Overwrite an existing results file.")
+@click.option("--threads", type=click.IntRange(min=1), help="Threads (default: all cores).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--quiet", "-q", is_flag=True, help="No line per evaluation on stderr.")
+def solve_cmd(scenario, lever, range_, target, scale, runs, seed, tol, sets, output, force, threads, fmt,
+              quiet) -> None:
+    """The smallest (or largest) lever value meeting a target, by bisection under common random numbers."""
+    from artysim.analysis.stats import jsonable
+    from artysim.jobs import solve
+
+    lo, hi = solve.parse_range(range_)
+    r = solve.solve(scenario, lever=lever, lo=lo, hi=hi, target=target, scale=scale, runs=runs, seed=seed, tol=tol,
+                    sets=list(sets), output=output, force=force, threads=threads,
+                    note=None if quiet else (lambda m: click.echo(m, err=True)))
+    if r["monotone_note"]:
+        click.echo(f"artysim: warning: {r['monotone_note']}", err=True)
+    click.echo(json.dumps(jsonable(r), indent=2) if fmt == "json" else solve.format_table(r))
+
+
 @main.command()
 def scenarios() -> None:
     """List the bundled scenarios."""
