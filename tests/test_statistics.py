@@ -151,3 +151,24 @@ def test_rule_verdicts_beyond_mc_error():
     v = S.parse_rule("quantile(first_shortage_day, 0.5) >= 60", CTX).check(beyond)
     assert v.holds and v.holds_beyond_mc  # the whole interval is from day 80 on
     assert not S.parse_rule("quantile(first_shortage_day, 0.5) <= 99", CTX).check(beyond).holds
+
+
+def test_any_text_parses_or_is_one_line():
+    """Fuzz: any text is a statistic, a rule or a condition, or one ExpressionError line, never another error."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as hst
+
+    alphabet = hst.sampled_from(list("()<=>,:._-+ 0123456789eaqnsdm\n") + list(S.NAMES) + ["first_shortage_day",
+                                "stock_min", "received", "a", "b", "2024-02-01", "quantile(", "and", "or", "not"])
+
+    @settings(max_examples=300, deadline=None, database=None)
+    @given(hst.lists(alphabet, max_size=12).map("".join))
+    def check(text):
+        for parse in (lambda: S.parse_expr(text, CTX), lambda: S.parse_rule(text, CTX),
+                      lambda: S.parse_where(text, known=["demand.base", "a.b"])):
+            try:
+                parse()
+            except S.ExpressionError as e:
+                assert len(str(e).splitlines()) == 1  # the text is quoted with repr: newlines escaped
+
+    check()
