@@ -108,13 +108,22 @@ def main() -> None:
                    "N x (parameters + 2), N the next power of two).")
 @click.option("--no-resource-check", is_flag=True,
               help="Run even if the estimated memory or output size exceeds what is available.")
+@click.option("--until", "until", metavar="RULE",
+              help="Run in doubling batches (the first of --runs, default 1000) until a precision rule holds, "
+                   "e.g. 'se(p_any_shortage) <= 0.005'; the file equals a plain run of the final run count.")
+@click.option("--max-runs", type=click.IntRange(min=1), help="--until: stop here if the rule is not met "
+                                                             "(default 1,000,000).")
 def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, force, quiet, design,
-        no_resource_check) -> None:
+        no_resource_check, until, max_runs) -> None:
     """Simulate SCENARIO (a .toml file or a bundled name) and write a results file."""
     from artysim.analysis import summary
     from artysim.jobs import run as runner
     from artysim.results.reader import open_results
 
+    if until is not None or max_runs is not None:
+        _run_until(scenario, until, max_runs, runs, seed, output, threads, sets, shard, shards, skip_valid, force,
+                   quiet, design, no_resource_check)
+        return
     shard, shards, done = runner.plan_shard(scenario, sets=list(sets), runs=runs, seed=seed, output=output,
                                             shard=shard, shards=shards, skip_valid=skip_valid, design=design,
                                             quiet=quiet, note=lambda m: click.echo(m, err=True), force=force)
@@ -123,6 +132,36 @@ def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, 
     path = runner.run(scenario, sets=list(sets), runs=runs, seed=seed, output=output, threads=threads,
                       force=force, quiet=quiet, shard=shard, shards=shards, design=design,
                       resource_check=not no_resource_check, summary=not quiet)
+    if not quiet:
+        with open_results(path) as ds:
+            click.echo(summary.format_table(summary.summarize(ds)))
+        click.echo(f"\nwrote {path}")
+
+
+def _run_until(scenario, until, max_runs, runs, seed, output, threads, sets, shard, shards, skip_valid, force,
+               quiet, design, no_resource_check) -> None:
+    from artysim.analysis import summary
+    from artysim.errors import ArtysimError
+    from artysim.jobs import until as until_mod
+    from artysim.jobs.bundled import resolve
+    from artysim.model.load import load
+    from artysim.results.reader import open_results
+
+    if until is None:
+        raise ArtysimError("--max-runs goes with --until RULE (e.g. --until 'se(p_any_shortage) <= 0.005')")
+    if shard is not None or shards is not None or skip_valid or design != "random":
+        raise ArtysimError("--until runs one file of the random design: drop --shard/--shards/--skip-valid/--design")
+    loaded = load(resolve(scenario), list(sets))
+    path, info = until_mod.run_until(loaded, until, first=runs, max_runs=max_runs, seed=seed, output=output,
+                                     threads=threads, force=force, quiet=quiet,
+                                     resource_check=not no_resource_check,
+                                     note=lambda m: click.echo(m, err=True))
+    if not info["met"]:
+        click.echo(f"artysim: --until {until!r} was not met within --max-runs {info['runs']:,} runs; "
+                   f"the file holds those {info['runs']:,} runs", err=True)
+    elif not quiet:
+        click.echo(f"artysim: --until {until!r} met at {info['runs']:,} runs ({len(info['looks'])} looks)",
+                   err=True)
     if not quiet:
         with open_results(path) as ds:
             click.echo(summary.format_table(summary.summarize(ds)))
@@ -181,19 +220,34 @@ def slurm_cmd(scenario, runs, shards, out_dir, seed, sets, partition, time_limit
 @click.argument("results", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
               help="table for reading; json (keys in docs/summary-json.md) or csv (one row per quantity) for scripts.")
-def summary_cmd(results, fmt) -> None:
+@click.option("--stat", "stats", multiple=True, metavar="EXPR",
+              help="A statistic by name with its Monte Carlo SE, e.g. 'p_short_by(2024-06-01)', "
+                   "'quantile(first_shortage_day, 0.1)', 'mean(received:north_korea)' (repeatable; README).")
+@click.option("--where", metavar="CONDITION",
+              help="Only the runs whose sampled parameters satisfy CONDITION, e.g. 'demand.base > 25000' or "
+                   "'source.north_korea.dud_rate >= quantile(0.9)' (and, or, not, parentheses).")
+def summary_cmd(results, fmt, stats, where) -> None:
     """Headline answers of a results file (or of shard files, folders, globs read as one), with Monte Carlo
     standard errors; a sweep file gives one row per variant."""
-    from artysim.analysis import summary
+    from artysim.analysis import statistics, summary
     from artysim.errors import ResultsError
     from artysim.results.reader import open_results
 
     what = results[0] if len(results) == 1 else f"{len(results)} inputs"
     with open_results(list(results)) as ds:
         try:
-            s = summary.summarize(ds)
+            sel, chosen = (ds, None) if where is None else statistics.where(ds, where)
+            est = statistics.stats_of_dataset(sel, list(stats)) if stats else None  # bad EXPR: before reading
+            s = summary.summarize(sel)
         except (OSError, RuntimeError) as e:  # data that cannot be read back (a damaged file)
             raise ResultsError(f"{what}: cannot read its data, damaged? ({type(e).__name__}: {e})") from None
+    if chosen is not None:
+        s["where"] = chosen
+    if est is not None:
+        s["stats"] = {t: e.as_dict() for t, e in est.items()}
+        if fmt == "table":
+            click.echo(summary.format_stats(s, est))
+            return
     click.echo(summary.format_any(s, fmt))
 
 
@@ -201,16 +255,26 @@ def summary_cmd(results, fmt) -> None:
 @click.argument("a")
 @click.argument("b")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def compare_cmd(a, b, fmt) -> None:
+@click.option("--where", metavar="CONDITION",
+              help="Only the runs whose sampled parameters in A satisfy CONDITION; the same run indices of B.")
+def compare_cmd(a, b, fmt, where) -> None:
     """Compare results B against A: run by run when they share seed and runs (common random numbers),
     otherwise as independent samples. A and B may each be a file or a folder/glob of shards."""
-    from artysim.analysis import compare
+    from artysim.analysis import compare, statistics
     from artysim.analysis.stats import jsonable
     from artysim.results.reader import open_results
 
     with open_results(a) as da, open_results(b) as db:
+        chosen = None
+        if where is not None:
+            da, db, chosen = statistics.where_pair(da, db, where)
         c = compare.compare(da, db)
-    click.echo(json.dumps(jsonable(c), indent=2) if fmt == "json" else compare.format_table(c))
+    if chosen is not None:
+        c["where"] = chosen
+    if fmt == "json":
+        click.echo(json.dumps(jsonable(c), indent=2))
+    else:
+        click.echo((statistics.where_line(chosen) + "\n" if chosen else "") + compare.format_table(c))
 
 
 @main.command("plot")
@@ -222,7 +286,9 @@ def compare_cmd(a, b, fmt) -> None:
                                 "outcome against the varied value (default P(any shortage)).")
 @click.option("--variant", type=click.IntRange(min=0), help="Which variant of a sweep file to draw.")
 @click.option("--force", is_flag=True, help="Overwrite an existing picture.")
-def plot_cmd(result, kind, output, outcome, variant, force) -> None:
+@click.option("--where", metavar="CONDITION",
+              help="Only the runs whose sampled parameters satisfy CONDITION (depletion, histogram, tornado).")
+def plot_cmd(result, kind, output, outcome, variant, force, where) -> None:
     """Draw one figure of a results file (see the README's Plots section)."""
     from artysim.analysis import plots
     from artysim.errors import ArtysimError
@@ -232,7 +298,14 @@ def plot_cmd(result, kind, output, outcome, variant, force) -> None:
         raise ArtysimError(f"--kind must be one of {', '.join(plots.KINDS)} (found {kind!r})")
     plots.check_output(output, force)  # before reading anything
     kw = {k: v for k, v in (("outcome", outcome), ("variant", variant)) if v is not None}
+    if where is not None and kind not in plots.WHERE_KINDS:
+        raise ArtysimError(f"--where works with the plots drawn from per-run values ({', '.join(plots.WHERE_KINDS)});"
+                           f" {kind} draws per-day statistics kept over all runs only")
     with open_results(result) as ds:
+        if where is not None:
+            from artysim.analysis import statistics
+
+            ds = plots.runs_subset(ds, *statistics.where(ds, where))
         fig = plots.plot(ds, kind, **kw)
     click.echo(f"wrote {plots.save(fig, output, force=force)}")
 
@@ -310,6 +383,39 @@ def validate(scenario, sets) -> None:
     batch = resources.batch_size_for(model.horizon, threads)
     est = resources.estimate(model, s.run.runs, threads, batch, summary=True)
     click.echo(f"{s.run.runs} runs on {threads} threads would need {est.describe()}")
+
+
+@main.command("solve")
+@click.argument("scenario")
+@click.option("--lever", required=True, metavar="PATH", help="The scenario value searched, e.g. "
+              "source.north_korea.shipments_per_month (with --scale, a distribution or schedule there).")
+@click.option("--range", "range_", required=True, metavar="LO,HI", help="Where to search (with --scale: factors).")
+@click.option("--target", required=True, metavar="RULE", help="What to meet, e.g. 'p_any_shortage <= 0.1'.")
+@click.option("--scale", is_flag=True, help="Multiply the distribution or schedule at PATH as a whole by the "
+                                            "searched factor (its location and scale parameters).")
+@click.option("--runs", type=click.IntRange(min=2), help="Runs per evaluation (default: the scenario's).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed of every evaluation (default: the scenario's).")
+@click.option("--tol", type=float, help="Stop the bisection when the bracket is this narrow (default (HI-LO)/1024; "
+                                        "integer levers: 1).")
+@click.option("--set", "sets", multiple=True, metavar="PATH=VALUE", help="Override a value (repeatable).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Results file of the final evaluation.")
+@click.option("--force", is_flag=True, help="Overwrite an existing results file.")
+@click.option("--threads", type=click.IntRange(min=1), help="Threads (default: all cores).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--quiet", "-q", is_flag=True, help="No line per evaluation on stderr.")
+def solve_cmd(scenario, lever, range_, target, scale, runs, seed, tol, sets, output, force, threads, fmt,
+              quiet) -> None:
+    """The smallest (or largest) lever value meeting a target, by bisection under common random numbers."""
+    from artysim.analysis.stats import jsonable
+    from artysim.jobs import solve
+
+    lo, hi = solve.parse_range(range_)
+    r = solve.solve(scenario, lever=lever, lo=lo, hi=hi, target=target, scale=scale, runs=runs, seed=seed, tol=tol,
+                    sets=list(sets), output=output, force=force, threads=threads,
+                    note=None if quiet else (lambda m: click.echo(m, err=True)))
+    if r["monotone_note"]:
+        click.echo(f"artysim: warning: {r['monotone_note']}", err=True)
+    click.echo(json.dumps(jsonable(r), indent=2) if fmt == "json" else solve.format_table(r))
 
 
 @main.command()

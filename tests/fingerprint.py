@@ -12,7 +12,9 @@ import netCDF4
 import numpy as np
 
 #: global attributes that name the writing version, time or command line, not the results
-VOLATILE_ATTRS = ("source", "history", "artysim_version", "scenario_file")
+VOLATILE_ATTRS = ("source", "history", "artysim_version", "scenario_file",
+                  # run --until records its rule and stopping point; solve records its search
+                  "until_rule", "until_met", "until_runs", "until_looks", "until_value")
 
 
 def _jsonable(v):

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 KINDS = ("fan", "depletion", "sources", "histogram", "tornado", "sweep")
 FORMATS = ("png", "svg")
+#: kinds drawn from per-run values only, so ``--where`` can draw them for a subset of runs
+WHERE_KINDS = ("depletion", "histogram", "tornado")
 _SIZE = (8.0, 4.6)
 
 
@@ -138,15 +140,17 @@ def depletion(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = N
     t = _dates(ds)
     n = _runs(ds)
     pd_ = np.asarray(ds["p_depleted"].values, dtype=np.float64)
-    ps = np.asarray(ds["p_short"].values, dtype=np.float64)
-    for p, color, label in ((pd_, "#b2182b", "depleted: first shortage day on or before the date"),
-                            (ps, "#2166ac", "short on that day")):
+    # a subset of runs (--where) has no per-day share short: those counts are kept over all runs only
+    ps = np.asarray(ds["p_short"].values, dtype=np.float64) if "p_short" in ds.variables else np.zeros(0)
+    curves = [(pd_, "#b2182b", "depleted: first shortage day on or before the date"),
+              (ps, "#2166ac", "short on that day")]
+    for p, color, label in curves[:1 if not len(ps) else 2]:
         lo, hi = wilson(np.round(p * n), n)
         ax.fill_between(t, 100 * lo, 100 * hi, color=color, alpha=0.2, lw=0)
         ax.plot(t, 100 * p, color=color, lw=2, label=label)
     ax.annotate(f"{100 * pd_[-1]:.1f} % by {np.datetime_as_string(t[-1])}", (t[-1], 100 * pd_[-1]),
                 xytext=(-8, 8), textcoords="offset points", ha="right", color="#b2182b", fontsize=9)
-    ax.set_ylim(0, max(5.0, min(100.0, 100 * float(max(pd_.max(), ps.max())) * 1.15)))
+    ax.set_ylim(0, max(5.0, min(100.0, 100 * float(max(pd_.max(), ps.max(initial=0.0))) * 1.15)))
     ax.set_xlim(t[0], t[-1])
     ax.set_ylabel("share of runs (%)")
     _date_axis(ax)
@@ -365,6 +369,20 @@ def sweep(ds: xr.Dataset, ax: Axes | None = None, *, outcome: str | None = None,
 
 
 # ----------------------------------------------------------------------------- saving
+
+
+def runs_subset(ds: xr.Dataset, sub: xr.Dataset, info: dict) -> xr.Dataset:
+    """``--where``: the selected runs, with the depletion curve recomputed from their first shortage days,
+    the per-day statistics kept over all runs dropped, and the condition in the title."""
+    fsd = np.asarray(sub["first_shortage_day"].values, dtype=np.float64)
+    T = int(sub.sizes["time"])
+    counts = np.bincount(fsd[np.isfinite(fsd)].astype(np.int64), minlength=T)[:T]
+    keep = [v for v in sub.data_vars if "run" in sub[v].dims or "time" not in sub[v].dims]
+    out = sub[keep]
+    out["p_depleted"] = ("time", np.cumsum(counts) / max(int(sub.sizes["run"]), 1))
+    out.attrs = dict(sub.attrs)
+    out.attrs["scenario_name"] = f"{ds.attrs.get('scenario_name', 'artysim results')} where {info['condition']}"
+    return out
 
 
 def plot(ds: xr.Dataset, kind: str, **kw) -> Figure:

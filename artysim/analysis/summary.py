@@ -134,6 +134,7 @@ def format_table(s: dict) -> str:
     lines = [
         f"scenario {s['scenario']}: {s['runs']:,} runs (runs {s['run_range'][0]}..{s['run_range'][1] - 1}), "
         f"seed {s['seed']}, {s['horizon_days']} days from {s['start_date']}",
+        _where_line(s),
         "(± is one Monte Carlo standard error)",
         "",
         f"P(any shortage day)        {s['p_any_shortage']:.4f} ± {s['p_any_shortage_se']:.4f}"
@@ -180,6 +181,25 @@ def format_table(s: dict) -> str:
     if "missing_runs" in s:
         lines += ["", f"partial: {s['missing_runs']} are missing and not counted"]
     return "\n".join(x for x in lines if x is not None)
+
+
+def format_stats(s: dict, est: dict) -> str:
+    """``summary --stat``: a heading and one line ``EXPR = value ± se`` per statistic."""
+    from artysim.analysis.statistics import format_estimate
+
+    lines = [f"scenario {s['scenario']}: {s['runs']:,} runs, seed {s['seed']}, {s['horizon_days']} days from "
+             f"{s['start_date']}", _where_line(s), "(± is one Monte Carlo standard error)", ""]
+    lines += [format_estimate(t, e) for t, e in est.items()]
+    return "\n".join(x for x in lines if x is not None)
+
+
+def _where_line(s: dict) -> str | None:
+    """``--where``: the condition and how many runs satisfy it (None without one)."""
+    if not s.get("where"):
+        return None
+    from artysim.analysis.statistics import where_line
+
+    return where_line(s["where"])
 
 
 def _opt_line(label: str, pair, digits: int) -> str | None:
@@ -231,6 +251,8 @@ def csv_rows(s: dict) -> list[tuple]:
     for r in s.get("regimes") or []:
         m, se = r["share_of_days"]
         rows.append(("share_of_days", f"regime:{r['name']}", m, se, m - Z95 * se, m + Z95 * se, "fraction"))
+    for text, e in (s.get("stats") or {}).items():  # summary --stat: the expression is the quantity
+        rows.append((text, "", e["value"], e["se"], e["ci95"][0], e["ci95"][1], ""))
     return rows
 
 

@@ -174,8 +174,10 @@ def run_loaded(
     design: str = "random",
     resource_check: bool = True,
     summary: bool = False,
+    extra_attrs: dict | None = None,
 ) -> Path:
-    """``run`` of a scenario already loaded (its model built once): sweeps run their variants so."""
+    """``run`` of a scenario already loaded (its model built once): sweeps run their variants so.
+    ``extra_attrs``: global attributes added to the file (``run --until``, ``solve`` record their search)."""
     scn = loaded.scenario
     n_runs = scn.run.runs if runs is None else runs
     the_seed = scn.run.seed if seed is None else seed
@@ -192,14 +194,14 @@ def run_loaded(
     if on_loaded:
         on_loaded(loaded)
     model = loaded.model
-    extra_attrs = None
+    extra_attrs = dict(extra_attrs) if extra_attrs else None
     if design != "random" and model.corr_pairs:
         raise ArtysimError(f"--design {design} assumes independent inputs (Sobol indices do), but the scenario "
                            f"correlates {len(model.corr_pairs)} pair(s) of parameters ([[correlation]]); drop them "
                            "for a Sobol study, or use the default design and PRCC")
     if design != "random":  # a Saltelli design fixes the run count: N (D + 2) for a power-of-two N
         model = dataclasses.replace(model, design=design_mod.make(design, n_runs, len(model.sampled), the_seed))
-        extra_attrs = model.design.attrs([model.params[i].path for i in model.sampled])
+        extra_attrs = (extra_attrs or {}) | model.design.attrs([model.params[i].path for i in model.sampled])
         if not quiet and model.design.runs != n_runs:
             print(f"artysim: --design {design}: {model.design.runs} runs = N {model.design.n_base} (a power of two) "
                   f"x ({model.design.d} sampled parameters + 2), for --runs {n_runs}", file=sys.stderr)
