@@ -109,6 +109,11 @@ def test_results_file_is_the_final_evaluation(scenarios, tmp_path):
     a = CliRunner().invoke(main, ["run", str(scenarios[0]), "--runs", "300", "--set", r["override"], "-o", str(plain),
                                   "-q"])
     assert a.exit_code == 0, a.output
+    pic = tmp_path / "solve.png"
+    assert CliRunner().invoke(main, ["plot", str(out), "-k", "solve", "-o", str(pic)]).exit_code == 0
+    assert pic.stat().st_size > 1000
+    assert_refused(CliRunner().invoke(main, ["plot", str(plain), "-k", "solve", "-o", str(tmp_path / "x.png")]),
+                   "--kind solve needs a file written by 'artysim solve -o'")
     fa, fb = fingerprint(out), fingerprint(plain)
     for f in (fa, fb):
         f["attrs"] = {k: v for k, v in f["attrs"].items() if not k.startswith("solve_")}
