@@ -163,11 +163,12 @@ class Evaluation:
     verdict: stats_mod.Verdict
     seconds: float
     runs: int
+    step: int = 0  # 1-based order of evaluation
 
     def as_dict(self) -> dict:
         e = self.estimate
         return {"lever": self.lever, "statistic": e.value, "se": e.se, "ci95": list(e.interval),
-                "meets": self.verdict.holds, "seconds": round(self.seconds, 4), "runs": self.runs}
+                "meets": self.verdict.holds, "seconds": round(self.seconds, 4), "runs": self.runs, "step": self.step}
 
 
 def solve(scenario_path: str, *, lever: str, lo: float, hi: float, target: str, scale: bool = False,
@@ -224,7 +225,7 @@ def solve(scenario_path: str, *, lever: str, lo: float, hi: float, target: str, 
             cols = {k: np.concatenate([cols[k], more[k]]) for k in needs}
             n = min(2 * n, n_max)
         est = rule.expr.evaluate(stats_mod.ArrayColumns(cols))
-        ev = Evaluation(x, est, rule.check(est), time.perf_counter() - t0, n)
+        ev = Evaluation(x, est, rule.check(est), time.perf_counter() - t0, n, len(cache) + 1)
         cache[x] = ev
         note(f"artysim: solve: {lever} = {_num(x)}" + (f" ({n:,} runs)" if precision is not None else "")
              + f": {rule.expr.text} = {_num(est.value)}"
@@ -270,6 +271,7 @@ def solve(scenario_path: str, *, lever: str, lo: float, hi: float, target: str, 
 
     u_ans, _ = boundary(lambda ev: ev.verdict.holds)
     steps = len(cache)
+    to_answer = time.perf_counter() - t_start
     z_ok = lambda ev: not ev.verdict.fails_beyond_mc  # noqa: E731  the optimistic end meets the target
     z_sure = lambda ev: ev.verdict.holds_beyond_mc  # noqa: E731  the pessimistic end meets it
     u_opt, opt_at_start = boundary(z_ok)
@@ -296,7 +298,8 @@ def solve(scenario_path: str, *, lever: str, lo: float, hi: float, target: str, 
         "statistic": final.estimate.value, "se": final.estimate.se,
         "interval": interval, "interval_open": interval_open,
         "monotone": mono is None, "monotone_note": mono,
-        "bisection_steps": steps, "evaluations": [ev.as_dict() for ev in evs],
+        "bisection_steps": steps, "seconds_to_answer": round(to_answer, 3),
+        "evaluations": [ev.as_dict() for ev in evs],
         "override": lev.override(value),
         "seconds": None, "output": None,
     }
@@ -383,8 +386,8 @@ def format_table(r: dict) -> str:
         lines.append(f"{_num(e['lever']):>16}{_num(e['statistic']):>18}"
                      f"{(_num(e['se']) if e['se'] is not None else 'n/a'):>12}{'yes' if e['meets'] else 'no':>7}"
                      f"{e['seconds']:>9.2f}{e['runs']:>10,}")
-    lines.append(f"\n{len(r['evaluations'])} evaluations ({r['bisection_steps']} to the answer), "
-                 f"{r['seconds']:.1f} s in all")
+    lines.append(f"\n{len(r['evaluations'])} evaluations ({r['bisection_steps']} to the answer, "
+                 f"{r['seconds_to_answer']:.1f} s), {r['seconds']:.1f} s in all")
     if r["output"]:
         lines.append(f"wrote {r['output']} (the evaluation at the answer, the search in its solve_* attributes)")
     return "\n".join(x for x in lines if x is not None)
