@@ -380,12 +380,12 @@ def format_table(r: dict) -> str:
         f"override            --set {r['override']}" if r["scale"] else None,
         f"note                {r['monotone_note']}" if r["monotone_note"] else None,
         "",
-        f"{'lever':>16}{'statistic':>18}{'se':>12}{'meets':>7}{'seconds':>9}{'runs':>10}",
+        f"{'lever':>16}{'statistic':>18}{'se':>12}{'meets':>7}{'seconds':>9}" + (f"{'runs':>10}" if r["until"] else ""),
     ]
     for e in r["evaluations"]:
         lines.append(f"{_num(e['lever']):>16}{_num(e['statistic']):>18}"
                      f"{(_num(e['se']) if e['se'] is not None else 'n/a'):>12}{'yes' if e['meets'] else 'no':>7}"
-                     f"{e['seconds']:>9.2f}{e['runs']:>10,}")
+                     f"{e['seconds']:>9.2f}" + (f"{e['runs']:>10,}" if r["until"] else ""))
     lines.append(f"\n{len(r['evaluations'])} evaluations ({r['bisection_steps']} to the answer, "
                  f"{r['seconds_to_answer']:.1f} s), {r['seconds']:.1f} s in all")
     if r["output"]:
