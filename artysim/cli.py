@@ -280,7 +280,8 @@ def compare_cmd(a, b, fmt, where) -> None:
 @main.command("plot")
 @click.argument("result", type=click.Path(dir_okay=False))
 @click.option("--kind", "-k", required=True, metavar="KIND",
-              help="fan, depletion, sources, histogram, tornado or sweep (a sweep file).")
+              help="fan, depletion, sources, histogram, tornado, sweep (a sweep file) or solve (a file of "
+                   "'artysim solve -o').")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Picture file (.png or .svg).")
 @click.option("--outcome", help="tornado: the per-run outcome ranked (default first_shortage_day); sweep: the "
                                 "outcome against the varied value (default P(any shortage)).")
@@ -345,7 +346,11 @@ def sensitivity_cmd(result, outcome, variant, points, fmt) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no summary.")
 @click.option("--no-resource-check", is_flag=True,
               help="Run even if a variant's estimated memory or output size exceeds what is available.")
-def sweep_cmd(scenario, varies, output, runs, seed, sets, threads, force, quiet, no_resource_check) -> None:
+@click.option("--until", "until", metavar="RULE", help="Double the runs per variant (from --runs, default 1000) "
+              "until the precision rule holds on every variant, e.g. 'se(p_any_shortage) <= 0.005'.")
+@click.option("--max-runs", type=click.IntRange(min=1), help="--until: stop at this many runs per variant.")
+def sweep_cmd(scenario, varies, output, runs, seed, sets, threads, force, quiet, no_resource_check, until,
+              max_runs) -> None:
     """Run a grid of variants of SCENARIO with common random numbers into one file (a `variant` dimension)."""
     from artysim.analysis import summary
     from artysim.jobs import sweep
@@ -355,8 +360,24 @@ def sweep_cmd(scenario, varies, output, runs, seed, sets, threads, force, quiet,
         if not quiet:
             click.echo(f"artysim: variant {v.index + 1}/{n}: {v.label}", err=True)
 
-    path = sweep.run_sweep(scenario, list(varies), output, runs=runs, seed=seed, sets=list(sets), threads=threads,
-                           force=force, quiet=quiet, on_variant=note, resource_check=not no_resource_check)
+    if until is None and max_runs is not None:
+        from artysim.errors import ArtysimError
+
+        raise ArtysimError("--max-runs goes with --until RULE (e.g. --until 'se(p_any_shortage) <= 0.005')")
+    if until is not None:
+        from artysim.jobs import until as until_mod
+
+        path, info = until_mod.sweep_until(scenario, list(varies), output, until, first=runs, max_runs=max_runs,
+                                           seed=seed, sets=list(sets), threads=threads, force=force, quiet=quiet,
+                                           resource_check=not no_resource_check, on_variant=note,
+                                           note=lambda m: click.echo(m, err=True))
+        if not info["met"]:
+            click.echo(f"artysim: --until {until!r} was not met on every variant within --max-runs "
+                       f"{info['runs']:,} runs; the file holds those {info['runs']:,} runs per variant", err=True)
+    else:
+        path = sweep.run_sweep(scenario, list(varies), output, runs=runs, seed=seed, sets=list(sets),
+                               threads=threads, force=force, quiet=quiet, on_variant=note,
+                               resource_check=not no_resource_check)
     if not quiet:
         with open_results(path) as ds:
             click.echo(summary.format_sweep_table(summary.summarize(ds)))
@@ -403,15 +424,18 @@ def validate(scenario, sets) -> None:
 @click.option("--threads", type=click.IntRange(min=1), help="Threads (default: all cores).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="No line per evaluation on stderr.")
+@click.option("--until", "until", metavar="RULE", help="Each evaluation doubles its runs (from --runs) until this "
+              "precision rule holds, e.g. 'se(p_any_shortage) <= 0.005'.")
+@click.option("--max-runs", type=click.IntRange(min=2), help="--until: at most this many runs per evaluation.")
 def solve_cmd(scenario, lever, range_, target, scale, runs, seed, tol, sets, output, force, threads, fmt,
-              quiet) -> None:
+              quiet, until, max_runs) -> None:
     """The smallest (or largest) lever value meeting a target, by bisection under common random numbers."""
     from artysim.analysis.stats import jsonable
     from artysim.jobs import solve
 
     lo, hi = solve.parse_range(range_)
     r = solve.solve(scenario, lever=lever, lo=lo, hi=hi, target=target, scale=scale, runs=runs, seed=seed, tol=tol,
-                    sets=list(sets), output=output, force=force, threads=threads,
+                    sets=list(sets), output=output, force=force, threads=threads, until=until, max_runs=max_runs,
                     note=None if quiet else (lambda m: click.echo(m, err=True)))
     if r["monotone_note"]:
         click.echo(f"artysim: warning: {r['monotone_note']}", err=True)

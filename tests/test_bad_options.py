@@ -124,6 +124,9 @@ CASES = [
     ("sweep", "{scn} --vary demand.base=100,200 -o {out}/s.nc --runs 0", ["--runs"]),
     ("sweep", "{scn} --vary demand.base=100,200", ["Missing option", "-o"]),
     ("sweep", "{scn} --vary demand.base=100,200 -o {missing}/s.nc", ["does not exist"]),
+    ("sweep", "{scn} --vary demand.base=100,200 -o {out}/s.nc --until 'p_any_shortage <= 0.5'",
+     ["expected a precision rule"]),
+    ("sweep", "{scn} --vary demand.base=100,200 -o {out}/s.nc --max-runs 10", ["--max-runs goes with --until"]),
     # solve
     ("solve", "{scn} --range 1,2 --target 'p_any_shortage <= 0.1'", ["Missing option", "--lever"]),
     ("solve", "{scn} --lever demand.base --range 2000,1000 --target 'p_any_shortage <= 0.1'", ["LO must be below HI"]),
@@ -136,6 +139,10 @@ CASES = [
     ("solve", "{scn} --lever demand.base --range 500,2000 --target p_any_shortage", ["expected a comparison"]),
     ("solve", "{scn} --lever demand.base --range 1,2 --target 'p_any_shortage <= 0.1' -q -o {out}/s.nc",
      ["met at both ends"]),
+    ("solve", "{scn} --lever demand.base --range 500,2000 --target 'p_any_shortage <= 0.1' --max-runs 100",
+     ["--max-runs goes with --until"]),
+    ("solve", "{scn} --lever demand.base --range 500,2000 --target 'p_any_shortage <= 0.1' --until 'se(fill_rate)<=0'",
+     ["can never be met"]),
     # validate, scenarios
     ("validate", "{missing}.toml", ["no such scenario file"]),
     ("validate", "{scn} --set demand.daily_cv=-1", ["demand.daily_cv"]),

@@ -109,6 +109,11 @@ def test_results_file_is_the_final_evaluation(scenarios, tmp_path):
     a = CliRunner().invoke(main, ["run", str(scenarios[0]), "--runs", "300", "--set", r["override"], "-o", str(plain),
                                   "-q"])
     assert a.exit_code == 0, a.output
+    pic = tmp_path / "solve.png"
+    assert CliRunner().invoke(main, ["plot", str(out), "-k", "solve", "-o", str(pic)]).exit_code == 0
+    assert pic.stat().st_size > 1000
+    assert_refused(CliRunner().invoke(main, ["plot", str(plain), "-k", "solve", "-o", str(tmp_path / "x.png")]),
+                   "--kind solve needs a file written by 'artysim solve -o'")
     fa, fb = fingerprint(out), fingerprint(plain)
     for f in (fa, fb):
         f["attrs"] = {k: v for k, v in f["attrs"].items() if not k.startswith("solve_")}
@@ -153,3 +158,21 @@ def test_bad_solves_one_line_exit_2_nothing_written(scenarios, tmp_path, args, n
                            + args)
     assert_refused(r, needle)
     assert leftovers(tmp_path) == []
+
+
+def test_monotonicity_check_flags_only_moves_beyond_mc_error():
+    import datetime as dt
+
+    from artysim.analysis import statistics as S
+
+    rule = S.parse_rule("p_any_shortage <= 0.1", S.Context(dt.date(2024, 1, 1), 30, ("f",)))
+
+    def ev(x, p, se):
+        e = S.Estimate(p, se, (p - 1.96 * se, p + 1.96 * se))
+        return solve_mod.Evaluation(x, e, rule.check(e), 0.0, 1000)
+
+    falling = [ev(1, 0.3, 0.01), ev(2, 0.2, 0.01), ev(3, 0.21, 0.01), ev(4, 0.05, 0.01)]  # +0.01 < 1.96 x 0.014
+    assert solve_mod._monotone(falling, rule, smallest=True) is None
+    bump = [ev(1, 0.3, 0.01), ev(2, 0.2, 0.01), ev(3, 0.26, 0.01), ev(4, 0.05, 0.01)]  # +0.06 > 0.028
+    note = solve_mod._monotone(bump, rule, smallest=True)
+    assert note.startswith("not monotone beyond Monte Carlo error") and "0.2 at 2 -> 0.26 at 3" in note

@@ -172,3 +172,10 @@ def test_any_text_parses_or_is_one_line():
                 assert len(str(e).splitlines()) == 1  # the text is quoted with repr: newlines escaped
 
     check()
+
+
+def test_p_short_by_the_last_day_is_p_any_shortage(nk):
+    with open_file(nk) as ds:
+        last = (dt.date.fromisoformat(ds.attrs["start_date"]) + dt.timedelta(days=ds.sizes["time"] - 1)).isoformat()
+    got = _stats(nk, "p_any_shortage", f"p_short_by({last})")
+    assert got["p_any_shortage"] == got[f"p_short_by({last})"]

@@ -56,3 +56,56 @@ def test_bad_until_refused_before_any_work(tmp_path, args, needle):
     r = CliRunner().invoke(main, ["run", SCN, "-o", str(tmp_path / "x.nc")] + args)
     assert_refused(r, needle)
     assert leftovers(tmp_path) == []
+
+
+def test_sweep_until_equals_a_plain_sweep_of_the_final_count(tmp_path):
+    u, plain = tmp_path / "u.nc", tmp_path / "p.nc"
+    vary = ["--vary", "source.north_korea.available=0,4e6"]
+    r = CliRunner().invoke(main, ["sweep", SCN, *vary, "--until", "se(p_any_shortage) <= 0.012", "--runs", "500",
+                                  "-o", str(u), "-q"])
+    assert r.exit_code == 0, r.output
+    with netCDF4.Dataset(u) as nc:
+        n = nc.dimensions["run"].size
+    assert n == 2000  # se of P = 0.47 (no imports): 0.0158 at 1,000 runs, 0.0112 at 2,000
+    r = CliRunner().invoke(main, ["sweep", SCN, *vary, "--runs", str(n), "-o", str(plain), "-q"])
+    assert r.exit_code == 0, r.output
+    assert differences(fingerprint(u), fingerprint(plain)) == []
+
+
+def test_solve_until_runs_each_evaluation_to_the_precision(tmp_path):
+    import json
+
+    scn = tmp_path / "cf.toml"
+    scn.write_text(CF)
+    r = CliRunner().invoke(main, ["solve", str(scn), "--lever", "source.factory.annual", "--range", "300000,1500000",
+                                  "--target", "p_any_shortage <= 0.1", "--runs", "250", "--until",
+                                  "se(p_any_shortage) <= 0.01", "--max-runs", "4000", "--tol", "50000",
+                                  "--format", "json", "-q"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    for e in res["evaluations"]:
+        assert e["runs"] in (250, 500, 1000, 2000, 4000)
+        assert e["se"] <= 0.01 or e["runs"] == 4000
+    assert res["until"] == "se(p_any_shortage) <= 0.01"
+
+
+CF = """\
+[scenario]
+name = "closed-form"
+start_date = "2024-01-01"
+horizon_days = 30
+
+[output]
+trajectory_sample = 0
+
+[demand]
+base = { dist = "lognormal", median = 1000, sigma = 0.5 }
+daily_cv = 0
+
+[[source]]
+name = "factory"
+kind = "production"
+annual = 500000.0
+daily_cv = 0
+dud_rate = 0
+"""

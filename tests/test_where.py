@@ -105,3 +105,14 @@ def test_where_refuses_per_day_plots(pair, tmp_path):
     r = CliRunner().invoke(main, ["plot", str(pair[1]), "-k", "fan", "-o", str(tmp_path / "f.png"), "--where",
                                   "demand.base > 1"])
     assert_refused(r, "--where works with the plots drawn from per-run values")
+
+
+def test_accessor_stats_and_where(pair):
+    import artysim  # noqa: F401  registers ds.artysim
+
+    with open_file(pair[1]) as ds:
+        got = ds.artysim.stats("p_any_shortage", where="demand.base > 25000")
+        sub = ds.artysim.where("demand.base > 25000")
+        mask = _param(ds, "demand.base") > 25000
+        assert sub.sizes["run"] == mask.sum()
+        assert got["p_any_shortage"]["value"] == np.mean(~np.isnan(ds["first_shortage_day"].values[mask]))

@@ -13,7 +13,7 @@ from typing import Any
 
 import xarray as xr
 
-PLOT_KINDS = ("fan", "depletion", "sources", "histogram", "tornado", "sweep")
+PLOT_KINDS = ("fan", "depletion", "sources", "histogram", "tornado", "sweep", "solve")
 
 
 class _Plots:
@@ -50,6 +50,10 @@ class _Plots:
         """An outcome against the varied value(s) of a sweep file."""
         return self._call("sweep", **kw)
 
+    def solve(self, **kw: Any):
+        """The search of a file written by ``artysim solve -o``: statistic against lever, threshold, answer."""
+        return self._call("solve", **kw)
+
 
 @xr.register_dataset_accessor("artysim")
 class ArtysimAccessor:
@@ -76,6 +80,19 @@ class ArtysimAccessor:
             with open_results(other) as b:
                 return jsonable(compare.compare(self._ds, b))
         return jsonable(compare.compare(self._ds, other))
+
+    def stats(self, *exprs: str, where: str | None = None) -> dict:
+        """``{EXPR: {value, se, ci95}}``: the ``stats`` object of ``artysim summary --stat EXPR ... [--where C]``."""
+        from artysim.analysis import statistics
+
+        ds = self._ds if where is None else statistics.where(self._ds, where)[0]
+        return {t: e.as_dict() for t, e in statistics.stats_of_dataset(ds, list(exprs)).items()}
+
+    def where(self, condition: str) -> xr.Dataset:
+        """The runs whose sampled parameters satisfy ``condition`` (as ``--where``)."""
+        from artysim.analysis import statistics
+
+        return statistics.where(self._ds, condition)[0]
 
     def sensitivity(self, **kw: Any):
         """``artysim.analysis.sensitivity.analyze(ds, **kw)``."""

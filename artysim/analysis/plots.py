@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     import xarray as xr
     from matplotlib.axes import Axes
 
-KINDS = ("fan", "depletion", "sources", "histogram", "tornado", "sweep")
+KINDS = ("fan", "depletion", "sources", "histogram", "tornado", "sweep", "solve")
 FORMATS = ("png", "svg")
 #: kinds drawn from per-run values only, so ``--where`` can draw them for a subset of runs
 WHERE_KINDS = ("depletion", "histogram", "tornado")
@@ -365,6 +366,44 @@ def sweep(ds: xr.Dataset, ax: Axes | None = None, *, outcome: str | None = None,
     runs = int(ds.sizes.get("run", 0))
     ax.set_title(f"{_name(ds)}: {what} across {nv} variants\n{runs:,} runs per variant "
                  f"(common random numbers); {note}", fontsize=11, loc="left")
+    return fig
+
+
+def solve(ds: xr.Dataset, ax: Axes | None = None, **_kw) -> Figure:
+    """The search of ``artysim solve`` (from a file it wrote with ``-o``): the target statistic against the
+    lever at every evaluation with its 95 % interval, the threshold, the answer and the Monte Carlo
+    interval."""
+    import json
+
+    if "solve_evaluations" not in ds.attrs:
+        raise ResultsError("--kind solve needs a file written by 'artysim solve -o' (no solve_* attributes)")
+    evs = sorted(json.loads(str(ds.attrs["solve_evaluations"])), key=lambda e: e["lever"])
+    target = str(ds.attrs["solve_target"])
+    m = re.search(r"(<=|>=|<|>)\s*([^\s]+)\s*$", target)
+    thr = float(m.group(2).replace("_", "")) if m else math.nan
+    fig, ax = _figure(ax)
+    x = np.array([e["lever"] for e in evs], dtype=np.float64)
+    y = np.array([math.nan if e["statistic"] is None else e["statistic"] for e in evs], dtype=np.float64)
+    lo = np.array([math.nan if e["ci95"][0] is None else e["ci95"][0] for e in evs], dtype=np.float64)
+    hi = np.array([math.nan if e["ci95"][1] is None else e["ci95"][1] for e in evs], dtype=np.float64)
+    meets = np.array([bool(e["meets"]) for e in evs])
+    ivl = json.loads(str(ds.attrs["solve_interval"]))
+    ax.axvspan(ivl[0], ivl[1], color="#fdb863", alpha=0.35, lw=0, label="Monte Carlo interval")
+    ax.axhline(thr, color="#b2182b", lw=1.2, ls="--", label=f"threshold {thr:g}")
+    answer = float(ds.attrs["solve_value"])
+    ax.axvline(answer, color="#1a9850", lw=1.5, label=f"answer {answer:.6g}")
+    for sel, color, label in ((meets, "#1a9850", "meets the target"), (~meets, "#4d4d4d", "does not")):
+        if sel.any():
+            ax.errorbar(x[sel], y[sel], yerr=[np.nan_to_num(y[sel] - lo[sel]), np.nan_to_num(hi[sel] - y[sel])],
+                        fmt="o", color=color, capsize=3, ms=4, label=label)
+    if np.nanmax(np.abs(x)) >= 1e4:
+        _rounds_axis(ax, "x")
+    lever = str(ds.attrs["solve_lever"])
+    ax.set_xlabel(f"{lever} (factor)" if int(ds.attrs.get("solve_scale", 0)) else lever)
+    ax.set_ylabel(target.split("<")[0].split(">")[0].strip())
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _title(ax, ds, f"solve {target}", f"{len(evs)} evaluations, common random numbers; bars: 95 % intervals")
     return fig
 
 

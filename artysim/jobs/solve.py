@@ -31,12 +31,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from artysim.analysis import statistics as stats_mod
 from artysim.analysis.stats import Z95, jsonable
 from artysim.errors import ArtysimError
 from artysim.jobs import run as runner
+from artysim.jobs import until as until_mod
 from artysim.jobs.bundled import resolve
-from artysim.jobs.until import simulate_columns
+from artysim.jobs.until import precision_rule, simulate_columns
 from artysim.model.load import Loaded, loads
 from artysim.model.scenario import read_text
 from artysim.results.atomic import check_target
@@ -159,16 +162,19 @@ class Evaluation:
     estimate: stats_mod.Estimate
     verdict: stats_mod.Verdict
     seconds: float
+    runs: int
+    step: int = 0  # 1-based order of evaluation
 
     def as_dict(self) -> dict:
         e = self.estimate
         return {"lever": self.lever, "statistic": e.value, "se": e.se, "ci95": list(e.interval),
-                "meets": self.verdict.holds, "seconds": round(self.seconds, 4)}
+                "meets": self.verdict.holds, "seconds": round(self.seconds, 4), "runs": self.runs, "step": self.step}
 
 
 def solve(scenario_path: str, *, lever: str, lo: float, hi: float, target: str, scale: bool = False,
           runs: int | None = None, seed: int | None = None, tol: float | None = None, sets: list[str] | None = None,
           output: str | Path | None = None, force: bool = False, threads: int | None = None,
+          until: str | None = None, max_runs: int | None = None,
           note: Callable[[str], None] | None = None) -> dict:
     """The search as a dict (keys in docs/summary-json.md); writes the final evaluation's file to ``output``."""
     note = note or (lambda m: None)
@@ -184,6 +190,10 @@ def solve(scenario_path: str, *, lever: str, lo: float, hi: float, target: str, 
         raise SolveError(f"--lever {lever} is an integer ({lev.base!r}); give an integer --range (found {lo:g},{hi:g})")
     ctx = stats_mod.Context.of_model(base.model)
     rule = stats_mod.parse_rule(target, ctx, "--target")
+    precision = None if until is None else precision_rule(until, ctx)
+    if max_runs is not None and until is None:
+        raise SolveError("--max-runs goes with --until RULE (each evaluation then runs until it holds)")
+    n_max = (until_mod.MAX_RUNS if max_runs is None else max_runs) if until is not None else None
     n_runs = base.scenario.run.runs if runs is None else runs
     the_seed = base.scenario.run.seed if seed is None else seed
     if not 2 <= n_runs <= runner.MAX_RUNS:
@@ -196,7 +206,7 @@ def solve(scenario_path: str, *, lever: str, lo: float, hi: float, target: str, 
     out = Path(output) if output is not None else None
     if out is not None:
         check_target(out, force)  # before the search
-    needs = rule.expr.needs()
+    needs = rule.expr.needs() | (precision.expr.needs() if precision is not None else set())
     cache: dict[float, Evaluation] = {}
 
     def load_at(x: float) -> Loaded:
@@ -209,10 +219,16 @@ def solve(scenario_path: str, *, lever: str, lo: float, hi: float, target: str, 
         t0 = time.perf_counter()
         loaded = load_at(x)
         cols = simulate_columns(loaded.model, the_seed, 0, n_runs, needs, threads)
+        n = n_runs
+        while precision is not None and n < n_max and not precision.evaluate(stats_mod.ArrayColumns(cols)).holds:
+            more = simulate_columns(loaded.model, the_seed, n, min(2 * n, n_max), needs, threads)  # doubling
+            cols = {k: np.concatenate([cols[k], more[k]]) for k in needs}
+            n = min(2 * n, n_max)
         est = rule.expr.evaluate(stats_mod.ArrayColumns(cols))
-        ev = Evaluation(x, est, rule.check(est), time.perf_counter() - t0)
+        ev = Evaluation(x, est, rule.check(est), time.perf_counter() - t0, n, len(cache) + 1)
         cache[x] = ev
-        note(f"artysim: solve: {lever} = {_num(x)}: {rule.expr.text} = {_num(est.value)}"
+        note(f"artysim: solve: {lever} = {_num(x)}" + (f" ({n:,} runs)" if precision is not None else "")
+             + f": {rule.expr.text} = {_num(est.value)}"
              + (f" ± {_num(est.se)}" if est.se is not None else "") + (" (meets)" if ev.verdict.holds else ""))
         return ev
 
@@ -255,6 +271,7 @@ def solve(scenario_path: str, *, lever: str, lo: float, hi: float, target: str, 
 
     u_ans, _ = boundary(lambda ev: ev.verdict.holds)
     steps = len(cache)
+    to_answer = time.perf_counter() - t_start
     z_ok = lambda ev: not ev.verdict.fails_beyond_mc  # noqa: E731  the optimistic end meets the target
     z_sure = lambda ev: ev.verdict.holds_beyond_mc  # noqa: E731  the pessimistic end meets it
     u_opt, opt_at_start = boundary(z_ok)
@@ -274,13 +291,15 @@ def solve(scenario_path: str, *, lever: str, lo: float, hi: float, target: str, 
         "solve_version": SOLVE_VERSION,
         "scenario": base.scenario.scenario.name,
         "lever": lever, "scale": lev.scale, "integer": lev.integer,
-        "range": [lo, hi], "target": target, "runs": n_runs, "seed": str(the_seed), "tol": tol,
+        "range": [lo, hi], "target": target, "runs": final.runs, "seed": str(the_seed), "tol": tol,
+        "until": until,
         "direction": "smallest" if smallest else "largest",
         "value": value,
         "statistic": final.estimate.value, "se": final.estimate.se,
         "interval": interval, "interval_open": interval_open,
         "monotone": mono is None, "monotone_note": mono,
-        "bisection_steps": steps, "evaluations": [ev.as_dict() for ev in evs],
+        "bisection_steps": steps, "seconds_to_answer": round(to_answer, 3),
+        "evaluations": [ev.as_dict() for ev in evs],
         "override": lev.override(value),
         "seconds": None, "output": None,
     }
@@ -288,7 +307,9 @@ def solve(scenario_path: str, *, lever: str, lo: float, hi: float, target: str, 
         attrs = {"solve_lever": lever, "solve_scale": int(lev.scale), "solve_target": target,
                  "solve_value": float(value), "solve_interval": json.dumps(interval),
                  "solve_evaluations": json.dumps(jsonable([ev.as_dict() for ev in evs]))}
-        res["output"] = str(runner.run_loaded(load_at(value), runs=n_runs, seed=the_seed, output=out,
+        if until is not None:
+            attrs["solve_until"] = until
+        res["output"] = str(runner.run_loaded(load_at(value), runs=final.runs, seed=the_seed, output=out,
                                               threads=threads, force=force, quiet=True, extra_attrs=attrs))
     res["seconds"] = round(time.perf_counter() - t_start, 3)
     return res
@@ -348,7 +369,9 @@ def format_table(r: dict) -> str:
     lines = [
         f"solve {r['scenario']}: {r['direction']} {what} in [{_num(r['range'][0])}, {_num(r['range'][1])}] "
         f"meeting {r['target']}",
-        f"{r['runs']:,} runs per evaluation, seed {r['seed']} (common random numbers); tolerance {_num(r['tol'])}",
+        (f"{r['runs']:,} runs per evaluation" if not r.get("until") else
+         f"runs per evaluation doubled until {r['until']} ({r['runs']:,} at the answer)")
+        + f", seed {r['seed']} (common random numbers); tolerance {_num(r['tol'])}",
         "",
         f"answer              {r['lever']}{' scaled by' if r['scale'] else ' ='} {_num(r['value'])}"
         f"   ({r['target'].split('<')[0].split('>')[0].strip()} = {_num(r['statistic'])}"
@@ -357,14 +380,14 @@ def format_table(r: dict) -> str:
         f"override            --set {r['override']}" if r["scale"] else None,
         f"note                {r['monotone_note']}" if r["monotone_note"] else None,
         "",
-        f"{'lever':>16}{'statistic':>18}{'se':>12}{'meets':>7}{'seconds':>9}",
+        f"{'lever':>16}{'statistic':>18}{'se':>12}{'meets':>7}{'seconds':>9}" + (f"{'runs':>10}" if r["until"] else ""),
     ]
     for e in r["evaluations"]:
         lines.append(f"{_num(e['lever']):>16}{_num(e['statistic']):>18}"
                      f"{(_num(e['se']) if e['se'] is not None else 'n/a'):>12}{'yes' if e['meets'] else 'no':>7}"
-                     f"{e['seconds']:>9.2f}")
-    lines.append(f"\n{len(r['evaluations'])} evaluations ({r['bisection_steps']} to the answer), "
-                 f"{r['seconds']:.1f} s in all")
+                     f"{e['seconds']:>9.2f}" + (f"{e['runs']:>10,}" if r["until"] else ""))
+    lines.append(f"\n{len(r['evaluations'])} evaluations ({r['bisection_steps']} to the answer, "
+                 f"{r['seconds_to_answer']:.1f} s), {r['seconds']:.1f} s in all")
     if r["output"]:
         lines.append(f"wrote {r['output']} (the evaluation at the answer, the search in its solve_* attributes)")
     return "\n".join(x for x in lines if x is not None)

@@ -101,3 +101,52 @@ def run_until(loaded: Loaded, rule_text: str, *, first: int | None = None, max_r
     path = runner.run_loaded(loaded, runs=done, seed=the_seed, output=out, threads=threads, force=force,
                              quiet=quiet, resource_check=resource_check, summary=not quiet, extra_attrs=attrs)
     return path, info
+
+
+def sweep_until(scenario_path: str, vary_items: list[str], output: str | Path, rule_text: str, *,
+                first: int | None = None, max_runs: int | None = None, seed: int | None = None,
+                sets: list[str] | None = None, threads: int | None = None, force: bool = False, quiet: bool = False,
+                resource_check: bool = True, on_variant=None,
+                note: Callable[[str], None] | None = None) -> tuple[Path, dict]:
+    """``sweep --until``: doubling looks at the rule on *every* variant (one run count for the whole sweep
+    file), then the sweep a plain ``sweep --runs N_final`` writes."""
+    from artysim.jobs import sweep as sweep_mod
+
+    note = note or (lambda m: print(m, file=sys.stderr, flush=True))
+    out = Path(output)
+    check_target(out, force)
+    variants = sweep_mod.plan(scenario_path, sweep_mod.parse_vary(list(vary_items)), list(sets or []))
+    rule = precision_rule(rule_text, stats_mod.Context.of_model(variants[0].loaded.model))
+    n_max = MAX_RUNS if max_runs is None else max_runs
+    n = min(FIRST_RUNS if first is None else first, n_max)
+    if n < 2:
+        raise ArtysimError("--until needs at least 2 runs in the first look (a standard error of 1 run is unknown)")
+    the_seed = variants[0].loaded.scenario.run.seed if seed is None else seed
+    for v in variants:
+        resources.check_magnitudes(v.loaded.model, n_max)
+    needs = rule.expr.needs()
+    cols = [{k: np.zeros(0) for k in needs} for _ in variants]
+    done, looks = 0, []
+    while True:
+        worst, ok = None, True
+        for j, v in enumerate(variants):
+            more = simulate_columns(v.loaded.model, the_seed, done, n, needs, threads)
+            cols[j] = {k: np.concatenate([cols[j][k], more[k]]) for k in needs}
+            verdict = rule.evaluate(stats_mod.ArrayColumns(cols[j]))
+            ok &= verdict.holds
+            val = verdict.estimate.value
+            if val is not None and (worst is None or val > worst[0]):
+                worst = (val, v.label)
+        done = n
+        looks.append({"runs": n, "worst": None if worst is None else worst[0]})
+        if not quiet:
+            note(f"artysim: --until: {n:,} runs per variant: largest {rule.expr.text} = "
+                 + ("n/a" if worst is None else f"{worst[0]:.6g} ({worst[1]})") + (" (met by every variant)" if ok
+                                                                                  else ""))
+        if ok or n >= n_max:
+            break
+        n = min(2 * n, n_max)
+    path = sweep_mod.run_sweep(scenario_path, list(vary_items), out, runs=done, seed=the_seed, sets=sets,
+                               threads=threads, force=force, quiet=quiet, on_variant=on_variant,
+                               resource_check=resource_check)
+    return path, {"rule": rule_text, "met": bool(ok), "runs": done, "looks": looks}
