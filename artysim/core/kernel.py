@@ -1,10 +1,22 @@
 """The numba core: arrays in, preallocated arrays out; no checks, no I/O.
 
+``simulate(m, inp, out, daily, n_chunks)`` takes the named tuples of ``contract``: the scenario's
+tables (``KernelModel``), a batch (``BatchInputs``), its per-run outputs (``RunOutputs``) and the
+per-thread per-day accumulators (``DailyAccumulators``).
+
 Runs are split into contiguous chunks (one per thread); a chunk steps a small block of runs
 together, day by day, so that each day's histogram rows stay in cache. State is per block
-(block x sources, and block x days for goods in transit), never runs x days. Every run draws from
-its own stream (see ``rng``), and all per-day statistics are integer counts or sums, so results
-are identical whatever the thread count, chunking or batch boundaries.
+(block x sources, and block x days for goods in transit), never runs x days, grouped in a
+``BlockState`` allocated once per chunk. Every run draws from its own stream (see ``rng``; stream
+indices and schedule rows come from ``layout``), and all per-day statistics are integer counts or
+sums, so results are identical whatever the thread count, chunking or batch boundaries.
+
+A block's runs are set up (``_setup_runs``, ``_setup_regimes``, ``_setup_sources``), then each day
+runs the phases ``_schedule_changes``, ``_arrivals`` (``_produce`` with ``_disruptions``; ``_ship``
+with ``_dispatch`` and ``_receive``; ``_refurbish``), ``_losses``, ``_regime_step``, ``_demand``,
+``_issue``, ``_effect`` and ``_account``, and ``_write_outputs`` ends the block. The phases are
+inlined by numba (``inline="always"``), so the compiled loop is the single function it was; each
+helper's docstring names the state it writes.
 """
 
 from __future__ import annotations
