@@ -117,9 +117,9 @@ def test_engine_passes_stream_keys_as_uint64(monkeypatch):
     seen = []
     real = kernel.simulate
 
-    def spy(run0, keys, *args):
-        seen.append(keys)
-        return real(run0, keys, *args)
+    def spy(m, inp, *args):
+        seen.append(inp.keys)
+        return real(m, inp, *args)
 
     monkeypatch.setattr(kernel, "simulate", spy)
     model = load_scenario(ALL_FEATURES).model

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numba
 
-_CORE = ("cache.py", "layout.py", "bins.py", "rng.py", "histogram.py", "kernel.py")
+_CORE = ("cache.py", "layout.py", "contract.py", "bins.py", "rng.py", "histogram.py", "kernel.py")
 
 
 def _source_hash() -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from artysim.core import bins, kernel, layout, rng
+from artysim.core import bins, contract, kernel, layout
 
 
 @dataclass
@@ -80,6 +80,10 @@ def run_batches(
     src_sums = np.zeros((nthreads, T, 2, NS), dtype=np.int64)
     samp_s = np.full((max(n_sample, 1), T), -1, dtype=np.int64)
     samp_f = np.full((max(n_sample, 1), T), -1, dtype=np.int64)
+    m = model.kernel
+    acc = contract.DailyAccumulators(hist=hist, sums=sums, src_sums=src_sums, n_short=n_short,
+                                     sample_stock=samp_s, sample_fired=samp_f)
+    contract.check(m, daily=acc)
     since_flush = 0
     for r0 in range(run_start, run_stop, batch_size):
         r1 = min(r0 + batch_size, run_stop)
@@ -88,13 +92,10 @@ def run_batches(
         totals = np.empty((n, layout.N_TOTALS), dtype=np.int64)
         per_source = np.empty((n, NS, layout.N_PER_SOURCE), dtype=np.int64)
         per_regime = np.empty((n, model.n_regimes, layout.N_PER_REGIME), dtype=np.int64)
-        kernel.simulate(
-            r0, keys, T, params, model.groles, model.kinds, model.roles,
-            model.sched_cols, model.sched_piece, model.sched_change, model.erows, *model.dists, model.ring,
-            rng.LOGF, model.reg_mult, model.reg_days, model.reg_cum, model.reg_pi,
-            model.issue, model.order, model.threshold, n_sample, chunks,
-            totals, per_source, per_regime, hist, sums, src_sums, n_short, samp_s, samp_f,
-        )
+        inp = contract.BatchInputs(run0=int(r0), keys=keys, params=params, n_sample=int(n_sample))
+        out = contract.RunOutputs(totals=totals, per_source=per_source, per_regime=per_regime)
+        contract.check(m, inp, out)
+        kernel.simulate(m, inp, out, acc, chunks)
         fs = totals[:, layout.O_FIRST_SHORT]
         daily.n_first_short += np.bincount(fs[fs >= 0], minlength=T)[:T]
         since_flush += n  # runs counted by one thread at most: int32 counts stay far from overflow

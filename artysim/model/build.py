@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from artysim.core import layout
+from artysim.core import contract, layout
 from artysim.errors import ScenarioError
 from artysim.model.distributions import Fixed, kernel_arrays
 from artysim.model.scenario import Import, Production, Scenario, Stockpile, is_schedule
@@ -79,6 +79,20 @@ class Model:
     def sampled(self) -> list[int]:
         """Columns of parameters that are random (these are written to the results)."""
         return [i for i, p in enumerate(self.params) if not p.dist.is_fixed]
+
+    @property
+    def kernel(self) -> contract.KernelModel:
+        """The kernel's static tables of this scenario (``core.contract.KernelModel``), by name."""
+        from artysim.core import rng  # numba: only when simulating (the binomial sampler's log(k!) table)
+
+        dcode, dpar, ddv, ddc = self.dists
+        return contract.KernelModel(
+            horizon=int(self.horizon), ring=int(self.ring), groles=self.groles, kinds=self.kinds, roles=self.roles,
+            erows=self.erows, sched_cols=self.sched_cols, sched_piece=self.sched_piece,
+            sched_change=self.sched_change, dcode=dcode, dpar=dpar, ddv=ddv, ddc=ddc, logf=rng.LOGF,
+            reg_mult=self.reg_mult, reg_days=self.reg_days, reg_cum=self.reg_cum, reg_pi=self.reg_pi,
+            issue=int(self.issue), order=self.order, threshold=float(self.threshold),
+        )
 
     @property
     def n_regimes(self) -> int:
