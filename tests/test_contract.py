@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import ALL_MECHANISMS, load_scenario
+from support import ALL_MECHANISMS, load_scenario
 
 from artysim.core import contract, layout
 from artysim.model import build
