@@ -176,13 +176,16 @@ def compare_cmd(a, b, fmt) -> None:
 @main.command("plot")
 @click.argument("result", type=click.Path(dir_okay=False))
 @click.option("--kind", "-k", required=True, metavar="KIND",
-              help="fan, depletion, sources, histogram, tornado or sweep (a sweep file).")
+              help="fan, depletion, sources, histogram, tornado, swing (tornado in outcome units), compare "
+                   "(with --against), sweep or heatmap (a sweep file; heatmap: two varied parameters).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Picture file (.png or .svg).")
-@click.option("--outcome", help="tornado: the per-run outcome ranked (default first_shortage_day); sweep: the "
-                                "outcome against the varied value (default P(any shortage)).")
+@click.option("--outcome", help="tornado, swing: the per-run outcome ranked (default first_shortage_day); sweep, "
+                                "heatmap: the statistic per variant (default P(any shortage); first_shortage_day: "
+                                "its median, beyond the horizon where most runs never run short).")
+@click.option("--against", type=click.Path(dir_okay=False), help="compare: the results file B drawn against FILE (A).")
 @click.option("--variant", type=click.IntRange(min=0), help="Which variant of a sweep file to draw.")
 @click.option("--force", is_flag=True, help="Overwrite an existing picture.")
-def plot_cmd(result, kind, output, outcome, variant, force) -> None:
+def plot_cmd(result, kind, output, outcome, against, variant, force) -> None:
     """Draw one figure of a results file (see the README's Plots section)."""
     from artysim.analysis import plots
     from artysim.errors import ArtysimError
@@ -190,10 +193,18 @@ def plot_cmd(result, kind, output, outcome, variant, force) -> None:
 
     if kind not in plots.KINDS:
         raise ArtysimError(f"--kind must be one of {', '.join(plots.KINDS)} (found {kind!r})")
+    if kind in plots.TWO_FILE_KINDS and against is None:
+        raise ArtysimError(f"--kind {kind} needs --against B.nc: the file to draw against {result}")
+    if against is not None and kind not in plots.TWO_FILE_KINDS:
+        raise ArtysimError(f"--against is for --kind {', '.join(plots.TWO_FILE_KINDS)} only (found --kind {kind})")
     plots.check_output(output, force)  # before reading anything
     kw = {k: v for k, v in (("outcome", outcome), ("variant", variant)) if v is not None}
     with open_results(result) as ds:
-        fig = plots.plot(ds, kind, **kw)
+        if against is not None:
+            with open_results(against) as other:
+                fig = plots.plot(ds, kind, against=other, **kw)
+        else:
+            fig = plots.plot(ds, kind, **kw)
     click.echo(f"wrote {plots.save(fig, output, force=force)}")
 
 

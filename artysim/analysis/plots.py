@@ -7,24 +7,28 @@ or the SVG backend, so nothing leaks into a user's global pyplot state and no di
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib import dates as mdates
 from matplotlib import ticker
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
-from artysim.analysis.stats import Z95, wilson
-from artysim.errors import ArtysimError, OutputExistsError, ResultsError
+from artysim.analysis import palette as pal
+from artysim.analysis.stats import wilson
+from artysim.errors import ArtysimError, OutputExistsError
 from artysim.results.atomic import AtomicFile
 
 if TYPE_CHECKING:
     import xarray as xr
     from matplotlib.axes import Axes
 
-KINDS = ("fan", "depletion", "sources", "histogram", "tornado", "sweep")
+KINDS = ("fan", "depletion", "sources", "histogram", "tornado", "sweep", "compare", "heatmap", "swing")
+#: kinds drawn from two files (``against=`` the second)
+TWO_FILE_KINDS = ("compare",)
 FORMATS = ("png", "svg")
 _SIZE = (8.0, 4.6)
 
@@ -112,13 +116,13 @@ def fan(ds: xr.Dataset, ax: Axes | None = None, *, samples: int = 5, variant: in
     for i in range(ns):
         ax.plot(t, np.asarray(ds["stock_sample"].values[i], dtype=np.float64), color="0.35", lw=0.7, alpha=0.7,
                 label=f"{ns} single runs" if i == 0 else None, zorder=3)
-    blues = ["#c6dbef", "#6baed6", "#2171b5"]
+    blues = list(pal.BANDS)
     for i in range(len(qs) // 2):
         lo, hi = qs[i], qs[len(qs) - 1 - i]
         ax.fill_between(t, sq[:, i], sq[:, len(qs) - 1 - i], color=blues[min(i, len(blues) - 1)], lw=0,
                         label=f"{lo:.0%}–{hi:.0%} of runs", zorder=1 + i * 0.1)
     if np.any(np.isclose(qs, 0.5)):
-        ax.plot(t, sq[:, int(np.argmin(np.abs(qs - 0.5)))], color="#08306b", lw=2, label="median", zorder=4)
+        ax.plot(t, sq[:, int(np.argmin(np.abs(qs - 0.5)))], color=pal.DARK_BLUE, lw=2, label="median", zorder=4)
     ax.set_ylim(bottom=0)
     ax.set_xlim(t[0], t[-1])
     ax.set_ylabel("rounds on hand, all sources (end of day)")
@@ -138,13 +142,13 @@ def depletion(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = N
     n = _runs(ds)
     pd_ = np.asarray(ds["p_depleted"].values, dtype=np.float64)
     ps = np.asarray(ds["p_short"].values, dtype=np.float64)
-    for p, color, label in ((pd_, "#b2182b", "depleted: first shortage day on or before the date"),
-                            (ps, "#2166ac", "short on that day")):
+    for p, color, label in ((pd_, pal.VERMILLION, "depleted: first shortage day on or before the date"),
+                            (ps, pal.BLUE, "short on that day")):
         lo, hi = wilson(np.round(p * n), n)
         ax.fill_between(t, 100 * lo, 100 * hi, color=color, alpha=0.2, lw=0)
         ax.plot(t, 100 * p, color=color, lw=2, label=label)
     ax.annotate(f"{100 * pd_[-1]:.1f} % by {np.datetime_as_string(t[-1])}", (t[-1], 100 * pd_[-1]),
-                xytext=(-8, 8), textcoords="offset points", ha="right", color="#b2182b", fontsize=9)
+                xytext=(-8, 8), textcoords="offset points", ha="right", color=pal.VERMILLION, fontsize=9)
     ax.set_ylim(0, max(5.0, min(100.0, 100 * float(max(pd_.max(), ps.max())) * 1.15)))
     ax.set_xlim(t[0], t[-1])
     ax.set_ylabel("share of runs (%)")
@@ -171,17 +175,17 @@ def sources(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = Non
         ax_t, ax = fig.subplots(1, 2, width_ratios=[1, 1.15])
         t = _dates(ds)
         if by_day:
-            colors = ["#2166ac", "#b2182b", "#1a9850", "#762a83", "#e08214", "#4d4d4d"]
             for j, name in enumerate(str(x) for x in ds["source"].values):
-                c = colors[j % len(colors)]
+                c = pal.category(j)
                 ax_t.plot(t, ds["fired_by_source_mean"].values[:, j], color=c, lw=1.4, label=f"{name}: fired")
                 ax_t.plot(t, ds["effective_by_source_mean"].values[:, j], color=c, lw=1.2, ls="--",
                           label=f"{name}: effective")
             ax_t.set_title("per day by source: fired (solid), effective (dashed)", fontsize=10, loc="left")
             ax_t.legend(fontsize=7, loc="upper right", ncol=2)
         else:
-            ax_t.plot(t, ds["fired_mean"].values, color="#4d4d4d", lw=1.5, label="fired")
-            ax_t.plot(t, ds["effective_mean"].values, color="#1a9850", lw=1.5, label="effective (not dud, on target)")
+            ax_t.plot(t, ds["fired_mean"].values, color=pal.BLACK, lw=1.5, label="fired")
+            ax_t.plot(t, ds["effective_mean"].values, color=pal.BLACK, lw=1.5, ls="--",
+                      label="effective (not dud, on target)")
             ax_t.set_title("all sources, per day (this file has no per-day data by source)", fontsize=10, loc="left")
             ax_t.legend(fontsize=8, loc="lower left")
         ax_t.set_ylim(bottom=0)
@@ -199,11 +203,17 @@ def sources(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = Non
     miss = np.maximum(mean["fired_by_source"] - duds - eff, 0)
     left = mean["stock_final_by_source"]
     y = np.arange(len(names))[::-1]
-    parts = [(eff, "#1a9850", "fired: effective"), (duds, "#d73027", "fired: duds"),
-             (miss, "#fdae61", "fired: missed target"), (left, "#bdbdbd", "not fired (on hand at the end)")]
+    # colour = source (as on the left); the parts of a bar differ by shade and hatching, never by colour
+    parts = [(eff, 1.0, "", "fired: effective"), (duds, 0.55, "xxx", "fired: duds"),
+             (miss, 0.3, "...", "fired: missed target"), (left, 0.0, "", "not fired (on hand at the end)")]
+    colors = [pal.category(j) for j in range(len(names))]
     acc = np.zeros(len(names))
-    for vals, color, label in parts:
-        ax.barh(y, vals, left=acc, color=color, label=label, height=0.6)
+    handles = []
+    for vals, alpha, hatch, label in parts:
+        face = [to_rgba(c, alpha) if alpha else "white" for c in colors]
+        ax.barh(y, vals, left=acc, color=face, edgecolor=colors, hatch=hatch, height=0.6, lw=0.8, label=label)
+        handles.append(Patch(facecolor=to_rgba(pal.GREY, alpha) if alpha else "white", edgecolor=pal.GREY,
+                             hatch=hatch, label=label))
         acc += vals
     for yi, f, e in zip(y, mean["fired_by_source"], eff):
         if f > 0:
@@ -214,8 +224,8 @@ def sources(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = Non
     ax.set_xlabel("rounds over the horizon (mean per run)")
     _rounds_axis(ax, "x")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
-    ax.set_title("by source: totals over the horizon", fontsize=10, loc="left")
+    ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+    ax.set_title("by source (colour as on the left): totals over the horizon", fontsize=10, loc="left")
     fig.suptitle(f"{_name(ds)}: fired vs effective rounds, {_runs(ds):,} runs", x=0.01, ha="left", fontsize=11)
     return fig
 
@@ -243,7 +253,7 @@ def histogram(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = N
     counts = np.histogram(short, bins=edges)[0]
     left = t[0] + edges[:-1].astype("timedelta64[D]")
     width = np.diff(edges)
-    ax.bar(left, 100 * counts / n, width=width * 0.92, align="edge", color="#b2182b",
+    ax.bar(left, 100 * counts / n, width=width * 0.92, align="edge", color=pal.VERMILLION,
            label=f"first shortage in that {unit}")
     never = n - len(short)
     p_never = 100 * never / n
@@ -252,13 +262,13 @@ def histogram(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = N
     gap = max(10, T // 25)
     cw = max(20, T // 10)
     cx = t[-1] + np.timedelta64(gap, "D")
-    ax.bar([cx], [min(p_never, top * 0.93) if cut else p_never], width=cw, align="edge", color="#878787",
+    ax.bar([cx], [min(p_never, top * 0.93) if cut else p_never], width=cw, align="edge", color=pal.GREY,
            hatch="//", edgecolor="white", label="no shortage within the horizon" + (" (bar cut)" if cut else ""))
     mid = cx + np.timedelta64(cw // 2, "D")
     label = f"never short\nwithin the\nhorizon:\n{p_never:.0f} %"
     if cut:
         ax.text(mid, top * 0.5, label, ha="center", va="center", fontsize=8.5, color="white", weight="bold",
-                bbox={"facecolor": "#878787", "edgecolor": "none", "pad": 2})
+                bbox={"facecolor": pal.GREY, "edgecolor": "none", "pad": 2})
         ax.plot([mid - np.timedelta64(cw // 2 + 2, "D"), mid + np.timedelta64(cw // 2 + 2, "D")],
                 [top * 0.9, top * 0.96], color="white", lw=3)
     else:
@@ -291,8 +301,8 @@ def tornado(ds: xr.Dataset, ax: Axes | None = None, *, outcome: str | None = Non
     lo = np.array([r["prcc_ci"][0] for r in rows])
     hi = np.array([r["prcc_ci"][1] for r in rows])
     sp = np.array([r["spearman"] for r in rows])
-    colors = np.where(pr >= 0, "#2166ac", "#b2182b")
-    ax.barh(y, pr, color=colors, height=0.6, label="PRCC")
+    colors = np.where(pr >= 0, pal.BLUE, pal.VERMILLION)
+    ax.barh(y, pr, color=colors, height=0.6)
     ax.errorbar(pr, y, xerr=[pr - lo, hi - pr], fmt="none", ecolor="black", elinewidth=1, capsize=3,
                 label="95 % CI")
     ax.plot(sp, y, "o", color="white", mec="black", ms=4, label="Spearman", zorder=5)
@@ -302,65 +312,44 @@ def tornado(ds: xr.Dataset, ax: Axes | None = None, *, outcome: str | None = Non
                 ha="center", va="center", fontsize=10, bbox={"facecolor": "white", "edgecolor": "0.5"})
     ax.set_yticks(y, [r["parameter"] for r in rows], fontsize=8.5)
     ax.set_xlim(-1, 1)
-    ax.set_xlabel("rank correlation with the outcome (blue: raises it, red: lowers it)")
+    ax.set_xlabel("rank correlation with the outcome (blue: raises it, vermillion: lowers it)")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    handles, _ = ax.get_legend_handles_labels()  # the bars' two colours are explained, not one of them
+    ax.legend(handles=[Patch(color=pal.BLUE, label="PRCC > 0"), Patch(color=pal.VERMILLION, label="PRCC < 0")]
+              + handles, fontsize=8, loc="lower right")
     what = res["outcome"] + (" (never short = horizon + 1)" if res["outcome"] == "first_shortage_day" else "")
     _title(ax, ds, f"what drives {what}", f"partial rank correlation (PRCC), top {len(rows)} of {res['parameters']}")
     return fig
 
 
-def sweep(ds: xr.Dataset, ax: Axes | None = None, *, outcome: str | None = None, **_kw) -> Figure:
-    """An outcome against the swept value: P(any shortage) with its 95 % Wilson interval (default), or
-    the mean of a per-run variable with ±1.96 standard errors."""
-    if "variant" not in ds.dims:
-        raise ResultsError("--kind sweep needs a sweep file (with a variant dimension); this file has none")
-    fig, ax = _figure(ax)
-    nv = ds.sizes["variant"]
-    vary = [k for k in ds.variables if str(k).startswith("vary_")]
-    if len(vary) == 1:
-        x = np.asarray(ds[vary[0]].values, dtype=np.float64)
-        xlabel = str(ds[vary[0]].attrs.get("path", vary[0]))
-        ticks = None
-    else:
-        x = np.arange(nv, dtype=np.float64)
-        xlabel = "variant"
-        ticks = ([str(v) for v in ds["variant_label"].values] if "variant_label" in ds.variables
-                 else [str(i) for i in range(nv)])
-    est, lo, hi = np.empty(nv), np.empty(nv), np.empty(nv)
-    if outcome in (None, "p_any_shortage"):
-        for i in range(nv):
-            f = np.asarray(ds["first_shortage_day"].isel(variant=i).values, dtype=np.float64)
-            k, n = int(np.isfinite(f).sum()), len(f)
-            est[i] = 100 * k / n
-            lo_i, hi_i = wilson(np.array([k]), n)
-            lo[i], hi[i] = 100 * lo_i[0], 100 * hi_i[0]
-        ylabel, what, note = "P(any shortage day within the horizon) (%)", "probability of any shortage", \
-            "bars: 95 % Wilson interval"
-    else:
-        from artysim.analysis.sensitivity import outcome_values
+def sweep(ds: xr.Dataset, ax: Axes | None = None, *, outcome: str | None = None, **kw) -> Figure:
+    """An outcome against the swept value(s) (see :func:`artysim.analysis.plots_extra.sweep`):
+    P(any shortage) with 95 % Wilson intervals by default, the median first shortage day (censoring-aware)
+    for ``first_shortage_day``, else a mean with ±1.96 standard errors."""
+    from artysim.analysis import plots_extra
 
-        for i in range(nv):
-            v, _, desc = outcome_values(ds.isel(variant=i), outcome)
-            est[i] = float(np.mean(v))
-            se = float(np.std(v, ddof=1) / math.sqrt(len(v))) if len(v) > 1 else math.nan
-            lo[i], hi[i] = est[i] - Z95 * se, est[i] + Z95 * se
-        ylabel, what, note = f"mean {desc}", f"mean {outcome}", "bars: ±1.96 Monte Carlo standard errors"
-        if outcome != "first_shortage_day" and "rounds" in desc:
-            _rounds_axis(ax)
-    ax.errorbar(x, est, yerr=[np.maximum(est - lo, 0), np.maximum(hi - est, 0)], fmt="o-", color="#2166ac",
-                capsize=4, lw=1.5)
-    if ticks is not None:
-        ax.set_xticks(x, ticks, rotation=20, ha="right", fontsize=8)
-    elif np.nanmax(np.abs(x)) >= 1e4:  # 2 M rather than 2 with a "1e6" offset in the corner
-        _rounds_axis(ax, "x")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    runs = int(ds.sizes.get("run", 0))
-    ax.set_title(f"{_name(ds)}: {what} across {nv} variants\n{runs:,} runs per variant "
-                 f"(common random numbers); {note}", fontsize=11, loc="left")
-    return fig
+    return plots_extra.sweep(ds, ax, outcome=outcome, **kw)
+
+
+def compare(ds: xr.Dataset, ax: Axes | None = None, *, against: xr.Dataset | None = None, **kw) -> Figure:
+    """A against B (``against``): both depletion curves on one axis and the paired delay distribution."""
+    from artysim.analysis import plots_extra
+
+    return plots_extra.compare(ds, ax, against=against, **kw)
+
+
+def heatmap(ds: xr.Dataset, ax: Axes | None = None, *, outcome: str | None = None, **kw) -> Figure:
+    """A two-parameter sweep as a heat map of P(any shortage) (or ``outcome``'s statistic)."""
+    from artysim.analysis import plots_extra
+
+    return plots_extra.heatmap(ds, ax, outcome=outcome, **kw)
+
+
+def swing(ds: xr.Dataset, ax: Axes | None = None, *, outcome: str | None = None, **kw) -> Figure:
+    """Tornado in outcome units (top-decile minus bottom-decile mean of each input), beside the PRCC one."""
+    from artysim.analysis import plots_extra
+
+    return plots_extra.swing(ds, ax, outcome=outcome, **kw)
 
 
 # ----------------------------------------------------------------------------- saving
