@@ -208,6 +208,24 @@ def plot_cmd(result, kind, output, outcome, against, variant, force) -> None:
     click.echo(f"wrote {plots.save(fig, output, force=force)}")
 
 
+@main.command("report")
+@click.argument("results", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Report file: .html (one self-contained page) or .pdf.")
+@click.option("--format", "fmt", type=click.Choice(["html", "pdf"]),
+              help="html (default; .pdf output implies pdf) or pdf (printed by headless Chromium from the same page).")
+@click.option("--title", help="The report's title (default: artysim study report: the scenario names).")
+@click.option("--force", is_flag=True, help="Overwrite an existing report.")
+def report_cmd(results, output, fmt, title, force) -> None:
+    """A study report of one or more results files (each a file or a folder/glob of shards): the question,
+    the headline answers with their Monte Carlo errors, the plots, the per-source table, the comparison of
+    every further file with the first (paired where they pair), sensitivity and the provenance, in one
+    self-contained HTML page that needs no network, or a PDF of it."""
+    from artysim.analysis import report
+
+    click.echo(f"wrote {report.write(list(results), output, fmt=fmt, force=force, title=title)}")
+
+
 @main.command("sensitivity")
 @click.argument("result", type=click.Path(dir_okay=False))
 @click.option("--outcome", help="Per-run outcome (default first_shortage_day, never short = horizon + 1); also "
