@@ -23,6 +23,7 @@ from support import assert_refused
 from artysim.analysis import report
 from artysim.cli import main
 from artysim.jobs import run as runner
+from artysim.jobs import sweep as sweeper
 from artysim.results.reader import open_file
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -250,3 +251,17 @@ def test_weights_add_a_calibration_section(files, tmp_path):
     short = np.isfinite(w.first_shortage_day.values)
     pw = float(np.sum(w.weight.values * short) / w.weight.values.sum())
     assert f"weighted P(any shortage) {100 * pw:.2f}" in text
+
+
+def test_a_sweep_report_shows_the_sweep_json(tmp_path):
+    sw = sweeper.run_sweep(str(CONFIGS / "baseline-2023.toml"),
+                           ["demand.base=15000,30000", "source.domestic.daily_cv=0.1,0.2"], tmp_path / "sw.nc",
+                           runs=120, quiet=True)
+    out = tmp_path / "sw.html"
+    report.write([sw], out)
+    text = out.read_text(encoding="utf-8")
+    page = _parse(text)
+    summary = _json("summary", str(sw), "--format", "json")
+    seen = _check_numbers(page, [summary], {})
+    assert {f"variants.{i}.p_any_shortage" for i in range(4)} <= seen
+    assert 'data-kind="sweep"' in text and 'data-kind="heatmap"' in text

@@ -536,6 +536,9 @@ def _delay_panel(ax: Axes, a, b, paired: bool, why: str, bin_days: int | None) -
     ax.annotate(f"{p_c:.0f} %", (cx + cw / 2, p_c), xytext=(0, 3), textcoords="offset points", ha="center",
                 fontsize=8.5)
     ax.axvline(0, color=pal.BLACK, lw=0.8)
+    ax.axvline(cx - span * 0.04, color=pal.GREY, lw=0.8, ls="--")  # the hatched bar is not on the day scale
+    ticks = [v for v in ax.get_xticks() if min(lo, 0) <= v <= hi]
+    ax.set_xticks(ticks + [cx + cw / 2], [f"{v:g}" for v in ticks] + ["B never\nshort"])
     ax.set_xlim(min(lo, 0) - span * 0.03, cx + cw + span * 0.04)
     ax.set_ylim(0, max(share.max(initial=0), p_c) * 1.25 + 0.5)
     ax.set_xlabel("delay of the first shortage, B − A (days; > 0: B runs short later)")
