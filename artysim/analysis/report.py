@@ -107,10 +107,11 @@ def num(value, key: str, *, where: str, unit: str = "", digits: int = 0, sign: b
 
 def pair(p, key: str, *, where: str, unit: str = "", digits: int = 0, sign: bool = False) -> str:
     """``value ± se`` of a [value, se] pair at ``key`` (``key.0`` and ``key.1``)."""
-    s = num(p[0], f"{key}.0", where=where, unit=unit, digits=digits, sign=sign)
+    pct = "\u00a0%" if unit == "%" else ""
+    s = num(p[0], f"{key}.0", where=where, unit=unit, digits=digits, sign=sign) + pct
     if p[1] is not None and not (isinstance(p[1], float) and math.isnan(p[1])):
-        s += " ± " + num(p[1], f"{key}.1", where=where, unit=unit, digits=digits)
-    return s + (" %" if unit == "%" else "")
+        s += ' <span class="se">± ' + num(p[1], f"{key}.1", where=where, unit=unit, digits=digits) + pct + "</span>"
+    return s
 
 
 def _fig_svg(fig) -> str:
@@ -446,7 +447,9 @@ text-align:left;vertical-align:top}td{font-variant-numeric:tabular-nums}thead th
 .headline td.note{text-align:left;white-space:normal}
 .paired b{color:#009E73}.unpaired b{color:#D55E00}figure{margin:1em 0}svg{display:block}
 pre.scenario{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.8em;white-space:pre-wrap}
-code{font-size:.9em;word-break:break-all}nav ol{columns:2}
+code{font-size:.9em;word-break:break-all}nav ol{columns:2}table{max-width:100%}
+.sources .se{display:block;font-size:.85em;color:#555}
+.citations{table-layout:fixed;width:100%}.citations td{overflow-wrap:anywhere}.citations th:nth-child(1){width:3em}
 @media print{body{max-width:none;margin:0}h2{break-after:avoid}figure,table{break-inside:avoid}
 details{display:block}details>summary{display:none}}
 """
