@@ -228,3 +228,14 @@ def test_accessor_draws_the_new_kinds(a, files, sw2):
     assert isinstance(a.artysim.plot.compare(files["b"]), Figure)
     assert isinstance(a.artysim.plot.swing(), Figure)
     assert isinstance(sw2.artysim.plot.heatmap(), Figure)
+
+
+def test_sweep_of_a_fill_rate_plots_summary_s_ratio_of_means(sw2):
+    from artysim.analysis import summary
+
+    ax = plots.plot(sw2, "sweep", outcome="effective_fill_rate").axes[0]
+    s = summary.summarize(sw2)["variants"]
+    drawn = {line.get_label(): list(line.get_ydata()) for line in ax.lines if line.get_label().startswith("demand")}
+    for k, v in enumerate((2500, 4000, 5500)):
+        want = [s[i]["effective_fill_rate"][0] for i in (k, 3 + k)]
+        assert drawn[f"demand.base = {v}"] == pytest.approx(want, rel=1e-12)

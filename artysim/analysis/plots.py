@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from artysim.analysis import palette as pal
-from artysim.analysis.stats import Z95, censored_percentile_ci, censored_percentiles, wilson
+from artysim.analysis.stats import Z95, censored_percentile_ci, censored_percentiles, ratio_of_means, wilson
 from artysim.errors import ArtysimError, OutputExistsError, ResultsError
 from artysim.results.atomic import AtomicFile
 
@@ -404,14 +404,24 @@ def statistic(ds: xr.Dataset, outcome: str | None) -> tuple[Stat, str, str]:
             return Stat(float(horizon), float(lo) if lo is not None else float(horizon), float(horizon),
                         f"> {horizon}", beyond=True), label, "days"
         return Stat(med, lo, float(horizon) if hi is None else hi, f"{med:.0f}"), label, "days"
-    from artysim.analysis.sensitivity import outcome_values
+    from artysim.analysis.sensitivity import DERIVED, outcome_values
 
-    v, _, desc = outcome_values(ds, outcome)
-    m = float(np.mean(v))
-    se = float(np.std(v, ddof=1) / math.sqrt(len(v))) if len(v) > 1 else math.nan
     unit = _unit_of(ds, outcome)
-    text = short_number(m) if unit == "rounds" else (f"{m:.3f}" if unit == "fraction" else f"{m:.3g}")
-    return Stat(m, m - Z95 * se, m + Z95 * se, text), f"mean {outcome} ({desc})", unit
+    if outcome in DERIVED:  # a ratio of means over runs, as summary gives it
+        num, den, _ = DERIVED[outcome]
+        m, se = ratio_of_means(np.asarray(ds[num].values, dtype=np.float64),
+                               np.asarray(ds[den].values, dtype=np.float64))
+        label = outcome.replace("_", " ") + " (ratio of means over runs)"
+    else:
+        v, _, _ = outcome_values(ds, outcome)
+        m = float(np.mean(v))
+        se = float(np.std(v, ddof=1) / math.sqrt(len(v))) if len(v) > 1 else math.nan
+        label = f"mean {outcome} per run"
+    if unit == "rounds":
+        text = f"{m / 1e6:.3g} M" if abs(m) >= 1e6 else (f"{m / 1e3:.3g} k" if abs(m) >= 1e3 else f"{m:.0f}")
+    else:
+        text = f"{m:.3f}" if unit == "fraction" else f"{m:.3g}"
+    return Stat(m, m - Z95 * se, m + Z95 * se, text), label, unit
 
 
 def _variant_values(ds: xr.Dataset, k: int) -> list:
@@ -570,6 +580,8 @@ def _stat_title(outcome: str | None, unit: str) -> str:
         return "probability of any shortage"
     if outcome in ("first_shortage_day", "median_first_shortage_day"):
         return "median first shortage day"
+    if outcome in ("fill_rate", "effective_fill_rate"):
+        return outcome.replace("_", " ")
     return f"mean {outcome}"
 
 
