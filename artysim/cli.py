@@ -280,16 +280,19 @@ def compare_cmd(a, b, fmt, where) -> None:
 @main.command("plot")
 @click.argument("result", type=click.Path(dir_okay=False))
 @click.option("--kind", "-k", required=True, metavar="KIND",
-              help="fan, depletion, sources, histogram, tornado, sweep (a sweep file) or solve (a file of "
-                   "'artysim solve -o').")
+              help="fan, depletion, sources, histogram, tornado, swing (tornado in outcome units), compare "
+                   "(with --against), sweep or heatmap (a sweep file; heatmap: two varied parameters), or "
+                   "solve (a file of 'artysim solve -o').")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Picture file (.png or .svg).")
-@click.option("--outcome", help="tornado: the per-run outcome ranked (default first_shortage_day); sweep: the "
-                                "outcome against the varied value (default P(any shortage)).")
+@click.option("--outcome", help="tornado, swing: the per-run outcome ranked (default first_shortage_day); sweep, "
+                                "heatmap: the statistic per variant (default P(any shortage); first_shortage_day: "
+                                "its median, beyond the horizon where most runs never run short).")
+@click.option("--against", type=click.Path(dir_okay=False), help="compare: the results file B drawn against FILE (A).")
 @click.option("--variant", type=click.IntRange(min=0), help="Which variant of a sweep file to draw.")
 @click.option("--force", is_flag=True, help="Overwrite an existing picture.")
 @click.option("--where", metavar="CONDITION",
               help="Only the runs whose sampled parameters satisfy CONDITION (depletion, histogram, tornado).")
-def plot_cmd(result, kind, output, outcome, variant, force, where) -> None:
+def plot_cmd(result, kind, output, outcome, against, variant, force, where) -> None:
     """Draw one figure of a results file (see the README's Plots section)."""
     from artysim.analysis import plots
     from artysim.errors import ArtysimError
@@ -297,6 +300,10 @@ def plot_cmd(result, kind, output, outcome, variant, force, where) -> None:
 
     if kind not in plots.KINDS:
         raise ArtysimError(f"--kind must be one of {', '.join(plots.KINDS)} (found {kind!r})")
+    if kind in plots.TWO_FILE_KINDS and against is None:
+        raise ArtysimError(f"--kind {kind} needs --against B.nc: the file to draw against {result}")
+    if against is not None and kind not in plots.TWO_FILE_KINDS:
+        raise ArtysimError(f"--against is for --kind {', '.join(plots.TWO_FILE_KINDS)} only (found --kind {kind})")
     plots.check_output(output, force)  # before reading anything
     kw = {k: v for k, v in (("outcome", outcome), ("variant", variant)) if v is not None}
     if where is not None and kind not in plots.WHERE_KINDS:
@@ -307,8 +314,30 @@ def plot_cmd(result, kind, output, outcome, variant, force, where) -> None:
             from artysim.analysis import statistics
 
             ds = plots.runs_subset(ds, *statistics.where(ds, where))
-        fig = plots.plot(ds, kind, **kw)
+        if against is not None:
+            with open_results(against) as other:
+                fig = plots.plot(ds, kind, against=other, **kw)
+        else:
+            fig = plots.plot(ds, kind, **kw)
     click.echo(f"wrote {plots.save(fig, output, force=force)}")
+
+
+@main.command("report")
+@click.argument("results", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Report file: .html (one self-contained page) or .pdf.")
+@click.option("--format", "fmt", type=click.Choice(["html", "pdf"]),
+              help="html (default; .pdf output implies pdf) or pdf (printed by headless Chromium from the same page).")
+@click.option("--title", help="The report's title (default: artysim study report: the scenario names).")
+@click.option("--force", is_flag=True, help="Overwrite an existing report.")
+def report_cmd(results, output, fmt, title, force) -> None:
+    """A study report of one or more results files (each a file or a folder/glob of shards): the question,
+    the headline answers with their Monte Carlo errors, the plots, the per-source table, the comparison of
+    every further file with the first (paired where they pair), sensitivity and the provenance, in one
+    self-contained HTML page that needs no network, or a PDF of it."""
+    from artysim.analysis import report
+
+    click.echo(f"wrote {report.write(list(results), output, fmt=fmt, force=force, title=title)}")
 
 
 @main.command("sensitivity")

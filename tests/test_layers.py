@@ -47,12 +47,13 @@ def test_validate_imports_no_numba():
     assert "artysim" in loaded and "numba" not in loaded and "llvmlite" not in loaded
 
 
-@pytest.mark.parametrize("command", ["summary", "compare", "plot", "sensitivity"])
+@pytest.mark.parametrize("command", ["summary", "compare", "plot", "sensitivity", "report"])
 def test_reading_commands_import_no_numba(command, results_file, tmp_path):
     args = {"summary": ("summary", str(results_file)),
             "compare": ("compare", str(results_file), str(results_file)),
             "plot": ("plot", str(results_file), "--kind", "fan", "-o", str(tmp_path / "fan.png")),
-            "sensitivity": ("sensitivity", str(results_file))}[command]
+            "sensitivity": ("sensitivity", str(results_file)),
+            "report": ("report", str(results_file), str(results_file), "-o", str(tmp_path / "r.html"))}[command]
     loaded = _modules_after(_cli(*args))
     assert "xarray" in loaded  # it did read the file
     assert "numba" not in loaded and "llvmlite" not in loaded

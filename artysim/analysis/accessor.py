@@ -13,7 +13,7 @@ from typing import Any
 
 import xarray as xr
 
-PLOT_KINDS = ("fan", "depletion", "sources", "histogram", "tornado", "sweep", "solve")
+PLOT_KINDS = ("fan", "depletion", "sources", "histogram", "tornado", "sweep", "solve", "compare", "heatmap", "swing")
 
 
 class _Plots:
@@ -53,6 +53,23 @@ class _Plots:
     def solve(self, **kw: Any):
         """The search of a file written by ``artysim solve -o``: statistic against lever, threshold, answer."""
         return self._call("solve", **kw)
+
+    def compare(self, against: xr.Dataset | str | Path, **kw: Any):
+        """This dataset (A) against ``against`` (B, a dataset or a file): depletion curves and paired delay."""
+        if isinstance(against, (str, Path)):
+            from artysim.results.reader import open_results
+
+            with open_results(against) as b:
+                return self._call("compare", against=b.load(), **kw)
+        return self._call("compare", against=against, **kw)
+
+    def heatmap(self, **kw: Any):
+        """A two-parameter sweep as a heat map of P(any shortage) (or ``outcome=``'s statistic)."""
+        return self._call("heatmap", **kw)
+
+    def swing(self, **kw: Any):
+        """Tornado in outcome units (top- minus bottom-decile means), beside the correlation tornado."""
+        return self._call("swing", **kw)
 
 
 @xr.register_dataset_accessor("artysim")

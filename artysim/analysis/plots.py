@@ -7,6 +7,7 @@ or the SVG backend, so nothing leaks into a user's global pyplot state and no di
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -16,9 +17,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from matplotlib import dates as mdates
 from matplotlib import ticker
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
-from artysim.analysis.stats import Z95, wilson
+from artysim.analysis import palette as pal
+from artysim.analysis.stats import Z95, censored_percentile_ci, censored_percentiles, ratio_of_means, wilson
 from artysim.errors import ArtysimError, OutputExistsError, ResultsError
 from artysim.results.atomic import AtomicFile
 
@@ -26,7 +30,9 @@ if TYPE_CHECKING:
     import xarray as xr
     from matplotlib.axes import Axes
 
-KINDS = ("fan", "depletion", "sources", "histogram", "tornado", "sweep", "solve")
+KINDS = ("fan", "depletion", "sources", "histogram", "tornado", "sweep", "solve", "compare", "heatmap", "swing")
+#: kinds drawn from two files (``against=`` the second)
+TWO_FILE_KINDS = ("compare",)
 FORMATS = ("png", "svg")
 #: kinds drawn from per-run values only, so ``--where`` can draw them for a subset of runs
 WHERE_KINDS = ("depletion", "histogram", "tornado")
@@ -116,13 +122,13 @@ def fan(ds: xr.Dataset, ax: Axes | None = None, *, samples: int = 5, variant: in
     for i in range(ns):
         ax.plot(t, np.asarray(ds["stock_sample"].values[i], dtype=np.float64), color="0.35", lw=0.7, alpha=0.7,
                 label=f"{ns} single runs" if i == 0 else None, zorder=3)
-    blues = ["#c6dbef", "#6baed6", "#2171b5"]
+    blues = list(pal.BANDS)
     for i in range(len(qs) // 2):
         lo, hi = qs[i], qs[len(qs) - 1 - i]
         ax.fill_between(t, sq[:, i], sq[:, len(qs) - 1 - i], color=blues[min(i, len(blues) - 1)], lw=0,
                         label=f"{lo:.0%}–{hi:.0%} of runs", zorder=1 + i * 0.1)
     if np.any(np.isclose(qs, 0.5)):
-        ax.plot(t, sq[:, int(np.argmin(np.abs(qs - 0.5)))], color="#08306b", lw=2, label="median", zorder=4)
+        ax.plot(t, sq[:, int(np.argmin(np.abs(qs - 0.5)))], color=pal.DARK_BLUE, lw=2, label="median", zorder=4)
     ax.set_ylim(bottom=0)
     ax.set_xlim(t[0], t[-1])
     ax.set_ylabel("rounds on hand, all sources (end of day)")
@@ -143,14 +149,14 @@ def depletion(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = N
     pd_ = np.asarray(ds["p_depleted"].values, dtype=np.float64)
     # a subset of runs (--where) has no per-day share short: those counts are kept over all runs only
     ps = np.asarray(ds["p_short"].values, dtype=np.float64) if "p_short" in ds.variables else np.zeros(0)
-    curves = [(pd_, "#b2182b", "depleted: first shortage day on or before the date"),
-              (ps, "#2166ac", "short on that day")]
-    for p, color, label in curves[:1 if not len(ps) else 2]:
+    curves = ((pd_, pal.VERMILLION, "depleted: first shortage day on or before the date", "-"),
+              (ps, pal.BLUE, "short on that day", "--"))  # dashed: visible where they coincide
+    for p, color, label, ls in curves[:1 if not len(ps) else 2]:
         lo, hi = wilson(np.round(p * n), n)
         ax.fill_between(t, 100 * lo, 100 * hi, color=color, alpha=0.2, lw=0)
-        ax.plot(t, 100 * p, color=color, lw=2, label=label)
+        ax.plot(t, 100 * p, color=color, lw=2, label=label, ls=ls)
     ax.annotate(f"{100 * pd_[-1]:.1f} % by {np.datetime_as_string(t[-1])}", (t[-1], 100 * pd_[-1]),
-                xytext=(-8, 8), textcoords="offset points", ha="right", color="#b2182b", fontsize=9)
+                xytext=(-8, 8), textcoords="offset points", ha="right", color=pal.VERMILLION, fontsize=9)
     ax.set_ylim(0, max(5.0, min(100.0, 100 * float(max(pd_.max(), ps.max(initial=0.0))) * 1.15)))
     ax.set_xlim(t[0], t[-1])
     ax.set_ylabel("share of runs (%)")
@@ -177,17 +183,17 @@ def sources(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = Non
         ax_t, ax = fig.subplots(1, 2, width_ratios=[1, 1.15])
         t = _dates(ds)
         if by_day:
-            colors = ["#2166ac", "#b2182b", "#1a9850", "#762a83", "#e08214", "#4d4d4d"]
             for j, name in enumerate(str(x) for x in ds["source"].values):
-                c = colors[j % len(colors)]
+                c = pal.category(j)
                 ax_t.plot(t, ds["fired_by_source_mean"].values[:, j], color=c, lw=1.4, label=f"{name}: fired")
                 ax_t.plot(t, ds["effective_by_source_mean"].values[:, j], color=c, lw=1.2, ls="--",
                           label=f"{name}: effective")
             ax_t.set_title("per day by source: fired (solid), effective (dashed)", fontsize=10, loc="left")
             ax_t.legend(fontsize=7, loc="upper right", ncol=2)
         else:
-            ax_t.plot(t, ds["fired_mean"].values, color="#4d4d4d", lw=1.5, label="fired")
-            ax_t.plot(t, ds["effective_mean"].values, color="#1a9850", lw=1.5, label="effective (not dud, on target)")
+            ax_t.plot(t, ds["fired_mean"].values, color=pal.BLACK, lw=1.5, label="fired")
+            ax_t.plot(t, ds["effective_mean"].values, color=pal.BLACK, lw=1.5, ls="--",
+                      label="effective (not dud, on target)")
             ax_t.set_title("all sources, per day (this file has no per-day data by source)", fontsize=10, loc="left")
             ax_t.legend(fontsize=8, loc="lower left")
         ax_t.set_ylim(bottom=0)
@@ -205,11 +211,19 @@ def sources(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = Non
     miss = np.maximum(mean["fired_by_source"] - duds - eff, 0)
     left = mean["stock_final_by_source"]
     y = np.arange(len(names))[::-1]
-    parts = [(eff, "#1a9850", "fired: effective"), (duds, "#d73027", "fired: duds"),
-             (miss, "#fdae61", "fired: missed target"), (left, "#bdbdbd", "not fired (on hand at the end)")]
+    # colour = source (as on the left); the parts of a bar differ by shade and hatching, never by colour
+    parts = [(eff, 1.0, "", "fired: effective"), (duds, 0.55, "xx", "fired: duds"),
+             (miss, 0.3, "///", "fired: missed target"), (left, 0.0, "", "not fired (on hand at the end)")]
+    colors = [pal.category(j) for j in range(len(names))]
     acc = np.zeros(len(names))
-    for vals, color, label in parts:
-        ax.barh(y, vals, left=acc, color=color, label=label, height=0.6)
+    handles = []
+    for vals, alpha, hatch, label in parts:
+        # lightened by mixing with white, not by transparency: SVG draws a hatch in a transparent face's
+        # colour, which hides it
+        face = [tuple(alpha * np.array(to_rgba(c)[:3]) + (1 - alpha)) for c in colors]
+        ax.barh(y, vals, left=acc, color=face, edgecolor=colors, hatch=hatch, height=0.6, lw=0.8, label=label)
+        handles.append(Patch(facecolor=tuple(alpha * np.array(to_rgba(pal.GREY)[:3]) + (1 - alpha)), edgecolor=pal.GREY,
+                             hatch=hatch, label=label))
         acc += vals
     for yi, f, e in zip(y, mean["fired_by_source"], eff):
         if f > 0:
@@ -220,8 +234,8 @@ def sources(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = Non
     ax.set_xlabel("rounds over the horizon (mean per run)")
     _rounds_axis(ax, "x")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
-    ax.set_title("by source: totals over the horizon", fontsize=10, loc="left")
+    ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+    ax.set_title("by source (colour as on the left): totals over the horizon", fontsize=10, loc="left")
     fig.suptitle(f"{_name(ds)}: fired vs effective rounds, {_runs(ds):,} runs", x=0.01, ha="left", fontsize=11)
     return fig
 
@@ -249,7 +263,7 @@ def histogram(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = N
     counts = np.histogram(short, bins=edges)[0]
     left = t[0] + edges[:-1].astype("timedelta64[D]")
     width = np.diff(edges)
-    ax.bar(left, 100 * counts / n, width=width * 0.92, align="edge", color="#b2182b",
+    ax.bar(left, 100 * counts / n, width=width * 0.92, align="edge", color=pal.VERMILLION,
            label=f"first shortage in that {unit}")
     never = n - len(short)
     p_never = 100 * never / n
@@ -258,13 +272,13 @@ def histogram(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = N
     gap = max(10, T // 25)
     cw = max(20, T // 10)
     cx = t[-1] + np.timedelta64(gap, "D")
-    ax.bar([cx], [min(p_never, top * 0.93) if cut else p_never], width=cw, align="edge", color="#878787",
+    ax.bar([cx], [min(p_never, top * 0.93) if cut else p_never], width=cw, align="edge", color=pal.GREY,
            hatch="//", edgecolor="white", label="no shortage within the horizon" + (" (bar cut)" if cut else ""))
     mid = cx + np.timedelta64(cw // 2, "D")
     label = f"never short\nwithin the\nhorizon:\n{p_never:.0f} %"
     if cut:
         ax.text(mid, top * 0.5, label, ha="center", va="center", fontsize=8.5, color="white", weight="bold",
-                bbox={"facecolor": "#878787", "edgecolor": "none", "pad": 2})
+                bbox={"facecolor": pal.GREY, "edgecolor": "none", "pad": 2})
         ax.plot([mid - np.timedelta64(cw // 2 + 2, "D"), mid + np.timedelta64(cw // 2 + 2, "D")],
                 [top * 0.9, top * 0.96], color="white", lw=3)
     else:
@@ -297,8 +311,8 @@ def tornado(ds: xr.Dataset, ax: Axes | None = None, *, outcome: str | None = Non
     lo = np.array([r["prcc_ci"][0] for r in rows])
     hi = np.array([r["prcc_ci"][1] for r in rows])
     sp = np.array([r["spearman"] for r in rows])
-    colors = np.where(pr >= 0, "#2166ac", "#b2182b")
-    ax.barh(y, pr, color=colors, height=0.6, label="PRCC")
+    colors = np.where(pr >= 0, pal.BLUE, pal.VERMILLION)
+    ax.barh(y, pr, color=colors, height=0.6)
     ax.errorbar(pr, y, xerr=[pr - lo, hi - pr], fmt="none", ecolor="black", elinewidth=1, capsize=3,
                 label="95 % CI")
     ax.plot(sp, y, "o", color="white", mec="black", ms=4, label="Spearman", zorder=5)
@@ -308,64 +322,498 @@ def tornado(ds: xr.Dataset, ax: Axes | None = None, *, outcome: str | None = Non
                 ha="center", va="center", fontsize=10, bbox={"facecolor": "white", "edgecolor": "0.5"})
     ax.set_yticks(y, [r["parameter"] for r in rows], fontsize=8.5)
     ax.set_xlim(-1, 1)
-    ax.set_xlabel("rank correlation with the outcome (blue: raises it, red: lowers it)")
+    ax.set_xlabel("rank correlation with the outcome (blue: raises it, vermillion: lowers it)")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    handles, _ = ax.get_legend_handles_labels()  # the bars' two colours are explained, not one of them
+    ax.legend(handles=[Patch(color=pal.BLUE, label="PRCC > 0"), Patch(color=pal.VERMILLION, label="PRCC < 0")]
+              + handles, fontsize=8, loc="lower right")
     what = res["outcome"] + (" (never short = horizon + 1)" if res["outcome"] == "first_shortage_day" else "")
     _title(ax, ds, f"what drives {what}", f"partial rank correlation (PRCC), top {len(rows)} of {res['parameters']}")
     return fig
 
 
+# ----------------------------------------------------------------------------- two files, sweeps, swing
+# (A against B, the heat map of a two-parameter sweep, the tornado in outcome units)
+
+
+def short_number(v) -> str:
+    """2 M, 2.5 M, 21 k, 0.25: tick labels that fit (a string value is kept as it is)."""
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    a = abs(x)
+    if a >= 1e6:
+        return f"{x / 1e6:.3g} M"
+    if a >= 1e4:
+        return f"{x / 1e3:.3g} k"
+    return f"{x:.4g}"
+
+
+def sweep_paths(ds: xr.Dataset) -> list[str]:
+    """The varied scenario paths of a sweep file, in --vary order (``[]`` for another file)."""
+    if "variant" not in ds.dims:
+        return []
+    paths = json.loads(str(ds.attrs.get("sweep_paths", "[]")))
+    if not paths:  # older files: the vary_<k> variables name them
+        k = 0
+        while f"vary_{k}" in ds.variables:
+            paths.append(str(ds[f"vary_{k}"].attrs.get("path", f"vary_{k}")))
+            k += 1
+    return [str(p) for p in paths]
+
+
+def _unit_of(ds: xr.Dataset, outcome: str) -> str:
+    """days, rounds or fraction: the unit an analyst reads an outcome in."""
+    if outcome in ("fill_rate", "effective_fill_rate"):
+        return "fraction"
+    var = outcome.partition(":")[0]
+    if var in ds.variables:
+        a = ds[var].attrs
+        if str(a.get("units", "")) in ("days", "day", "d"):
+            return "days"
+        if "round" in str(a.get("long_name", "")) or var.endswith("_total") or var in (
+                "received", "duds", "fired_by_source", "effective_by_source", "stock_min", "stock_final"):
+            return "rounds"
+        return str(a.get("units", "")) or "value"
+    return "value"
+
+
+class Stat:
+    """One statistic of one variant: its value, 95 % interval, and how to print it."""
+
+    def __init__(self, value: float, lo: float, hi: float, text: str, beyond: bool = False):
+        self.value, self.lo, self.hi, self.text, self.beyond = value, lo, hi, text, beyond
+
+
+def statistic(ds: xr.Dataset, outcome: str | None) -> tuple[Stat, str, str]:
+    """(the statistic of ``outcome`` in this one-variant dataset, its axis label, its unit).
+
+    ``None``/``p_any_shortage``: P(any shortage) in %, Wilson interval. ``first_shortage_day``: the
+    *median* first shortage day over all runs, never-short runs censored beyond the horizon (a mean
+    would count them at an arbitrary day); ``beyond`` is set when more than half the runs never run
+    short, and the value is then the horizon (the median is only known to lie past it). Any other
+    per-run outcome: its mean, ±1.96 standard errors."""
+    horizon = int(ds.sizes["time"])
+    if outcome in (None, "p_any_shortage"):
+        f = np.asarray(ds["first_shortage_day"].values, dtype=np.float64)
+        k, n = int(np.isfinite(f).sum()), len(f)
+        lo, hi = wilson(k, n)
+        p = 100 * k / n if n else math.nan
+        return Stat(p, 100 * lo, 100 * hi, f"{p:.0f} %"), "P(any shortage day within the horizon)", "%"
+    if outcome in ("first_shortage_day", "median_first_shortage_day"):
+        f = np.asarray(ds["first_shortage_day"].values, dtype=np.float64)
+        med = censored_percentiles(f, horizon, (0.5,))[0.5]
+        lo, hi = censored_percentile_ci(f, (0.5,))[0.5]
+        label = "median first shortage day (days from start; over all runs)"
+        if med is None:
+            return Stat(float(horizon), float(lo) if lo is not None else float(horizon), float(horizon),
+                        f"> {horizon}", beyond=True), label, "days"
+        return Stat(med, lo, float(horizon) if hi is None else hi, f"{med:.0f}"), label, "days"
+    from artysim.analysis.sensitivity import DERIVED, outcome_values
+
+    unit = _unit_of(ds, outcome)
+    if outcome in DERIVED:  # a ratio of means over runs, as summary gives it
+        num, den, _ = DERIVED[outcome]
+        m, se = ratio_of_means(np.asarray(ds[num].values, dtype=np.float64),
+                               np.asarray(ds[den].values, dtype=np.float64))
+        label = outcome.replace("_", " ") + " (ratio of means over runs)"
+    else:
+        v, _, _ = outcome_values(ds, outcome)
+        m = float(np.mean(v))
+        se = float(np.std(v, ddof=1) / math.sqrt(len(v))) if len(v) > 1 else math.nan
+        label = f"mean {outcome} per run"
+    if unit == "rounds":
+        text = f"{m / 1e6:.3g} M" if abs(m) >= 1e6 else (f"{m / 1e3:.3g} k" if abs(m) >= 1e3 else f"{m:.0f}")
+    else:
+        text = f"{m:.3f}" if unit == "fraction" else f"{m:.3g}"
+    return Stat(m, m - Z95 * se, m + Z95 * se, text), label, unit
+
+
+def _variant_values(ds: xr.Dataset, k: int) -> list:
+    v = ds[f"vary_{k}"].values
+    return [x.item() if hasattr(x, "item") else x for x in v]
+
+
+def _uniq(seq) -> list:
+    out: list = []
+    for x in seq:
+        if x not in out:
+            out.append(x)
+    return out
+
+
+def _numeric(vals) -> bool:
+    try:
+        [float(x) for x in vals]
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------------- compare
+
+
+def _pdep_band(ax: Axes, t, p, n, color, label, ls="-"):
+    lo, hi = wilson(np.round(p * n), n)
+    ax.fill_between(t, 100 * lo, 100 * hi, color=color, alpha=0.18, lw=0)
+    return ax.plot(t, 100 * p, color=color, lw=2, ls=ls, label=label)[0]
+
+
+def compare(ds: xr.Dataset, ax: Axes | None = None, *, against: xr.Dataset | None = None,
+            variant: int | None = None, bin_days: int | None = None, **_kw) -> Figure:
+    """A (this file) against B (``against``): both depletion curves on one axis (A blue, B orange, one
+    legend, both names in the title, y-axis fitting both), and beside them, where the files pair (same
+    seed and runs), the distribution of B's first shortage day minus A's among runs where A runs short,
+    with runs where B never runs short in a separate hatched bar (their delay is only a lower bound).
+    Unpaired files get the curves and a panel saying why no run-by-run delay exists."""
+    from artysim.analysis import compare as cmp
+
+    if against is None:
+        raise ArtysimError("--kind compare needs --against B.nc: the file to draw against this one")
+    a = _single(ds, variant)
+    b = _single(against, variant)
+    na, nb = _name(a), _name(b)
+    if ax is None:
+        fig = Figure(figsize=(12.5, 4.9), layout="constrained", dpi=100)
+        ax, ax_d = fig.subplots(1, 2, width_ratios=[1.25, 1])
+    else:
+        fig, ax_d = ax.figure, None
+    ta, tb = _dates(a), _dates(b)
+    pa = np.asarray(a["p_depleted"].values, dtype=np.float64)
+    pb = np.asarray(b["p_depleted"].values, dtype=np.float64)
+    _pdep_band(ax, ta, pa, _runs(a), pal.A, f"A: {na} ({_runs(a):,} runs)")
+    _pdep_band(ax, tb, pb, _runs(b), pal.B, f"B: {nb} ({_runs(b):,} runs)", ls="--")
+    for t, p, c in ((ta, pa, pal.A), (tb, pb, pal.B)):
+        ax.annotate(f"{100 * p[-1]:.1f} %", (t[-1], 100 * p[-1]), xytext=(4, 0), textcoords="offset points",
+                    va="center", ha="left", color=c, fontsize=9, weight="bold")
+    top = 100 * float(max(pa.max(initial=0), pb.max(initial=0)))
+    ax.set_ylim(0, max(5.0, min(100.0, top * 1.18)))  # both curves and their bands fit
+    first, last = min(ta[0], tb[0]), max(ta[-1], tb[-1])
+    ax.set_xlim(first, last + np.timedelta64(max(12, int((last - first).astype(int)) // 12), "D"))  # room for labels
+    _date_axis(ax, first, last)
+    ax.set_ylabel("runs with a first shortage on or before the date (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8.5, framealpha=0.95)
+    ax.set_title("probability of having run short by each date (shaded: 95 % Wilson interval)", fontsize=10,
+                 loc="left")
+    paired, why = cmp.pairing(a, b)
+    if ax_d is not None:
+        _delay_panel(ax_d, a, b, paired, why, bin_days)
+    fig.suptitle(f"A: {na}  vs  B: {nb}", x=0.01, ha="left", fontsize=12, weight="bold")
+    return fig
+
+
+def delay_data(a: xr.Dataset, b: xr.Dataset) -> dict:
+    """Per-run delays B − A (days) among runs where A runs short: ``finite`` (B short too) and the
+    number of runs where B never runs short (``censored``), with compare's own summary of them."""
+    from artysim.analysis import compare as cmp
+
+    fa = np.asarray(a["first_shortage_day"].values, dtype=np.float64)
+    fb = np.asarray(b["first_shortage_day"].values, dtype=np.float64)
+    sel = np.isfinite(fa)
+    both = sel & np.isfinite(fb)
+    return {"finite": fb[both] - fa[both], "censored": int((sel & ~np.isfinite(fb)).sum()),
+            "a_short": int(sel.sum()), "runs": len(fa),
+            "summary": cmp._delay(fa, fb, int(a.sizes["time"]))}
+
+
+def _delay_panel(ax: Axes, a, b, paired: bool, why: str, bin_days: int | None) -> None:
+    if not paired:
+        ax.set_axis_off()
+        ax.text(0.5, 0.55, "unpaired", ha="center", va="center", fontsize=16, weight="bold", color=pal.GREY,
+                transform=ax.transAxes)
+        ax.text(0.5, 0.38, f"{why}:\nruns of A and B did not face the same random numbers,\n"
+                "so there is no run-by-run delay of B against A.\nCompare the curves on the left.",
+                ha="center", va="center", fontsize=9, transform=ax.transAxes, wrap=True)
+        ax.set_title("paired delay of the first shortage (B − A)", fontsize=10, loc="left")
+        return
+    d = delay_data(a, b)
+    if d["a_short"] == 0:
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "A never runs short: no delay to measure", ha="center", va="center", fontsize=10,
+                transform=ax.transAxes)
+        return
+    x = d["finite"]
+    width = bin_days or max(1, int(math.ceil((x.max() - x.min() + 1) / 30))) if len(x) else (bin_days or 7)
+    lo = math.floor(x.min() / width) * width if len(x) else 0
+    hi = (math.floor(x.max() / width) + 1) * width if len(x) else width
+    edges = np.arange(lo, hi + width, width, dtype=np.float64)
+    counts = np.histogram(x, bins=edges)[0] if len(x) else np.zeros(len(edges) - 1, dtype=int)
+    share = 100 * counts / d["a_short"]
+    ax.bar(edges[:-1], share, width=width * 0.9, align="edge", color=pal.B,
+           label=f"B short too ({len(x):,} runs): B's day − A's day")
+    span = max(hi - lo, 30)
+    cx = hi + span * 0.08
+    cw = span * 0.12
+    p_c = 100 * d["censored"] / d["a_short"]
+    ax.bar([cx], [p_c], width=cw, align="edge", color=pal.LIGHT_GREY, hatch="//", edgecolor=pal.GREY,
+           label=f"B never short ({d['censored']:,} runs): delay ≥ horizon − A's day")
+    ax.annotate(f"{p_c:.0f} %", (cx + cw / 2, p_c), xytext=(0, 3), textcoords="offset points", ha="center",
+                fontsize=8.5)
+    ax.axvline(0, color=pal.BLACK, lw=0.8)
+    ax.axvline(cx - span * 0.04, color=pal.GREY, lw=0.8, ls="--")  # the hatched bar is not on the day scale
+    ticks = [v for v in ax.get_xticks() if min(lo, 0) <= v <= hi]
+    ax.set_xticks(ticks + [cx + cw / 2], [f"{v:g}" for v in ticks] + ["B never\nshort"])
+    ax.set_xlim(min(lo, 0) - span * 0.03, cx + cw + span * 0.04)
+    ax.set_ylim(0, max(share.max(initial=0), p_c) * 1.25 + 0.5)
+    ax.set_xlabel("delay of the first shortage, B − A (days; > 0: B runs short later)")
+    ax.set_ylabel(f"share of the {d['a_short']:,} runs where A runs short (%)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8, framealpha=0.95)
+    s = d["summary"]
+    ge = "≥ " if s["mean_is_lower_bound"] else ""
+    med = s["percentiles"]["0.5"]
+    med_txt = (f"{'' if s['percentile_is_exact']['0.5'] else '≥ '}{med:.0f}") if med is not None else "n/a"
+    ax.set_title(f"paired delay of the first shortage where A runs short ({d['a_short']:,} runs):\n"
+                 f"mean {ge}{s['mean'][0]:.1f} ± {s['mean'][1]:.1f} days, median {med_txt} days", fontsize=10,
+                 loc="left")
+
+
+# ----------------------------------------------------------------------------- sweep and heatmap
+
+
+def _variant_stats(ds: xr.Dataset, outcome: str | None) -> tuple[list[Stat], str, str]:
+    stats, label, unit = [], "", ""
+    for i in range(ds.sizes["variant"]):
+        s, label, unit = statistic(ds.isel(variant=i), outcome)
+        stats.append(s)
+    return stats, label, unit
+
+
+def _stat_title(outcome: str | None, unit: str) -> str:
+    if outcome in (None, "p_any_shortage"):
+        return "probability of any shortage"
+    if outcome in ("first_shortage_day", "median_first_shortage_day"):
+        return "median first shortage day"
+    if outcome in ("fill_rate", "effective_fill_rate"):
+        return outcome.replace("_", " ")
+    return f"mean {outcome}"
+
+
 def sweep(ds: xr.Dataset, ax: Axes | None = None, *, outcome: str | None = None, **_kw) -> Figure:
-    """An outcome against the swept value: P(any shortage) with its 95 % Wilson interval (default), or
-    the mean of a per-run variable with ±1.96 standard errors."""
+    """An outcome against the swept value: P(any shortage) with its 95 % Wilson interval (default), the
+    median first shortage day (``first_shortage_day``: censoring-aware; "beyond the horizon" drawn as an
+    open triangle at the horizon), or the mean of another per-run outcome with ±1.96 standard errors.
+    Two varied paths give one line per value of the second against the first (no zig-zag through the
+    grid); more give one point per variant."""
     if "variant" not in ds.dims:
         raise ResultsError("--kind sweep needs a sweep file (with a variant dimension); this file has none")
     fig, ax = _figure(ax)
     nv = ds.sizes["variant"]
-    vary = [k for k in ds.variables if str(k).startswith("vary_")]
-    if len(vary) == 1:
-        x = np.asarray(ds[vary[0]].values, dtype=np.float64)
-        xlabel = str(ds[vary[0]].attrs.get("path", vary[0]))
-        ticks = None
+    paths = sweep_paths(ds)
+    stats, ylabel, unit = _variant_stats(ds, outcome)
+    est = np.array([s.value for s in stats])
+    lo = np.array([s.lo for s in stats])
+    hi = np.array([s.hi for s in stats])
+    beyond = np.array([s.beyond for s in stats])
+    if len(paths) in (1, 2) and _numeric(_variant_values(ds, 0)):
+        x = np.asarray(_variant_values(ds, 0), dtype=np.float64)
+        groups = ([(None, np.arange(nv))] if len(paths) == 1 else
+                  [(g, np.array([i for i, v in enumerate(_variant_values(ds, 1)) if v == g]))
+                   for g in _uniq(_variant_values(ds, 1))])
+        xlabel = paths[0]
+        numeric_x = True
     else:
         x = np.arange(nv, dtype=np.float64)
+        groups = [(None, np.arange(nv))]
         xlabel = "variant"
-        ticks = ([str(v) for v in ds["variant_label"].values] if "variant_label" in ds.variables
-                 else [str(i) for i in range(nv)])
-    est, lo, hi = np.empty(nv), np.empty(nv), np.empty(nv)
-    if outcome in (None, "p_any_shortage"):
-        for i in range(nv):
-            f = np.asarray(ds["first_shortage_day"].isel(variant=i).values, dtype=np.float64)
-            k, n = int(np.isfinite(f).sum()), len(f)
-            est[i] = 100 * k / n
-            lo_i, hi_i = wilson(np.array([k]), n)
-            lo[i], hi[i] = 100 * lo_i[0], 100 * hi_i[0]
-        ylabel, what, note = "P(any shortage day within the horizon) (%)", "probability of any shortage", \
-            "bars: 95 % Wilson interval"
+        numeric_x = False
+    xs = _uniq(list(x))
+    step = float(np.min(np.diff(sorted(xs)))) if len(xs) > 1 else 1.0
+    x0 = x
+    for gi, (g, idx) in enumerate(groups):
+        c = pal.category(gi)
+        # lines of a family side by side, not on top of each other where they agree (e.g. at 0 % or beyond)
+        x = x0 + (gi - (len(groups) - 1) / 2) * 0.025 * step * (len(groups) > 1)
+        label = None if g is None else f"{paths[1]} = {short_number(g)}"
+        ok = idx[~beyond[idx]]
+        if numeric_x:
+            ax.plot(x[idx], est[idx], "-", color=c, lw=1.5, label=label)
+        ax.errorbar(x[ok], est[ok], yerr=[np.maximum(est[ok] - lo[ok], 0), np.maximum(hi[ok] - est[ok], 0)],
+                    fmt="o", color=c, capsize=4, label=None if numeric_x else label)
+        bx = idx[beyond[idx]]
+        if len(bx):
+            ax.plot(x[bx], est[bx], "^", mfc="white", mec=c, ms=9, mew=1.6,
+                    label="median beyond the horizon" if gi == 0 else None)
+    x = x0
+    if numeric_x:
+        ax.set_xticks(_uniq(list(x)), [short_number(v) for v in _uniq(list(x))], fontsize=9)
     else:
-        from artysim.analysis.sensitivity import outcome_values
-
-        for i in range(nv):
-            v, _, desc = outcome_values(ds.isel(variant=i), outcome)
-            est[i] = float(np.mean(v))
-            se = float(np.std(v, ddof=1) / math.sqrt(len(v))) if len(v) > 1 else math.nan
-            lo[i], hi[i] = est[i] - Z95 * se, est[i] + Z95 * se
-        ylabel, what, note = f"mean {desc}", f"mean {outcome}", "bars: ±1.96 Monte Carlo standard errors"
-        if outcome != "first_shortage_day" and "rounds" in desc:
-            _rounds_axis(ax)
-    ax.errorbar(x, est, yerr=[np.maximum(est - lo, 0), np.maximum(hi - est, 0)], fmt="o-", color="#2166ac",
-                capsize=4, lw=1.5)
-    if ticks is not None:
-        ax.set_xticks(x, ticks, rotation=20, ha="right", fontsize=8)
-    elif np.nanmax(np.abs(x)) >= 1e4:  # 2 M rather than 2 with a "1e6" offset in the corner
-        _rounds_axis(ax, "x")
+        labels = ([str(v) for v in ds["variant_label"].values] if "variant_label" in ds.variables
+                  else [str(i) for i in range(nv)])
+        ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
+    if outcome in ("first_shortage_day", "median_first_shortage_day"):
+        horizon = int(ds.sizes["time"])
+        ax.axhline(horizon, color=pal.GREY, lw=0.8, ls=":")
+        ax.annotate("horizon", (1.0, horizon), xycoords=("axes fraction", "data"), xytext=(-4, 3),
+                    textcoords="offset points", ha="right", fontsize=8, color=pal.GREY)
+        ax.set_ylim(0, horizon * 1.08)
+    elif unit == "%":
+        ax.set_ylim(0, min(100, max(5.0, float(np.nanmax(hi)) * 1.15)))
+    if unit == "rounds":
+        _rounds_axis(ax)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel(f"{ylabel} ({unit})" if unit not in ylabel else ylabel, fontsize=9)
     ax.grid(alpha=0.3)
+    if len(groups) > 1 or beyond.any():
+        ax.legend(fontsize=8, loc="best", framealpha=0.95)
     runs = int(ds.sizes.get("run", 0))
-    ax.set_title(f"{_name(ds)}: {what} across {nv} variants\n{runs:,} runs per variant "
-                 f"(common random numbers); {note}", fontsize=11, loc="left")
+    note = {"%": "bars: 95 % Wilson interval", "days": "bars: 95 % order-statistic interval"}.get(
+        unit, "bars: ±1.96 Monte Carlo standard errors")
+    ax.set_title(f"{_name(ds)}: {_stat_title(outcome, unit)} across {nv} variants\n{runs:,} runs per variant "
+                 f"(common random numbers); {note}", fontsize=10.5, loc="left")
+    return fig
+
+
+def heatmap_grid(ds: xr.Dataset, outcome: str | None = None):
+    """(rows = values of the first varied path, columns = values of the second, matrix of Stat or None,
+    label, unit) of a two-parameter sweep; ResultsError for another file."""
+    if "variant" not in ds.dims:
+        raise ResultsError("--kind heatmap needs a sweep file of two varied parameters (artysim sweep "
+                           "--vary A=... --vary B=...); this file has no variant dimension")
+    paths = sweep_paths(ds)
+    if len(paths) != 2:
+        raise ResultsError(f"--kind heatmap needs a sweep of two varied parameters; this one varies {len(paths)} "
+                           f"({', '.join(paths)}): use --kind sweep")
+    v0, v1 = _variant_values(ds, 0), _variant_values(ds, 1)
+    rows, cols = _uniq(v0), _uniq(v1)
+    stats, label, unit = _variant_stats(ds, outcome)
+    grid: list[list[Stat | None]] = [[None] * len(cols) for _ in rows]
+    for i, s in enumerate(stats):
+        grid[rows.index(v0[i])][cols.index(v1[i])] = s
+    return paths, rows, cols, grid, label, unit
+
+
+def heatmap(ds: xr.Dataset, ax: Axes | None = None, *, outcome: str | None = None, **_kw) -> Figure:
+    """A two-parameter sweep as a heat map: the first varied path on the y-axis, the second on the x-axis,
+    each cell coloured by the statistic (P(any shortage) by default; ``first_shortage_day``: the median
+    first shortage day, "beyond" where more than half the runs never run short; else a mean) and labelled
+    with its value; a colour bar with the unit."""
+    paths, rows, cols, grid, label, unit = heatmap_grid(ds, outcome)
+    w = min(13.0, max(7.0, 1.1 * len(cols) + 3.5))
+    h = min(10.0, max(4.2, 0.6 * len(rows) + 2.4))
+    fig, ax = _figure(ax, size=(w, h))
+    m = np.array([[np.nan if s is None else s.value for s in r] for r in grid], dtype=np.float64)
+    vmin, vmax = (0.0, 100.0) if unit == "%" and np.nanmax(m) > 50 else (np.nanmin(m), np.nanmax(m))
+    if unit == "%":
+        vmin = 0.0
+    im = ax.imshow(m, origin="lower", aspect="auto", cmap=pal.CMAP, vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1)
+    norm = im.norm
+    for i, r in enumerate(grid):
+        for j, s in enumerate(r):
+            if s is None:
+                ax.text(j, i, "–", ha="center", va="center", fontsize=9, color=pal.GREY)
+                continue
+            rgba = im.cmap(norm(s.value))
+            lum = 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2]
+            txt = s.text + (f"\n[{s.lo:.0f}–{s.hi:.0f}]" if unit == "%" else "")
+            ax.text(j, i, txt, ha="center", va="center", fontsize=8.5 if len(cols) <= 8 else 7,
+                    color="black" if lum > 0.5 else "white")
+    ax.set_xticks(range(len(cols)), [short_number(c) for c in cols], fontsize=9,
+                  rotation=0 if len(cols) <= 8 else 45, ha="center" if len(cols) <= 8 else "right")
+    ax.set_yticks(range(len(rows)), [short_number(r) for r in rows], fontsize=9)
+    ax.set_xlabel(paths[1])
+    ax.set_ylabel(paths[0])
+    cb = fig.colorbar(im, ax=ax, shrink=0.95, pad=0.02)
+    cb.set_label(f"{_stat_title(outcome, unit)} ({unit})", fontsize=9)
+    if unit == "rounds":
+        cb.ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _p: short_number(v)))
+    runs = int(ds.sizes.get("run", 0))
+    note = {"%": "cells: value [95 % Wilson interval]",
+            "days": f"'> {int(ds.sizes['time'])}': beyond the horizon"}.get(unit, "cells: the mean")
+    ax.set_title(f"{_name(ds)}: {_stat_title(outcome, unit)}\n{runs:,} runs per cell (common random "
+                 f"numbers); {note}", fontsize=10.5, loc="left")
+    return fig
+
+
+# ----------------------------------------------------------------------------- swing
+
+
+def swing_rows(ds: xr.Dataset, outcome: str | None = None, decile: float = 0.1) -> tuple[list[dict], str, str]:
+    """For each sampled input that varies: the mean outcome among runs whose input lies in its top decile
+    (value >= its 90th percentile) minus among runs in its bottom decile (<= its 10th percentile), with
+    the standard error of that difference of two independent means. Sorted by |swing|, largest first."""
+    from artysim.analysis.sensitivity import outcome_values
+
+    if "parameters" not in ds.data_vars or ds.sizes.get("parameter", 0) == 0:
+        raise ResultsError("this file has no sampled parameters: nothing to rank")
+    y, name, desc = outcome_values(ds, outcome)
+    x = np.asarray(ds["parameters"].values, dtype=np.float64)
+    params = [str(p) for p in ds["parameter"].values]
+    rows = []
+    for j, p in enumerate(params):
+        xj = x[:, j]
+        q_lo, q_hi = np.quantile(xj, [decile, 1 - decile])
+        if not q_hi > q_lo:
+            continue
+        lo, hi = y[xj <= q_lo], y[xj >= q_hi]
+        if len(lo) < 2 or len(hi) < 2:
+            continue
+        se = math.sqrt(np.var(hi, ddof=1) / len(hi) + np.var(lo, ddof=1) / len(lo))
+        rows.append({"parameter": p, "swing": float(hi.mean() - lo.mean()), "se": se, "low_mean": float(lo.mean()),
+                     "high_mean": float(hi.mean()), "runs_low": len(lo), "runs_high": len(hi)})
+    rows.sort(key=lambda r: -abs(r["swing"]))
+    return rows, name, desc
+
+
+def swing(ds: xr.Dataset, ax: Axes | None = None, *, outcome: str | None = None, top: int = 12,
+          variant: int | None = None, **kw) -> Figure:
+    """The tornado in outcome units (left): for each input, mean outcome among runs in the input's top
+    decile minus among its bottom decile, ±1.96 standard errors; beside it (right) the partial rank
+    correlation of the same inputs, in the same order. Blue: raising the input raises the outcome."""
+    from artysim.analysis import sensitivity
+
+    ds = _single(ds, variant)
+    rows, name, desc = swing_rows(ds, outcome)
+    rows = rows[:top]
+    unit = _unit_of(ds, name)
+    res = sensitivity.analyze(ds, outcome, **kw)
+    prcc = {r["parameter"]: r for r in res["rows"]}
+    hgt = 1.6 + 0.42 * max(len(rows), 3)
+    if ax is None:
+        fig = Figure(figsize=(12.5, hgt), layout="constrained", dpi=100)
+        ax, ax_c = fig.subplots(1, 2, width_ratios=[1.4, 1], sharey=True)
+    else:
+        fig, ax_c = ax.figure, None
+    y = np.arange(len(rows))[::-1]
+    sw = np.array([r["swing"] for r in rows])
+    se = np.array([r["se"] for r in rows])
+    colors = [pal.BLUE if v >= 0 else pal.VERMILLION for v in sw]
+    ax.barh(y, sw, color=colors, height=0.6)
+    ax.errorbar(sw, y, xerr=Z95 * se, fmt="none", ecolor=pal.BLACK, elinewidth=1, capsize=3)
+    ax.axvline(0, color=pal.BLACK, lw=0.8)
+    ax.set_yticks(y, [r["parameter"] for r in rows], fontsize=8.5)
+    if len(rows):
+        lim = float(np.max(np.abs(sw) + Z95 * se)) * 1.1 or 1.0
+        ax.set_xlim(-lim, lim)
+    if unit == "rounds":
+        _rounds_axis(ax, "x")
+    never = name == "first_shortage_day"
+    ax.set_xlabel(f"{name}: mean in the input's top decile − bottom decile ({unit})" +
+                  (f"\nruns never short counted at day {int(ds.sizes['time']) + 1} (horizon + 1)" if never else ""),
+                  fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(f"swing in {unit} (bars: ±1.96 Monte Carlo SE)", fontsize=10, loc="left")
+    if ax_c is not None:
+        pr = np.array([prcc.get(r["parameter"], {}).get("prcc", np.nan) for r in rows])
+        lo = np.array([prcc.get(r["parameter"], {}).get("prcc_ci", (np.nan, np.nan))[0] for r in rows])
+        hi = np.array([prcc.get(r["parameter"], {}).get("prcc_ci", (np.nan, np.nan))[1] for r in rows])
+        ax_c.barh(y, pr, color=[pal.BLUE if v >= 0 else pal.VERMILLION for v in np.nan_to_num(pr)], height=0.6)
+        ax_c.errorbar(pr, y, xerr=[pr - lo, hi - pr], fmt="none", ecolor=pal.BLACK, elinewidth=1, capsize=3)
+        ax_c.axvline(0, color=pal.BLACK, lw=0.8)
+        ax_c.set_xlim(-1, 1)
+        ax_c.set_xlabel("partial rank correlation (PRCC) with the outcome, 95 % CI", fontsize=9)
+        ax_c.grid(axis="x", alpha=0.3)
+        ax_c.set_title("the correlation tornado, same order", fontsize=10, loc="left")
+        ax_c.tick_params(labelleft=False)
+    if not rows:
+        ax.text(0.5, 0.5, "no input varies: nothing to rank", transform=ax.transAxes, ha="center", va="center")
+    fig.legend(handles=[Patch(color=pal.BLUE, label="raising the input raises the outcome"),
+                        Patch(color=pal.VERMILLION, label="raising the input lowers the outcome")],
+               loc="outside lower center", ncol=2, fontsize=8.5, frameon=False)
+    fig.suptitle(f"{_name(ds)}: what moves {name}, {_runs(ds):,} runs (deciles of "
+                 f"{rows[0]['runs_low'] if rows else 0:,} runs each)", x=0.01, ha="left", fontsize=11)
     return fig
 
 
