@@ -34,6 +34,7 @@ import tomllib
 from artysim.errors import ArtysimError, ResultsError
 from artysim.jobs import run as runner
 from artysim.jobs.bundled import resolve
+from artysim.model.base import shorten
 from artysim.model.load import Loaded, load
 from artysim.results.atomic import AtomicFile, check_target
 from artysim.results.writer import COMPRESSION, RUN_CHUNK
@@ -53,7 +54,7 @@ def parse_vary(items: list[str]) -> list[Vary]:
     out: list[Vary] = []
     for item in items:
         if "=" not in item:
-            raise ArtysimError(f"--vary {item!r}: expected PATH=V1,V2,... (e.g. demand.base=15000,20000)")
+            raise ArtysimError(f"--vary {shorten(item)!r}: expected PATH=V1,V2,... (e.g. demand.base=15000,20000)")
         path, rhs = (x.strip() for x in item.split("=", 1))
         if not path:
             raise ArtysimError(f"--vary {item!r}: empty path")
@@ -62,15 +63,16 @@ def parse_vary(items: list[str]) -> list[Vary]:
         for t in texts:
             try:
                 v = tomllib.loads(f"v = {t}")["v"] if t else None
-            except tomllib.TOMLDecodeError:
+            except (tomllib.TOMLDecodeError, RecursionError):  # [[[[... nested past the stack
                 v = None
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ArtysimError(f"--vary {path}: expected a list of numbers separated by commas, found {t!r}")
+                raise ArtysimError(f"--vary {shorten(path)}: expected a list of numbers separated by commas, "
+                                   f"found {shorten(t)!r}")
             values.append(float(v))
         if len(set(values)) != len(values):
-            raise ArtysimError(f"--vary {path}: a value is repeated ({rhs})")
+            raise ArtysimError(f"--vary {shorten(path)}: a value is repeated ({shorten(rhs)})")
         if any(v.path == path for v in out):
-            raise ArtysimError(f"--vary {path}: the same path is varied twice")
+            raise ArtysimError(f"--vary {shorten(path)}: the same path is varied twice")
         out.append(Vary(path, texts, tuple(values)))
     return out
 
