@@ -11,6 +11,12 @@ import click
 from artysim.version import __version__
 
 
+def _one_line(msg: str, limit: int = 1000) -> str:
+    """The last guard of "one line": line breaks folded, a message echoing huge input cut in the middle."""
+    msg = " ".join(msg.splitlines())
+    return msg if len(msg) <= limit else f"{msg[:limit - 200]} ... {msg[-150:]}"
+
+
 class _Group(click.Group):
     """Maps user errors to a one-line message and exit status 2, never a traceback."""
 
@@ -20,7 +26,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except ArtysimError as e:
-            click.echo(f"artysim: error: {e}", err=True)
+            click.echo(f"artysim: error: {_one_line(str(e))}", err=True)
             ctx.exit(2)
         except KeyboardInterrupt as e:
             click.echo("artysim: interrupted; no partial results were kept", err=True)
@@ -96,11 +102,14 @@ def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, 
 @click.option("--allow-partial", is_flag=True,
               help="Merge although shards are missing (the file's attributes say which runs).")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
-def merge(output, shards, allow_partial, force) -> None:
+@click.option("--no-resource-check", is_flag=True,
+              help="Merge even if the estimated memory or output size exceeds what is available.")
+def merge(output, shards, allow_partial, force, no_resource_check) -> None:
     """Merge shard files (paths, folders or globs) into one results file."""
     from artysim.results import merge as mg
 
-    path = mg.merge(list(shards), output, allow_partial=allow_partial, force=force)
+    path = mg.merge(list(shards), output, allow_partial=allow_partial, force=force,
+                    resource_check=not no_resource_check)
     click.echo(f"wrote {path}")
 
 
@@ -166,9 +175,9 @@ def compare_cmd(a, b, fmt) -> None:
     otherwise as independent samples. A and B may each be a file or a folder/glob of shards."""
     from artysim.analysis import compare
     from artysim.analysis.stats import jsonable
-    from artysim.results.reader import open_results
+    from artysim.results.reader import open_results, reading
 
-    with open_results(a) as da, open_results(b) as db:
+    with open_results(a) as da, open_results(b) as db, reading(f"{a} or {b}"):
         c = compare.compare(da, db)
     click.echo(json.dumps(jsonable(c), indent=2) if fmt == "json" else compare.format_table(c))
 
@@ -187,12 +196,13 @@ def plot_cmd(result, kind, output, outcome, variant, force) -> None:
     from artysim.analysis import plots
     from artysim.errors import ArtysimError
     from artysim.results.reader import open_file as open_results
+    from artysim.results.reader import reading
 
     if kind not in plots.KINDS:
         raise ArtysimError(f"--kind must be one of {', '.join(plots.KINDS)} (found {kind!r})")
     plots.check_output(output, force)  # before reading anything
     kw = {k: v for k, v in (("outcome", outcome), ("variant", variant)) if v is not None}
-    with open_results(result) as ds:
+    with open_results(result) as ds, reading(result):
         fig = plots.plot(ds, kind, **kw)
     click.echo(f"wrote {plots.save(fig, output, force=force)}")
 
@@ -210,8 +220,9 @@ def sensitivity_cmd(result, outcome, variant, points, fmt) -> None:
     from artysim.analysis import sensitivity
     from artysim.analysis.stats import jsonable
     from artysim.results.reader import open_file as open_results
+    from artysim.results.reader import reading
 
-    with open_results(result) as ds:
+    with open_results(result) as ds, reading(result):
         res = sensitivity.analyze(ds, outcome, variant=variant, points=points)
     if fmt == "json":
         click.echo(json.dumps(jsonable(res), indent=2))
