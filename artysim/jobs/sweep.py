@@ -125,7 +125,10 @@ def run_sweep(scenario_path: str, vary_items: list[str], output: str | Path, *, 
     check_target(out, force)
     variants = plan(scenario_path, varies, list(sets or []))
     the_seed = variants[0].loaded.scenario.run.seed if seed is None else seed
-    tmpdir = Path(tempfile.mkdtemp(prefix=f".{out.name}.sweep-", dir=out.parent))
+    try:  # a short name: a legal 248-byte output name must not make an illegal temporary one
+        tmpdir = Path(tempfile.mkdtemp(prefix=".artysim-sweep-", dir=out.parent))
+    except OSError as e:
+        raise ResultsError(f"{out}: cannot write in {out.parent}: {e.strerror or e}") from None
     try:
         files = []
         for v in variants:
@@ -212,8 +215,14 @@ def combine(files: list[Path], variants: list[Variant], varies: list[Vary], out:
             })
             for k, val in attrs.items():
                 dst.setncattr(k, val)
-    except BaseException:
+    except BaseException as e:
         tmp.discard()
+        if isinstance(e, OSError) or (isinstance(e, RuntimeError) and "NetCDF" in str(e)):  # full disk, quota
+            free = shutil.disk_usage(out.parent).free if out.parent.exists() else None
+            hint = f" ({free // 1024} KiB free: disk full?)" if free is not None and free < 64 * 2**20 else ""
+            raise ResultsError(f"{out}: could not write the sweep file while combining its variants: "
+                               f"{getattr(e, 'strerror', None) or str(e).splitlines()[0]}{hint}; "
+                               "no partial file was kept") from None
         raise
     finally:
         for s in srcs:
