@@ -54,6 +54,12 @@ CASES = [
     ("run", "{scn} --set source.old.dud_rate=1.5", ["source[0].dud_rate", "fraction"]),
     ("run", "{scn} --set 'demand.base={{ dist = \"unifrom\", low = 1, high = 2 }}'", ["demand.base.dist", "unifrom"]),
     ("run", "{scn} --set policy.issue=random", ["policy.issue", "random"]),
+    ("run", "{scn} --set scenario.horizon_days=true", ["scenario.horizon_days", "boolean"]),
+    ("run", "{scn} --set run.runs=false", ["run.runs", "boolean"]),
+    ("run", "{scn} --set 'demand.base={{ dist = \"uniform\", low = true, high = 5 }}'", ["demand.base.low", "boolean"]),
+    ("run", "{scn} --set 'output.quantiles=[0.5, true]'", ["output.quantiles[1]", "boolean"]),
+    ("run", "{scn} --set 'demand.base=" + "[" * 300 + "]" * 300 + "'", ["--set", "nested more than 32 deep"]),
+    ("validate", "{scn} --set demand." + "k" * 2000 + "=1", ["unknown key", "(2000 characters)"]),
     # merge
     ("merge", "{nc}", ["Missing option", "-o"]),
     ("merge", "-o {out}/m.nc", ["Missing argument", "SHARDS"]),
@@ -69,6 +75,8 @@ CASES = [
     ("slurm", "{scn} --runs 100 --shards 2 --out-dir {out}/j --array-limit 0", ["--array-limit"]),
     ("slurm", "{scn} --runs 100 --shards 2 --out-dir {out}/j --set demand.base=x", ["demand.base"]),
     ("slurm", "{missing}.toml --runs 100 --shards 2 --out-dir {out}/j", ["no such scenario file"]),
+    ("slurm", "{scn} --runs 100 --shards 2 --out-dir {nc}/j", ["is a file, not a folder"]),
+    ("slurm", "{scn} --runs 100 --shards 2 --out-dir {out}/j --set run.runs=true", ["run.runs", "boolean"]),
     # summary
     ("summary", "", ["Missing argument"]),
     ("summary", "{nc} --format xml", ["--format", "xml"]),
@@ -98,6 +106,7 @@ CASES = [
     ("sweep", "{scn} --vary demand.base=100,200 -o {out}/s.nc --runs 0", ["--runs"]),
     ("sweep", "{scn} --vary demand.base=100,200", ["Missing option", "-o"]),
     ("sweep", "{scn} --vary demand.base=100,200 -o {missing}/s.nc", ["does not exist"]),
+    ("sweep", "{scn} --vary 'demand.base=" + "[" * 300 + "' -o {out}/s.nc", ["--vary", "characters"]),
     # validate, scenarios
     ("validate", "{missing}.toml", ["no such scenario file"]),
     ("validate", "{scn} --set demand.daily_cv=-1", ["demand.daily_cv"]),
