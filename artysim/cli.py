@@ -31,6 +31,12 @@ def _interrupted(e: BaseException) -> int:
     return 143 if str(e) == "SIGTERM" else 130
 
 
+def _one_line(msg: str, limit: int = 1000) -> str:
+    """The last guard of "one line": line breaks folded, a message echoing huge input cut in the middle."""
+    msg = " ".join(msg.splitlines())
+    return msg if len(msg) <= limit else f"{msg[:limit - 200]} ... {msg[-150:]}"
+
+
 class _Group(click.Group):
     """Maps user errors to a one-line message and exit status 2, never a traceback; SIGINT and SIGTERM
     to one line and exit status 130 and 143 (the shell's 128 + signal number), at any moment."""
@@ -43,7 +49,7 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except ArtysimError as e:
             atomic.discard_all()
-            click.echo(f"artysim: error: {e}", err=True)
+            click.echo(f"artysim: error: {_one_line(str(e))}", err=True)
             ctx.exit(2)
         except KeyboardInterrupt as e:
             ctx.exit(_interrupted(e))
@@ -174,11 +180,14 @@ def _run_until(scenario, until, max_runs, runs, seed, output, threads, sets, sha
 @click.option("--allow-partial", is_flag=True,
               help="Merge although shards are missing (the file's attributes say which runs).")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
-def merge(output, shards, allow_partial, force) -> None:
+@click.option("--no-resource-check", is_flag=True,
+              help="Merge even if the estimated memory or output size exceeds what is available.")
+def merge(output, shards, allow_partial, force, no_resource_check) -> None:
     """Merge shard files (paths, folders or globs) into one results file."""
     from artysim.results import merge as mg
 
-    path = mg.merge(list(shards), output, allow_partial=allow_partial, force=force)
+    path = mg.merge(list(shards), output, allow_partial=allow_partial, force=force,
+                    resource_check=not no_resource_check)
     click.echo(f"wrote {path}")
 
 
@@ -262,9 +271,9 @@ def compare_cmd(a, b, fmt, where) -> None:
     otherwise as independent samples. A and B may each be a file or a folder/glob of shards."""
     from artysim.analysis import compare, statistics
     from artysim.analysis.stats import jsonable
-    from artysim.results.reader import open_results
+    from artysim.results.reader import open_results, reading
 
-    with open_results(a) as da, open_results(b) as db:
+    with open_results(a) as da, open_results(b) as db, reading(f"{a} or {b}"):
         chosen = None
         if where is not None:
             da, db, chosen = statistics.where_pair(da, db, where)
@@ -297,6 +306,7 @@ def plot_cmd(result, kind, output, outcome, against, variant, force, where) -> N
     from artysim.analysis import plots
     from artysim.errors import ArtysimError
     from artysim.results.reader import open_file as open_results
+    from artysim.results.reader import reading
 
     if kind not in plots.KINDS:
         raise ArtysimError(f"--kind must be one of {', '.join(plots.KINDS)} (found {kind!r})")
@@ -309,7 +319,7 @@ def plot_cmd(result, kind, output, outcome, against, variant, force, where) -> N
     if where is not None and kind not in plots.WHERE_KINDS:
         raise ArtysimError(f"--where works with the plots drawn from per-run values ({', '.join(plots.WHERE_KINDS)});"
                            f" {kind} draws per-day statistics kept over all runs only")
-    with open_results(result) as ds:
+    with open_results(result) as ds, reading(result):
         if where is not None:
             from artysim.analysis import statistics
 
@@ -353,8 +363,9 @@ def sensitivity_cmd(result, outcome, variant, points, fmt) -> None:
     from artysim.analysis import sensitivity
     from artysim.analysis.stats import jsonable
     from artysim.results.reader import open_file as open_results
+    from artysim.results.reader import reading
 
-    with open_results(result) as ds:
+    with open_results(result) as ds, reading(result):
         res = sensitivity.analyze(ds, outcome, variant=variant, points=points)
     if fmt == "json":
         click.echo(json.dumps(jsonable(res), indent=2))

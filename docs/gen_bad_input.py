@@ -111,8 +111,16 @@ SCENARIO_CASES = [
         + "".join(f'[[correlation]]\nbetween = ["{a}", "{b}"]\nspearman = {r}\n'
                   for a, b, r in [("demand.base", "demand.daily_cv", 0.9), ("demand.base", "source.old.initial", 0.9),
                                   ("demand.daily_cv", "source.old.initial", -0.9)]))),
+    ("boolean for a number", ("horizon_days = 30", "horizon_days = true")),
+    ("boolean for a number (runs)", ("runs = 50", "runs = true")),
+    ("boolean inside a distribution", ("low = 10000", "low = true")),
+    ("string for a number", ("runs = 50", 'runs = "50"')),
+    ("nested thousands deep", ("[run]", "x = " + "[" * 5000 + "]" * 5000 + "\n[run]")),
+    ("dotted key thousands deep", ("[run]", ".".join(["a"] * 5000) + " = 1\n[run]")),
+    ("1 MB unknown key", ("daily_cv = 0.2", "daily_cv = 0.2\n" + "k" * 2**20 + " = 1")),
     ("not TOML", ("[demand]", "[demand")),
     ("not UTF-8", None),
+    ("a named pipe (FIFO)", None),
     ("a folder, not a file", None),
     ("no such file", None),
 ]
@@ -129,6 +137,10 @@ def scenario_rows(d: Path) -> list[tuple[str, str, int, str]]:
             f.write_text(SCENARIO + extra)
         elif klass == "not UTF-8":
             f.write_bytes(b"\xff\xfe[scenario]\n")
+        elif klass == "a named pipe (FIFO)":
+            f = d / "pipe.toml"
+            if not f.exists():
+                os.mkfifo(f)
         elif klass == "a folder, not a file":
             f = d / "folder.toml"
             f.mkdir()
@@ -140,6 +152,8 @@ def scenario_rows(d: Path) -> list[tuple[str, str, int, str]]:
             f.write_text(SCENARIO.replace(old, new, 1))
         code, msg = cli(["validate", f])
         shown = "(see the row)" if edit is None else f"`{edit[1].strip()}`".replace("\n", " ")
+        if len(shown) > 120:  # the deep and long documents of issue 11
+            shown = shown[:60] + f" ... ({len(shown)} characters)`"
         rows.append((klass, shown, code, msg.replace(str(d) + "/", "")))
     return rows
 
@@ -157,6 +171,8 @@ def option_rows(d: Path) -> list[tuple[str, str, int, str]]:
         argv = [command] + fill(args, {"scn": scn, "nc": nc, "out": out, "missing": d / "missing"})
         code, msg = cli(argv)
         shown = " ".join(["artysim", command] + [a.replace(str(d) + "/", "") for a in argv[1:]])
+        if len(shown) > 160:  # the long arguments of issue 11
+            shown = shown[:100] + f" ... ({len(shown)} characters)"
         rows.append((command, f"`{shown}`", code, msg.replace(str(d) + "/", "")))
     return rows
 
@@ -185,6 +201,27 @@ def results_rows(d: Path) -> list[tuple[str, str, int, str]]:
     f["a folder"] = d / "dir.nc"
     f["a folder"].mkdir(exist_ok=True)
     f["no such file"] = d / "missing.nc"
+    f["a named pipe (FIFO) named .nc"] = d / "fifo.nc"
+    if not f["a named pipe (FIFO) named .nc"].exists():
+        os.mkfifo(f["a named pipe (FIFO) named .nc"])
+    # crafted to look like artysim's (tests/test_crafted_results.py has 98 of them)
+    sys.path.insert(0, str(REPO / "tests"))
+    import ncmutate as M
+
+    crafted = {
+        "attribute of the wrong type (seed)": [M.set_attr("seed", 1.5)],
+        "attribute missing (start_date)": [M.drop_attr("start_date")],
+        "time dimension of 0": [M.resize("time", 0)],
+        "sample indices out of range": [M.set_values("sample", lambda a: a + 1000)],
+        "variable of the wrong dimensions": [M.redim("fired_total", ("time",))],
+        "variable of the wrong dtype": [M.retype("shortage_days", np.float64)],
+        "negative counts": [M.set_values("n_short", lambda a: a - 5)],
+        "NaN quantile levels": [M.set_values("quantile", lambda a: a * np.nan)],
+        "a 150 KB file claiming 5 PiB": [M.resize("run", 2**47), M.set_attr("run_stop", 2**47),
+                                          M.set_attr("runs_total", 2**47)],
+    }
+    for i, (klass, muts) in enumerate(crafted.items()):
+        f[klass] = M.copy_with(good, d / f"crafted-{i}.nc", *muts)
     rows = []
     for klass, bad in f.items():
         for args in (["summary", bad], ["merge", "-o", d / "m.nc", bad], ["compare", good, bad],

@@ -60,6 +60,12 @@ CASES = [
     ("run", "{scn} --until 'p_any_shortage <= 0.5' -o {out}/u.nc", ["expected a precision rule"]),
     ("run", "{scn} --until 'se(p_any_shortage)' -o {out}/u.nc", ["expected a comparison"]),
     ("run", "{scn} --max-runs 10 -o {out}/u.nc", ["--max-runs goes with --until"]),
+    ("run", "{scn} --set scenario.horizon_days=true", ["scenario.horizon_days", "boolean"]),
+    ("run", "{scn} --set run.runs=false", ["run.runs", "boolean"]),
+    ("run", "{scn} --set 'demand.base={{ dist = \"uniform\", low = true, high = 5 }}'", ["demand.base.low", "boolean"]),
+    ("run", "{scn} --set 'output.quantiles=[0.5, true]'", ["output.quantiles[1]", "boolean"]),
+    ("run", "{scn} --set 'demand.base=" + "[" * 300 + "]" * 300 + "'", ["--set", "nested more than 32 deep"]),
+    ("validate", "{scn} --set demand." + "k" * 2000 + "=1", ["unknown key", "(2000 characters)"]),
     # merge
     ("merge", "{nc}", ["Missing option", "-o"]),
     ("merge", "-o {out}/m.nc", ["Missing argument", "SHARDS"]),
@@ -80,6 +86,8 @@ CASES = [
     ("slurm", "{scn} --runs 100 --shards 2 --out-dir {out}/j --account 'a b'", ["--account"]),
     ("slurm", "{scn} --runs 100 --shards 2 --out-dir {out}/j --time 1h", ["--time", "D-HH:MM:SS"]),
     ("slurm", "{scn} --runs 100 --shards 2 --out-dir {out}/j --mem 4GB", ["--mem"]),
+    ("slurm", "{scn} --runs 100 --shards 2 --out-dir {nc}/j", ["is a file, not a folder"]),
+    ("slurm", "{scn} --runs 100 --shards 2 --out-dir {out}/j --set run.runs=true", ["run.runs", "boolean"]),
     # summary
     ("summary", "", ["Missing argument"]),
     ("summary", "{nc} --format xml", ["--format", "xml"]),
@@ -156,6 +164,7 @@ CASES = [
      ["--max-runs goes with --until"]),
     ("solve", "{scn} --lever demand.base --range 500,2000 --target 'p_any_shortage <= 0.1' --until 'se(fill_rate)<=0'",
      ["can never be met"]),
+    ("sweep", "{scn} --vary 'demand.base=" + "[" * 300 + "' -o {out}/s.nc", ["--vary", "characters"]),
     # validate, scenarios
     ("validate", "{missing}.toml", ["no such scenario file"]),
     ("validate", "{scn} --set demand.daily_cv=-1", ["demand.daily_cv"]),

@@ -269,7 +269,7 @@ def test_merge_refuses_foreign_netcdf(tmp_path, shard_sets, outdir):
 def test_merge_refuses_non_netcdf_input(tmp_path, shard_sets, outdir, name, content):
     d = copy_shards(shard_sets(2), tmp_path / "in", [0, 1], 2)
     (d / name).write_bytes(content)
-    assert_refused(invoke("merge", "-o", outdir / "m.nc", *sorted(d.iterdir())), name, "not a readable netCDF")
+    assert_refused(invoke("merge", "-o", outdir / "m.nc", *sorted(d.iterdir())), name, "netCDF")
     assert leftovers(outdir) == []
 
 

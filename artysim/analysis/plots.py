@@ -897,9 +897,13 @@ def check_output(path: str | Path, force: bool) -> tuple[Path, str]:
 def save(fig: Figure, path: str | Path, *, force: bool = False, dpi: int = 100) -> Path:
     """Write the figure atomically (a private temporary folder beside it, then rename)."""
     p, ext = check_output(path, force)
-    tmp = AtomicFile(p, force=force, doing="drawing")
+    tmp = None
     try:
+        tmp = AtomicFile(p, force=force, doing="drawing")
         fig.savefig(tmp.path, format=ext, dpi=dpi, metadata={"Software": None} if ext == "png" else None)
         return tmp.commit()
+    except OSError as e:  # a full disk, a read-only file system, a folder removed meanwhile: one line
+        raise ResultsError(f"{p}: could not write the picture: {e.strerror or e}; nothing was written") from None
     finally:
-        tmp.discard()
+        if tmp is not None:
+            tmp.discard()

@@ -21,6 +21,7 @@ import numpy as np
 from artysim.core import bins, layout
 from artysim.errors import ArtysimError
 from artysim.results import schema
+from artysim.results.memory import available_memory, cgroup_room  # noqa: F401 (re-exported: one probe)
 
 #: resident memory of a run process before any run-dependent allocation: Python, numpy, numba and
 #: its compiled kernel, netCDF4/HDF5, thread stacks (measured: 310-330 MB on Linux x86-64)
@@ -78,14 +79,17 @@ def _per_run_bytes(n_params: int, n_sources: int) -> int:
     return b
 
 
-def estimate(model, runs: int, threads: int, batch_size: int, *, summary: bool = False) -> Estimate:
-    """Peak memory and file size of ``runs`` runs of ``model`` on ``threads`` threads."""
+def estimate(model, runs: int, threads: int, batch_size: int, *, summary: bool = False,
+             run_stop: int | None = None) -> Estimate:
+    """Peak memory and file size of ``runs`` runs of ``model`` on ``threads`` threads (the runs ending at
+    global run ``run_stop``, default ``runs``: a later shard holds more of the trajectory sample)."""
     T = model.horizon
     NS = len(model.kinds)
     P = len(model.params)
     S = len(model.sampled)
     Q = len(model.scenario.output.quantiles)
-    n_sample = min(model.n_sample, runs)
+    n_sample = min(model.n_sample, runs)  # sampled runs in the file
+    n_engine = max(min(model.n_sample, run_stop or runs), 1)  # the engine's rows: up to the last run's index
     nb = min(batch_size, runs)
     i8 = 8
     day_cells = T * layout.N_DAILY * bins.NBINS
@@ -100,7 +104,10 @@ def estimate(model, runs: int, threads: int, batch_size: int, *, summary: bool =
         # plus the writer's contiguous copies of one
         "run batches": nb * (2 * (S * i8 + P * i8 + layout.N_TOTALS * i8 + NS * layout.N_PER_SOURCE * i8)
                              + S * i8 + NS * i8 + i8),
-        "trajectory sample": 4 * max(n_sample, 1) * T * i8,
+        # jobs.run's Daily holds trajectory_sample rows however few the runs (stock and fired), the
+        # engine its own up to the last run's index, and the writer a copy of the file's rows: a
+        # trajectory_sample above the run count was counted as the run count (10.6 GB for 14.5 measured)
+        "trajectory sample": (2 * max(model.n_sample, 1) + 2 * n_engine + 2 * n_sample) * T * i8,
         # netCDF chunk caches: two chunks of each per-run variable, and a chunk being compressed
         "file buffers": 3 * min(runs, 1 << 16) * _per_run_bytes(S, NS),
     }
@@ -125,57 +132,6 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def available_memory() -> int | None:
-    """Memory this process may still use [bytes]: MemAvailable, capped by its cgroup limits (SLURM)."""
-    avail = None
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    avail = int(line.split()[1]) * 1024
-                    break
-    except OSError:
-        return None
-    room = cgroup_room()
-    if room is not None:
-        avail = room if avail is None else min(avail, room)
-    return avail
-
-
-def cgroup_room(root: Path = Path("/sys/fs/cgroup"), proc: Path = Path("/proc/self/cgroup")) -> int | None:
-    """Memory left under the tightest memory limit of this process's cgroup and its ancestors
-    (cgroup v2 ``memory.max``, or v1 ``memory.limit_in_bytes``); None where there is none."""
-    try:
-        lines = proc.read_text().splitlines()
-    except OSError:
-        return None
-    best = None
-    for line in lines:
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        hid, controllers, path = parts
-        if hid == "0" and controllers == "":
-            base, limit_name, used_name = root, "memory.max", "memory.current"
-        elif "memory" in controllers.split(","):
-            base, limit_name, used_name = root / "memory", "memory.limit_in_bytes", "memory.usage_in_bytes"
-        else:
-            continue
-        d = base / path.lstrip("/")
-        while True:
-            try:
-                limit = (d / limit_name).read_text().strip()
-                used = int((d / used_name).read_text().strip())
-                if limit.isdigit() and int(limit) < 2**60:
-                    best = int(limit) - used if best is None else min(best, int(limit) - used)
-            except (OSError, ValueError):
-                pass
-            if d == base or base not in d.parents:
-                break
-            d = d.parent
-    return best
-
-
 def free_disk(folder: Path) -> int | None:
     try:
         return shutil.disk_usage(folder).free
@@ -183,19 +139,32 @@ def free_disk(folder: Path) -> int | None:
         return None
 
 
+#: what reduces each part of the estimate, for the message of a run that does not fit
+REMEDY = {
+    "per-thread day histograms": "a shorter horizon or fewer --threads",
+    "merged day histograms": "a shorter horizon",
+    "goods in transit": "fewer --threads (goods in transit are kept per thread; --shards does not reduce them) "
+                        "or shorter transit or rework times",
+    "run batches": "fewer runs per shard (--shards)",
+    "file buffers": "fewer runs per shard (--shards)",
+    "summary": "-q (no summary) or fewer runs per shard (--shards)",
+    "trajectory sample": "a smaller output.trajectory_sample or a shorter horizon",
+}
+
+
 def check(model, runs: int, threads: int, batch_size: int, output: Path, *, runs_total: int | None = None,
-          summary: bool = False, memory: int | None = None, disk: int | None = None) -> Estimate:
+          summary: bool = False, memory: int | None = None, disk: int | None = None,
+          run_stop: int | None = None) -> Estimate:
     """Refuse (ArtysimError naming the estimate and ``--no-resource-check``) a run that would not fit.
 
     ``memory``/``disk`` default to what this machine has now (tests pass their own)."""
     check_magnitudes(model, runs_total or runs)
-    est = estimate(model, runs, threads, batch_size, summary=summary)
+    est = estimate(model, runs, threads, batch_size, summary=summary, run_stop=run_stop)
     memory = available_memory() if memory is None else memory
     disk = free_disk(Path(output).resolve().parent) if disk is None else disk
     if memory is not None and est.memory > memory:
-        days = est.memory_parts["per-thread day histograms"] + est.memory_parts["merged day histograms"]
-        hint = ("a shorter horizon or fewer --threads" if days > est.memory / 3
-                else "fewer runs per shard (--shards)")
+        top = max(est.memory_parts, key=est.memory_parts.get)  # the remedy of the largest part
+        hint = REMEDY.get(top, "fewer runs per shard (--shards)")
         raise ArtysimError(f"this run needs {est.describe()}, but only {human(memory)} of memory is available; "
                            f"use {hint}, or {OVERRIDE} to run anyway")
     if disk is not None and est.file > disk:

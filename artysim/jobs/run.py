@@ -213,7 +213,8 @@ def run_loaded(
     batch_size = batch_size_for(model.horizon, n_threads, batch_size)
     resources.check_magnitudes(model, n_runs)  # 64-bit counts: correctness, not overridable
     if resource_check:  # memory and disk, before any work (summary: one is printed after)
-        resources.check(model, r1 - r0, n_threads, batch_size, out, runs_total=n_runs, summary=summary)
+        resources.check(model, r1 - r0, n_threads, batch_size, out, runs_total=n_runs, summary=summary,
+                        run_stop=r1)
     daily = engine.Daily.empty(model.horizon, model.n_sample, len(model.kinds))
     reporter = Reporter(r1 - r0, quiet)
     try:

@@ -17,10 +17,13 @@ character such as a newline, or a backslash, which would turn off sbatch's ``%A`
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shlex
 import shutil
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -162,6 +165,8 @@ def write_job(scenario_path: str, *, runs: int, shards: int, out_dir: str | Path
     the_seed = loaded.scenario.run.seed if seed is None else seed
     name = slug(loaded.scenario.scenario.name)
     scn_copy = out / "scenario.toml"
+    if out.exists() and not out.is_dir():
+        raise ArtysimError(f"--out-dir {out} is a file, not a folder")
     if out.exists() and not only_missing and any(out.iterdir()):
         raise ArtysimError(f"{out} exists and is not empty; use --only-missing to resubmit missing shards "
                            "of the job there, or choose another --out-dir")
@@ -174,10 +179,6 @@ def write_job(scenario_path: str, *, runs: int, shards: int, out_dir: str | Path
                                f"this one {loaded.hash[:12]})")
         _refuse_other_job(out / "shards", {"scenario_hash": loaded.hash, "seed": str(the_seed),
                                            "runs_total": str(runs), "shards": str(shards)})
-    (out / "shards").mkdir(parents=True, exist_ok=True)
-    (out / "logs").mkdir(exist_ok=True)
-    if not only_missing:
-        shutil.copyfile(scenario_path, scn_copy)
     expect = {"scenario_hash": loaded.hash, "seed": the_seed, "runs": runs, "shards": shards}
     missing = [k for k in range(shards)
                if not shard_is_valid(out / "shards" / shard_name(name, k, shards), expect | {"shard": k})]
@@ -227,11 +228,58 @@ def write_job(scenario_path: str, *, runs: int, shards: int, out_dir: str | Path
         f"printf '%s\\n' {q(f'result: {merged}')}",
         "",
     ]
-    (out / "array.sbatch").write_text("\n".join(array))
-    (out / "merge.sbatch").write_text("\n".join(merge))
-    sub = out / "submit.sh"
-    sub.write_text("\n".join(submit))
-    sub.chmod(0o755)
-    return {"dir": out, "missing": missing, "merged": merged, "submit": sub}
+    texts = {"array.sbatch": "\n".join(array), "merge.sbatch": "\n".join(merge), "submit.sh": "\n".join(submit)}
+    if not only_missing:
+        texts = {"scenario.toml": loaded.text, **texts}  # the very text validated (a pipe is not read twice)
+    write_folder(out, texts, fresh=not only_missing)
+    return {"dir": out, "missing": missing, "merged": merged, "submit": out / "submit.sh"}
+
+
+def write_folder(out: Path, texts: dict[str, str], *, fresh: bool) -> None:
+    """The job folder's files, all or nothing (issue 11): a fresh job is written in a private temporary
+    folder beside ``out`` and renamed onto it (an empty ``out`` is replaced); files of an existing job
+    (--only-missing) are each written beside their target and renamed over it. A file system that is
+    full, read-only or not a folder where one is needed is one line, and nothing half-made is left."""
+    tmp: Path | None = None
+    for up in out.parents:  # the nearest existing folder above: a file there cannot hold the job
+        if up.exists():
+            if not up.is_dir():
+                raise ArtysimError(f"--out-dir {out}: {up} is a file, not a folder; nothing was written")
+            break
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if fresh:
+            tmp = Path(tempfile.mkdtemp(prefix=".artysim-job-", dir=out.parent))
+            target = tmp
+        else:
+            target = out
+        for sub in ("shards", "logs"):
+            (target / sub).mkdir(exist_ok=True)
+        for name, text in texts.items():
+            fd, part = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=target)
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(text)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.chmod(part, 0o755 if name.endswith(".sh") else 0o644)
+                os.replace(part, target / name)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(part)
+                raise
+        if fresh:
+            os.chmod(tmp, 0o755)
+            os.rename(tmp, out)  # onto a missing or empty folder; a folder filled meanwhile is refused
+            tmp = None
+    except OSError as e:
+        what = e.strerror or str(e)
+        name = getattr(e, "filename", None)
+        where = f" ({name})" if name and (tmp is None or Path(tmp) not in Path(name).parents) else ""
+        raise ArtysimError(f"{out}: cannot write the job folder: {what}{where}; "
+                           f"{'nothing was written' if fresh else 'its existing files are unchanged'}") from None
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 

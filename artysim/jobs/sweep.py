@@ -20,6 +20,7 @@ import datetime as dt
 import itertools
 import json
 import math
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ import tomllib
 from artysim.errors import ArtysimError, ResultsError
 from artysim.jobs import run as runner
 from artysim.jobs.bundled import resolve
+from artysim.model.base import shorten
 from artysim.model.load import Loaded, load
 from artysim.results.atomic import AtomicFile, DeferSignals, TempDir, check_target
 from artysim.results.writer import COMPRESSION, RUN_CHUNK
@@ -51,7 +53,7 @@ def parse_vary(items: list[str]) -> list[Vary]:
     out: list[Vary] = []
     for item in items:
         if "=" not in item:
-            raise ArtysimError(f"--vary {item!r}: expected PATH=V1,V2,... (e.g. demand.base=15000,20000)")
+            raise ArtysimError(f"--vary {shorten(item)!r}: expected PATH=V1,V2,... (e.g. demand.base=15000,20000)")
         path, rhs = (x.strip() for x in item.split("=", 1))
         if not path:
             raise ArtysimError(f"--vary {item!r}: empty path")
@@ -60,15 +62,16 @@ def parse_vary(items: list[str]) -> list[Vary]:
         for t in texts:
             try:
                 v = tomllib.loads(f"v = {t}")["v"] if t else None
-            except tomllib.TOMLDecodeError:
+            except (tomllib.TOMLDecodeError, RecursionError):  # [[[[... nested past the stack
                 v = None
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ArtysimError(f"--vary {path}: expected a list of numbers separated by commas, found {t!r}")
+                raise ArtysimError(f"--vary {shorten(path)}: expected a list of numbers separated by commas, "
+                                   f"found {shorten(t)!r}")
             values.append(float(v))
         if len(set(values)) != len(values):
-            raise ArtysimError(f"--vary {path}: a value is repeated ({rhs})")
+            raise ArtysimError(f"--vary {shorten(path)}: a value is repeated ({shorten(rhs)})")
         if any(v.path == path for v in out):
-            raise ArtysimError(f"--vary {path}: the same path is varied twice")
+            raise ArtysimError(f"--vary {shorten(path)}: the same path is varied twice")
         out.append(Vary(path, texts, tuple(values)))
     return out
 
@@ -124,7 +127,10 @@ def run_sweep(scenario_path: str, vary_items: list[str], output: str | Path, *, 
     # SIGINT/SIGTERM between variants or while combining: noted, acted on at the next check (each
     # variant's own writer defers them while it writes), and the temporary folder removed
     with DeferSignals() as signals:
-        tmp = TempDir(out.parent, purpose=f"sweep into {out.name}")
+        try:  # a short name: a legal 248-byte output name must not make an illegal temporary one
+            tmp = TempDir(out.parent, purpose=f"sweep into {out.name}")
+        except OSError as e:
+            raise ResultsError(f"{out}: cannot write in {out.parent}: {e.strerror or e}") from None
         try:
             files = []
             for v in variants:
@@ -218,8 +224,14 @@ def combine(files: list[Path], variants: list[Variant], varies: list[Vary], out:
             for k, val in attrs.items():
                 dst.setncattr(k, val)
         check()
-    except BaseException:
+    except BaseException as e:
         tmp.discard()
+        if isinstance(e, OSError) or (isinstance(e, RuntimeError) and "NetCDF" in str(e)):  # full disk, quota
+            free = shutil.disk_usage(out.parent).free if out.parent.exists() else None
+            hint = f" ({free // 1024} KiB free: disk full?)" if free is not None and free < 64 * 2**20 else ""
+            raise ResultsError(f"{out}: could not write the sweep file while combining its variants: "
+                               f"{getattr(e, 'strerror', None) or str(e).splitlines()[0]}{hint}; "
+                               "no partial file was kept") from None
         raise
     finally:
         for s in srcs:

@@ -299,6 +299,7 @@ class Discrete(_Dist):
 
     def _cum(self) -> np.ndarray:
         w = np.ones(len(self.values)) if self.weights is None else np.asarray(self.weights, float)
+        w = w / w.max()  # first scaled to at most 1: [1e308, 1e308] sums to inf (and drew only the last value)
         c = np.cumsum(w / w.sum())
         c[-1] = 1.0
         return c

@@ -16,12 +16,13 @@ import tomllib
 from pydantic import AfterValidator, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from artysim.errors import ScenarioError
-from artysim.model.base import Strict
+from artysim.model.base import Strict, shorten
 from artysim.model.distributions import DIST_NAMES, Quantity
 
 NAME_RE = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
 MAX_ROUNDS = 1e13  # refuse quantities that could overflow 64-bit totals over long horizons
 MAX_HORIZON = 36500
+MAX_DEPTH = 32  # tables and arrays nested deeper than this are no scenario (tomllib recurses per level)
 
 
 def _in(lo: float, hi: float, lo_open: bool, hi_open: bool, what: str, d):
@@ -75,7 +76,7 @@ def _date_or_error(v):
         try:
             return dt.date.fromisoformat(v)
         except ValueError:
-            raise ValueError(f"expected a date YYYY-MM-DD, found '{v}'") from None
+            raise ValueError(f"expected a date YYYY-MM-DD, found '{shorten(v)}'") from None
     if isinstance(v, dt.datetime):
         raise ValueError("expected a date without a time of day")
     return v
@@ -165,6 +166,9 @@ class Regime(Strict):
             for k, w in v.items():
                 if not (math.isfinite(w) and w >= 0):
                     raise ValueError(f"transition weight to '{k}' must be a finite number >= 0 (found {w})")
+            top = max(v.values(), default=0.0)
+            if top > 0:  # only ratios matter; [1e308, 1e308] would sum to inf and normalise to zeros
+                v = {k: w / top for k, w in v.items()}
         return v
 
 
@@ -190,7 +194,7 @@ class Demand(Strict):
                 continue
             for k in r.to:
                 if k not in names:
-                    raise _RelPathError(f"regime[{i}].to.{k}", f"unknown regime '{k}'; regimes are {names}")
+                    raise _RelPathError(f"regime[{i}].to.{k}", f"unknown regime '{shorten(k)}'; regimes are {names}")
                 if k == r.name:
                     raise _RelPathError(f"regime[{i}].to.{k}",
                                      "a regime cannot move to itself (its stay is set by mean_days)")
@@ -353,7 +357,7 @@ class Scenario(Strict):
                 raise _PathError("policy.order", "issue = \"priority\" needs order = [source names]")
             unknown = [o for o in p.order if o not in seen]
             if unknown:
-                raise _PathError("policy.order", f"unknown source '{unknown[0]}'; sources are {names}")
+                raise _PathError("policy.order", f"unknown source '{shorten(str(unknown[0]))}'; sources are {names}")
             if sorted(p.order) != sorted(names):
                 missing = sorted(set(names) - set(p.order))
                 raise _PathError(
@@ -412,7 +416,7 @@ def _loc_to_path(loc: tuple) -> str:
         is_tag = s in _TAGS and (isinstance(prev, int) or prev in _DIST_FIELDS)
         if is_tag or s.startswith("function-"):
             continue
-        parts.append(("." if parts else "") + s)
+        parts.append(("." if parts else "") + shorten(s))
     return "".join(parts)
 
 
@@ -451,11 +455,15 @@ def _format(err: dict) -> str:
     elif typ == "union_tag_invalid":
         field = "kind" if ctx.get("discriminator") == "'kind'" else "dist"
         path = f"{path}.{field}" if path else field
-        msg = f"expected one of {ctx.get('expected_tags')}, found '{ctx.get('tag')}'"
+        msg = f"expected one of {ctx.get('expected_tags')}, found '{shorten(str(ctx.get('tag')))}'"
     elif typ == "union_tag_not_found":
         field = "kind" if ctx.get("discriminator") == "'kind'" else "dist"
         msg = f"a table here needs a '{field}' key ({'source kind' if field == 'kind' else 'distribution name'})"
     found = err.get("input")
+    if isinstance(found, bool) and typ not in ("missing",):
+        want = "an integer" if "integer" in msg else "a number"
+        kind = " or a distribution table" if "distribution" in msg else ""
+        return f"{path or '(top level)'}: expected {want}{kind}, found {str(found).lower()} (a boolean is not a number)"
     if (typ not in ("missing", "union_tag_invalid", "union_tag_not_found")
             and not isinstance(found, dict) and "found" not in msg):
         shown = repr(found)
@@ -477,7 +485,7 @@ def parse(raw: dict, origin: str = "<scenario>") -> Scenario:
         scn = Scenario.model_validate(raw)
     except ValidationError as e:
         errs = e.errors(include_url=False)
-        first = _one_line(_format(errs[0]))
+        first = shorten(_one_line(_format(errs[0])), 400)  # every echoed key and value is shortened already
         more = f" (and {len(errs) - 1} more problem{'s' if len(errs) > 2 else ''})" if len(errs) > 1 else ""
         raise ScenarioError(f"{origin}: {first}{more}") from None
     return scn
@@ -489,36 +497,86 @@ def read_text(path: str | Path) -> str:
         raise ScenarioError(f"{p}: no such scenario file")
     if p.is_dir():
         raise ScenarioError(f"{p}: is a folder, expected a scenario .toml file")
+    if not p.is_file():  # a FIFO or a device would block or never end
+        raise ScenarioError(f"{p}: not a regular file, expected a scenario .toml file")
     try:
-        return p.read_text(encoding="utf-8")
+        size = p.stat().st_size
+        if size > MAX_TEXT:
+            raise ScenarioError(f"{p}: {size} bytes is too large for a scenario file (at most {MAX_TEXT})")
+        return p.read_text(encoding="utf-8-sig")  # a UTF-8 byte order mark (some editors write one) is skipped
     except UnicodeDecodeError:
         raise ScenarioError(f"{p}: not a UTF-8 text file") from None
+    except OSError as e:
+        raise ScenarioError(f"{p}: cannot read ({e.strerror or e})") from None
+
+
+MAX_TEXT = 16 * 2**20  # bytes of a scenario file
+
+
+def _depth(doc) -> int:
+    """How deeply tables and arrays nest (iteratively: the document may be deeper than the stack)."""
+    deepest, todo = 0, [(doc, 1)]
+    while todo:
+        node, d = todo.pop()
+        deepest = max(deepest, d)
+        if d > MAX_DEPTH:
+            break
+        kids = node.values() if isinstance(node, dict) else node
+        todo.extend((k, d + 1) for k in kids if isinstance(k, (dict, list)))
+    return deepest
+
+
+#: a key of more than MAX_DEPTH dotted parts (tomllib's time and memory grow with the square of the parts:
+#: 100 000 of them took 10s of GB); each try walks at most MAX_DEPTH parts, so the search is linear
+_LONG_KEY = re.compile(r"(?<![A-Za-z0-9_\-.\"'])(?:(?:[A-Za-z0-9_\-]+|\"[^\"\n]*\"|'[^'\n]*')[ \t]*\.[ \t]*)"
+                       + f"{{{MAX_DEPTH}}}")
+
+
+def _toml(text: str):
+    """tomllib.loads, refusing nesting deeper than MAX_DEPTH: dotted keys before parsing, arrays and
+    inline tables after (tomllib overflows the stack at a few hundred levels: that RecursionError is
+    turned into the same refusal)."""
+    if _LONG_KEY.search(text):
+        raise ValueError(f"tables nested more than {MAX_DEPTH} deep (a key of more than {MAX_DEPTH} dotted parts)")
+    try:
+        doc = tomllib.loads(text)
+    except RecursionError:
+        raise ValueError(f"tables or arrays nested more than {MAX_DEPTH} deep") from None
+    if _depth(doc) > MAX_DEPTH:
+        raise ValueError(f"tables or arrays nested more than {MAX_DEPTH} deep")
+    return doc
 
 
 def parse_toml(text: str, origin: str) -> dict:
+    text = text.removeprefix("\ufeff")
     try:
-        return tomllib.loads(text)
+        return _toml(text)
     except tomllib.TOMLDecodeError as e:
-        raise ScenarioError(f"{origin}: not valid TOML: {e}") from None
+        raise ScenarioError(f"{origin}: not valid TOML: {_one_line(shorten(str(e), 200))}") from None
+    except ValueError as e:
+        raise ScenarioError(f"{origin}: not a scenario: {e}") from None
 
 
 def apply_overrides(raw: dict, sets: list[str]) -> dict:
     """Apply ``path=value`` overrides (value in TOML syntax, bare words as strings)."""
     doc = json.loads(json.dumps(raw, default=str))
     for item in sets:
+        shown = repr(shorten(item))
         if "=" not in item:
-            raise ScenarioError(f"--set {item!r}: expected path=value")
+            raise ScenarioError(f"--set {shown}: expected path=value")
         path, value_text = item.split("=", 1)
         path = path.strip()
         try:
-            value = tomllib.loads(f"v = {value_text.strip()}")["v"]
+            value = _toml(f"v = {value_text.strip()}")["v"]
         except tomllib.TOMLDecodeError:
             value = value_text.strip()
+        except ValueError as e:
+            raise ScenarioError(f"--set {shown}: {e}") from None
         if isinstance(value, (dt.date, dt.datetime)):
             value = value.isoformat()
         keys = path.split(".")
         if not all(keys):
-            raise ScenarioError(f"--set {item!r}: empty part in key path '{path}'")
+            raise ScenarioError(f"--set {shown}: empty part in key path '{shorten(path)}'")
         node = doc
         walked: list[str] = []
         i = 0
@@ -526,12 +584,13 @@ def apply_overrides(raw: dict, sets: list[str]) -> dict:
             k = keys[i]
             if k == "source" and isinstance(node.get("source"), list):
                 if i + 2 > len(keys) - 1:
-                    raise ScenarioError(f"--set {item!r}: name a field of the source, e.g. source.NAME.dud_rate")
+                    raise ScenarioError(f"--set {shown}: name a field of the source, e.g. source.NAME.dud_rate")
                 name = keys[i + 1]
                 match = [s for s in node["source"] if isinstance(s, dict) and s.get("name") == name]
                 if not match:
                     names = [s.get("name") for s in node["source"] if isinstance(s, dict)]
-                    raise ScenarioError(f"--set {item!r}: no source named '{name}' (sources: {names})")
+                    raise ScenarioError(f"--set {shown}: no source named '{shorten(name)}' "
+                                        f"(sources: {shorten(str(names))})")
                 node = match[0]
                 walked += [k, name]
                 i += 2
@@ -540,7 +599,7 @@ def apply_overrides(raw: dict, sets: list[str]) -> dict:
                 node[k] = {}
             if not isinstance(node[k], dict):
                 raise ScenarioError(
-                    f"--set {item!r}: '{'.'.join(walked + [k])}' is a value, not a table"
+                    f"--set {shown}: '{shorten('.'.join(walked + [k]))}' is a value, not a table"
                 )
             node = node[k]
             walked.append(k)

@@ -9,6 +9,7 @@ per-day statistics are recomputed from the shards' mergeable integer counts and 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,25 +20,18 @@ import numpy as np
 from artysim.errors import ResultsError
 from artysim.results import schema, shards
 from artysim.results.daily import derive_daily
+from artysim.results.memory import available_memory
+from artysim.results.structure import check as check_structure
+from artysim.results.structure import human, regular_file  # noqa: F401 (regular_file: for callers)
 
 if TYPE_CHECKING:
     import xarray as xr
 
 
-def open_file(path: str | Path) -> xr.Dataset:
-    """One results file written by artysim, checked; anything else is refused with a clear message."""
-    p = Path(path)
-    if not p.exists():
-        raise ResultsError(f"{p}: no such file")
-    if p.is_dir():
-        raise ResultsError(f"{p}: is a folder, expected a results .nc file")
-    try:
-        with open(p, "rb") as f:
-            magic = f.read(8)
-    except OSError as e:
-        raise ResultsError(f"{p}: cannot read ({e.strerror or e})") from None
-    if not magic.startswith((b"CDF\x01", b"CDF\x02", b"CDF\x05", b"\x89HDF\r\n\x1a\n")):
-        raise ResultsError(f"{p}: not a netCDF file (an artysim results file is netCDF-4)")
+def open_file(path: str | Path, *, memory: int | None = -1) -> xr.Dataset:
+    """One results file written by artysim, checked (``check_structure``) before xarray reads anything;
+    anything else is refused with a clear message."""
+    p = check_structure(path, memory=memory).path
     try:
         import xarray as xr
 
@@ -47,21 +41,20 @@ def open_file(path: str | Path) -> xr.Dataset:
         raise ResultsError(
             f"{p}: not a readable netCDF file, truncated or damaged? ({type(e).__name__}: {detail})"
         ) from None
-    if "artysim_schema_version" not in ds.attrs:
-        ds.close()
-        raise ResultsError(f"{p}: not an artysim results file (no artysim_schema_version attribute)")
-    ver = int(ds.attrs["artysim_schema_version"])
-    if ver > schema.SCHEMA_VERSION:
-        ds.close()
-        raise ResultsError(
-            f"{p}: written with results schema {ver}, newer than this artysim understands "
-            f"({schema.SCHEMA_VERSION}); upgrade artysim"
-        )
-    missing = [v.name for v in schema.ALL if v.name not in ds.variables]
-    if missing:
-        ds.close()
-        raise ResultsError(f"{p}: incomplete artysim results file (missing {', '.join(missing[:5])})")
     return ds
+
+
+@contextlib.contextmanager
+def reading(what: str | Path):
+    """Errors of netCDF4/HDF5 while data is read (a damaged chunk found only then) as one line naming
+    ``what``; the structure was checked before, so anything else is a bug and left as it is."""
+    try:
+        yield
+    except (OSError, RuntimeError) as e:
+        if isinstance(e, RuntimeError) and "NetCDF" not in str(e) and "HDF" not in str(e):
+            raise
+        raise ResultsError(f"{what}: cannot read its data, damaged? ({type(e).__name__}: "
+                           f"{(str(e).splitlines() or [''])[0]})") from None
 
 
 def open_results(path_or_paths: str | Path | Iterable[str | Path]) -> xr.Dataset:
@@ -69,8 +62,8 @@ def open_results(path_or_paths: str | Path | Iterable[str | Path]) -> xr.Dataset
     items = [path_or_paths] if isinstance(path_or_paths, (str, Path)) else list(path_or_paths)
     if not items:
         raise ResultsError("no results files given")
-    if len(items) == 1 and Path(items[0]).is_file():
-        return open_file(items[0])
+    if len(items) == 1 and not Path(items[0]).is_dir() and Path(items[0]).exists():
+        return open_file(items[0])  # a file (a FIFO or device too: refused there, not globbed)
     for x in items:
         if Path(x).is_dir() and not any(Path(x).glob("*.nc")):
             raise ResultsError(f"{x}: folder holds no .nc results files")
@@ -131,13 +124,14 @@ def combine_shards(paths: list[Path]) -> xr.Dataset:
     from xarray.backends import BackendArray
     from xarray.core import indexing
 
-    infos = [shards.read_info(p) for p in paths]
-    for i in infos:
-        if "sweep_paths" in i.attrs:
-            raise ResultsError(f"{i.path.name} is a sweep file; sweep files cannot be read as shards of one run, "
-                               "open one at a time")
+    infos = [shards.read_info(p) for p in paths]  # each checked (check_structure), sweep files refused
     gaps = shards.check(infos)  # refuses mixed or overlapping shards; sorts by run range
-    dss = [open_file(i.path) for i in infos]
+    need = sum(i.structure.memory for i in infos)
+    room = available_memory()
+    if room is not None and need > room:
+        raise ResultsError(f"{len(infos)} shards would need about {human(need)} of memory to read as one, but only "
+                           f"{human(room)} is available; merge them (artysim merge) and read the merged file")
+    dss = [open_file(i.path, memory=None) for i in infos]
 
     class _Backend(_ConcatRuns, BackendArray):
         pass
@@ -152,10 +146,18 @@ def combine_shards(paths: list[Path]) -> xr.Dataset:
     # counts are read with netCDF4, one shard at a time: xarray would keep each shard's copy cached
     stats = {v.name: np.zeros(first[v.name].shape, dtype=np.int64) for v in schema.MERGEABLE}
     for i in infos:
-        with netCDF4.Dataset(i.path) as nc:
+        with reading(i.path), netCDF4.Dataset(i.path) as nc:
             nc.set_auto_mask(False)
             for v in schema.MERGEABLE:
-                stats[v.name] += np.asarray(nc[v.name][:], dtype=np.int64)
+                part = np.asarray(nc[v.name][:], dtype=np.int64)
+                if part.size and part.min() < 0:
+                    raise ResultsError(f"{i.path}: inconsistent artysim results file: variable {v.name} holds "
+                                       f"negative counts ({int(part.min())})")
+                if "bin" in v.dims and np.any(part.sum(axis=-1) != i.run_stop - i.run_start) \
+                        and "partial" not in i.attrs:
+                    raise ResultsError(f"{i.path}: inconsistent artysim results file: variable {v.name} does not "
+                                       f"count each of its {i.run_stop - i.run_start} runs once a day")
+                stats[v.name] += part
     for v in schema.MERGEABLE:
         data_vars[v.name] = xr.Variable(first[v.name].dims, stats[v.name], attrs=dict(first[v.name].attrs))
     qs = np.asarray(first["quantile"].values, dtype=np.float64)

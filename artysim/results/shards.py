@@ -15,7 +15,7 @@ from pathlib import Path
 import netCDF4
 
 from artysim.errors import ResultsError
-from artysim.results import schema
+from artysim.results import structure
 
 _MUST_MATCH = ("scenario_hash", "seed", "artysim_version", "artysim_schema_version", "runs_total",
                "horizon_days", "trajectory_sample", "design", "sobol_n")
@@ -97,6 +97,7 @@ class ShardInfo:
     attrs: dict
     run_start: int
     run_stop: int
+    structure: structure.Structure | None = None
 
 
 def expand(inputs: list[str]) -> list[Path]:
@@ -116,31 +117,24 @@ def expand(inputs: list[str]) -> list[Path]:
             if not hits:
                 raise ResultsError(f"{item}: no such file, folder or matching files")
             out += hits
-    uniq = sorted({x.resolve() for x in out})
+    first: dict[Path, Path] = {}
+    for x in out:  # one path per file, as the user spelled it (messages name what was given)
+        first.setdefault(x.resolve(), x)
+    uniq = sorted(first.values())
     if not uniq:
         raise ResultsError("no shard files to merge")
     return uniq
 
 
 def read_info(path: Path) -> ShardInfo:
-    try:
-        with netCDF4.Dataset(path) as nc:
-            attrs = {k: nc.getncattr(k) for k in nc.ncattrs()}
-            names = set(nc.variables)
-    except OSError as e:
-        raise ResultsError(f"{path}: not a readable netCDF file ({e})") from None
-    if "artysim_schema_version" not in attrs:
-        raise ResultsError(f"{path}: not an artysim results file")
-    if int(attrs["artysim_schema_version"]) > schema.SCHEMA_VERSION:
-        raise ResultsError(f"{path}: written with results schema {attrs['artysim_schema_version']}, newer than "
-                           f"this artysim understands ({schema.SCHEMA_VERSION}); upgrade artysim")
-    missing = [v.name for v in schema.ALL if v.name not in names]
-    if missing:
-        raise ResultsError(f"{path}: incomplete artysim results file (missing {', '.join(missing[:5])})")
-    try:
-        return ShardInfo(path, attrs, int(attrs["run_start"]), int(attrs["run_stop"]))
-    except (KeyError, ValueError, TypeError):
-        raise ResultsError(f"{path}: artysim results file without a valid run_start/run_stop attribute") from None
+    """A shard's identity from its attributes, after the file's structure was checked
+    (``structure.check``: one place for every reader); sweep files are refused (they hold variants of
+    one set of runs, not a shard of them)."""
+    st = structure.check(path)
+    if st.sweep:
+        raise ResultsError(f"{path}: is a sweep file (variants of one scenario, made by artysim sweep); only "
+                           "shards of one run can be merged or read as one, open a sweep file on its own")
+    return ShardInfo(path, st.attrs, st.attrs["run_start"], st.attrs["run_stop"], st)
 
 
 def check(shards: list[ShardInfo]) -> list[tuple[int, int]]:
