@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import assert_refused
+from support import assert_refused
 
 from artysim.cli import main
 from artysim.errors import ArtysimError, ScenarioError

@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import assert_refused
 from crafted import SCENARIO, invoke
+from support import assert_refused
 
 NAME248 = "r" * 245 + ".nc"  # 248 bytes: legal (255 is the limit); temporary names must stay legal too
 

@@ -5,8 +5,8 @@ trajectory_sample however few the runs), the message names what reduces the larg
 from __future__ import annotations
 
 import pytest
-from conftest import assert_refused, leftovers
 from crafted import invoke, make_files
+from support import assert_refused, leftovers
 
 from artysim.errors import ArtysimError
 from artysim.jobs import resources
