@@ -22,7 +22,7 @@ from artysim.results import schema, shards
 from artysim.results.daily import derive_daily
 from artysim.results.memory import available_memory
 from artysim.results.structure import check as check_structure
-from artysim.results.structure import human, regular_file  # noqa: F401 (regular_file: for callers)
+from artysim.results.structure import human, regular_file
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -30,18 +30,29 @@ if TYPE_CHECKING:
 
 def open_file(path: str | Path, *, memory: int | None = -1) -> xr.Dataset:
     """One results file written by artysim, checked (``check_structure``) before xarray reads anything;
-    anything else is refused with a clear message."""
-    p = check_structure(path, memory=memory).path
+    anything else is refused with a clear message. The check and the dataset share one handle."""
+    p = regular_file(path)  # before opening: a FIFO would block
     try:
         import xarray as xr
+        from xarray.backends import NetCDF4DataStore
 
-        ds = xr.open_dataset(p, decode_timedelta=False)
+        store = NetCDF4DataStore.open(str(p), mode="r")
     except Exception as e:  # netCDF4/HDF5 raise a variety of errors for broken files
         detail = (str(e).splitlines() or [""])[0]
         raise ResultsError(
             f"{p}: not a readable netCDF file, truncated or damaged? ({type(e).__name__}: {detail})"
         ) from None
-    return ds
+    try:
+        check_structure(p, memory=memory, nc=store.ds)
+        return xr.open_dataset(store, decode_timedelta=False)
+    except BaseException as e:
+        store.close()
+        if isinstance(e, ResultsError) or not isinstance(e, Exception):
+            raise
+        detail = (str(e).splitlines() or [""])[0]
+        raise ResultsError(
+            f"{p}: not a readable netCDF file, truncated or damaged? ({type(e).__name__}: {detail})"
+        ) from None
 
 
 @contextlib.contextmanager
