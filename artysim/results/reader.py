@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import netCDF4
 import numpy as np
 
 from artysim.errors import ResultsError
@@ -22,7 +21,7 @@ from artysim.results import schema, shards
 from artysim.results.daily import derive_daily
 from artysim.results.memory import available_memory
 from artysim.results.structure import check as check_structure
-from artysim.results.structure import human, regular_file  # noqa: F401 (regular_file: for callers)
+from artysim.results.structure import human, regular_file
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -30,18 +29,35 @@ if TYPE_CHECKING:
 
 def open_file(path: str | Path, *, memory: int | None = -1) -> xr.Dataset:
     """One results file written by artysim, checked (``check_structure``) before xarray reads anything;
-    anything else is refused with a clear message."""
-    p = check_structure(path, memory=memory).path
+    anything else is refused with a clear message. The check and the dataset share one handle."""
+    return _open_checked(path, memory)[0]
+
+
+def _open_checked(path: str | Path, memory: int | None = -1):
+    """(dataset, its netCDF4 store, its Structure): one open of the file for the check and the reading
+    (a second, direct netCDF4 open of a file xarray holds made netCDF-C/HDF5 fail or crash)."""
+    p = regular_file(path)  # before opening: a FIFO would block
     try:
         import xarray as xr
+        from xarray.backends import NetCDF4DataStore
 
-        ds = xr.open_dataset(p, decode_timedelta=False)
+        store = NetCDF4DataStore.open(str(p), mode="r")
     except Exception as e:  # netCDF4/HDF5 raise a variety of errors for broken files
         detail = (str(e).splitlines() or [""])[0]
         raise ResultsError(
             f"{p}: not a readable netCDF file, truncated or damaged? ({type(e).__name__}: {detail})"
         ) from None
-    return ds
+    try:
+        st = check_structure(p, memory=memory, nc=store.ds)
+        return xr.open_dataset(store, decode_timedelta=False), store, st
+    except BaseException as e:
+        store.close()
+        if isinstance(e, ResultsError) or not isinstance(e, Exception):
+            raise
+        detail = (str(e).splitlines() or [""])[0]
+        raise ResultsError(
+            f"{p}: not a readable netCDF file, truncated or damaged? ({type(e).__name__}: {detail})"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -124,14 +140,30 @@ def combine_shards(paths: list[Path]) -> xr.Dataset:
     from xarray.backends import BackendArray
     from xarray.core import indexing
 
-    infos = [shards.read_info(p) for p in paths]  # each checked (check_structure), sweep files refused
-    gaps = shards.check(infos)  # refuses mixed or overlapping shards; sorts by run range
-    need = sum(i.structure.memory for i in infos)
-    room = available_memory()
-    if room is not None and need > room:
-        raise ResultsError(f"{len(infos)} shards would need about {human(need)} of memory to read as one, but only "
-                           f"{human(room)} is available; merge them (artysim merge) and read the merged file")
-    dss = [open_file(i.path, memory=None) for i in infos]
+    opened = []
+    try:
+        for p in paths:  # each checked (check_structure) through the handle it is then read with
+            opened.append(_open_checked(p, memory=None))
+            st = opened[-1][2]
+            if st.sweep:
+                raise ResultsError(f"{p}: is a sweep file (variants of one scenario, made by artysim sweep); only "
+                                   "shards of one run can be read as one, open a sweep file on its own")
+        infos = [shards.ShardInfo(p, st.attrs, st.attrs["run_start"], st.attrs["run_stop"], st)
+                 for p, (_, _, st) in zip(paths, opened)]
+        gaps = shards.check(infos)  # refuses mixed or overlapping shards; sorts by run range
+        need = sum(i.structure.memory for i in infos)
+        room = available_memory()
+        if room is not None and need > room:
+            raise ResultsError(f"{len(infos)} shards would need about {human(need)} of memory to read as one, but "
+                               f"only {human(room)} is available; merge them (artysim merge) and read the merged "
+                               "file")
+    except BaseException:
+        for ds, _, _ in opened:
+            ds.close()
+        raise
+    by_path = {str(p): (ds, store) for p, (ds, store, _) in zip(paths, opened)}
+    dss = [by_path[str(i.path)][0] for i in infos]
+    stores = [by_path[str(i.path)][1] for i in infos]
 
     class _Backend(_ConcatRuns, BackendArray):
         pass
@@ -145,9 +177,9 @@ def combine_shards(paths: list[Path]) -> xr.Dataset:
         data_vars[v.name] = xr.Variable(first[v.name].dims, lazy, attrs=dict(first[v.name].attrs))
     # counts are read with netCDF4, one shard at a time: xarray would keep each shard's copy cached
     stats = {v.name: np.zeros(first[v.name].shape, dtype=np.int64) for v in schema.MERGEABLE}
-    for i in infos:
-        with reading(i.path), netCDF4.Dataset(i.path) as nc:
-            nc.set_auto_mask(False)
+    for i, store in zip(infos, stores):
+        with reading(i.path):
+            nc = store.ds  # the handle the dataset reads through
             for v in schema.MERGEABLE:
                 part = np.asarray(nc[v.name][:], dtype=np.int64)
                 if part.size and part.min() < 0:

@@ -174,7 +174,7 @@ def _attributes(a: dict) -> dict:
         if not isinstance(paths, list) or not paths or not all(isinstance(x, str) for x in paths):
             raise _Bad(f"attribute sweep_paths is not a list of scenario paths (found {_shown(text)})")
         out["sweep_paths_list"] = paths
-        _int(a, "sweep_variants", 1)
+        _int(a, "sweep_variants", 1, required=False)  # written by artysim sweep; files made by hand may lack it
     return out
 
 
@@ -238,6 +238,12 @@ def _memory(nc: netCDF4.Dataset, path: Path, memory: int | None) -> dict:
     return each
 
 
+def _rows_equal(x, want: np.ndarray) -> bool:
+    """Each row of ``x`` (one per variant in a sweep file) equals ``want``."""
+    x = np.asarray(x)
+    return x.shape[-1:] == want.shape and bool(np.all(x == want))
+
+
 def _values(nc: netCDF4.Dataset, a: dict, sizes: dict) -> None:
     """The few values everything downstream indexes with, and every count, checked."""
     nc.set_auto_mask(False)
@@ -247,11 +253,10 @@ def _values(nc: netCDF4.Dataset, a: dict, sizes: dict) -> None:
         raise _Bad(f"quantile levels {_shown(q)} are not increasing numbers strictly between 0 and 1")
     if nc["quantile"].size != sizes["quantile"]:  # pragma: no cover - netCDF keeps them equal
         raise _Bad("quantile coordinate does not match its dimension")
-    if not np.array_equal(np.asarray(nc["time"][:]), np.arange(T)):
+    if not _rows_equal(nc["time"][:], np.arange(T)):
         raise _Bad(f"time coordinate is not the days 0..{T - 1}")
     lo_edges, hi_edges = bins.bin_edges()
-    if not (np.array_equal(np.asarray(nc["bin"][:]), lo_edges)
-            and np.array_equal(np.asarray(nc["bin_upper"][:]), hi_edges)):
+    if not (_rows_equal(nc["bin"][:], lo_edges) and _rows_equal(nc["bin_upper"][:], hi_edges)):
         raise _Bad("bin edges are not artysim's")
     for name in ("source", "regime", "parameter"):
         labels = [str(x) for x in np.asarray(nc[name][:], dtype=object).ravel()]
@@ -303,11 +308,16 @@ def _values(nc: netCDF4.Dataset, a: dict, sizes: dict) -> None:
             raise _Bad(f"variable {v.name} counts {int(vals.max())} runs, more than the file's {n}")
 
 
-def check(path: str | Path, *, memory: int | None = -1, values: bool = True) -> Structure:
+def check(path: str | Path, *, memory: int | None = -1, values: bool = True, nc=None) -> Structure:
     """Check a results file's structure against ``schema`` before reading it; ``memory`` is what may be
     used [bytes] (-1: what this machine has now, None: no limit); ``values`` also checks the small
-    values and the counts. Raises ResultsError naming the file and the first thing that is wrong."""
+    values and the counts; ``nc``: a netCDF4 handle of the file already open (xarray's, which
+    ``reader.open_file`` checks and then reads through: opening the file a second time directly with
+    netCDF4 while xarray held it crashed netCDF-C/HDF5 in a later open). Raises ResultsError naming the
+    file and the first thing that is wrong."""
     p = regular_file(path)
+    if nc is not None:
+        return _check(p, nc, memory, values)
     try:
         nc = netCDF4.Dataset(p)
     except Exception as e:  # netCDF4/HDF5 raise a variety of errors for broken files
@@ -315,55 +325,59 @@ def check(path: str | Path, *, memory: int | None = -1, values: bool = True) -> 
         raise ResultsError(
             f"{p}: not a readable netCDF file, truncated or damaged? ({type(e).__name__}: {detail})"
         ) from None
+    with nc:
+        return _check(p, nc, memory, values)
+
+
+def _check(p: Path, nc, memory, values) -> Structure:
     try:
-        with nc:
+        try:
+            a = {k: nc.getncattr(k) for k in nc.ncattrs()}
+        except Exception as e:  # an attribute of a type netCDF4 cannot decode
+            raise _Bad(f"unreadable attributes ({type(e).__name__}: {(str(e).splitlines() or [''])[0]})") \
+                from None
+        if "artysim_schema_version" not in a:
+            raise ResultsError(f"{p}: not an artysim results file (no artysim_schema_version attribute)")
+        ver = _int(a, "artysim_schema_version", 1)
+        if ver > schema.SCHEMA_VERSION:
+            raise ResultsError(f"{p}: written with results schema {ver}, newer than this artysim understands "
+                               f"({schema.SCHEMA_VERSION}); upgrade artysim")
+        if nc.groups:
+            raise _Bad(f"groups {sorted(nc.groups)[:3]} (artysim writes none)")
+        a = _attributes(a)
+        sizes = {d: len(x) for d, x in nc.dimensions.items()}
+        sweep = "sweep_paths" in a
+        for d in DIMS + (("variant",) if sweep else ()):
+            if d not in sizes:
+                raise _Bad(f"dimension {d} is missing")
+        if sizes["time"] != a["horizon_days"]:
+            raise _Bad(f"time dimension of {sizes['time']} days, but horizon_days = {a['horizon_days']}")
+        for d in ("quantile", "source", "regime"):
+            if sizes[d] < 1:
+                raise _Bad(f"{d} dimension of 0")
+        if sizes["bin"] != bins.NBINS:
+            raise _Bad(f"bin dimension of {sizes['bin']}, expected {bins.NBINS}")
+        span = a["run_stop"] - a["run_start"]
+        if not 1 <= sizes["run"] <= span or ("partial" not in a and sizes["run"] != span):
+            raise _Bad(f"run dimension of {sizes['run']} for its run range {a['run_start']}.."
+                       f"{a['run_stop'] - 1} ({span} runs)")
+        if sizes["sample"] > min(a["trajectory_sample"], a["runs_total"]):
+            raise _Bad(f"sample dimension of {sizes['sample']}, more than its trajectory_sample "
+                       f"{a['trajectory_sample']} or runs_total {a['runs_total']}")
+        if sweep and "sweep_variants" in a and sizes["variant"] != a["sweep_variants"]:
+            raise _Bad(f"variant dimension of {sizes['variant']}, but sweep_variants = {a['sweep_variants']}")
+        try:
+            _variables(nc, a, sizes, sweep)
+        except ResultsError as e:
+            raise ResultsError(f"{p}: {e}") from None
+        mem = available_memory() if memory == -1 else memory
+        each = _memory(nc, p, mem)
+        if values:
             try:
-                a = {k: nc.getncattr(k) for k in nc.ncattrs()}
-            except Exception as e:  # an attribute of a type netCDF4 cannot decode
-                raise _Bad(f"unreadable attributes ({type(e).__name__}: {(str(e).splitlines() or [''])[0]})") \
-                    from None
-            if "artysim_schema_version" not in a:
-                raise ResultsError(f"{p}: not an artysim results file (no artysim_schema_version attribute)")
-            ver = _int(a, "artysim_schema_version", 1)
-            if ver > schema.SCHEMA_VERSION:
-                raise ResultsError(f"{p}: written with results schema {ver}, newer than this artysim understands "
-                                   f"({schema.SCHEMA_VERSION}); upgrade artysim")
-            if nc.groups:
-                raise _Bad(f"groups {sorted(nc.groups)[:3]} (artysim writes none)")
-            a = _attributes(a)
-            sizes = {d: len(x) for d, x in nc.dimensions.items()}
-            sweep = "sweep_paths" in a
-            for d in DIMS + (("variant",) if sweep else ()):
-                if d not in sizes:
-                    raise _Bad(f"dimension {d} is missing")
-            if sizes["time"] != a["horizon_days"]:
-                raise _Bad(f"time dimension of {sizes['time']} days, but horizon_days = {a['horizon_days']}")
-            for d in ("quantile", "source", "regime"):
-                if sizes[d] < 1:
-                    raise _Bad(f"{d} dimension of 0")
-            if sizes["bin"] != bins.NBINS:
-                raise _Bad(f"bin dimension of {sizes['bin']}, expected {bins.NBINS}")
-            span = a["run_stop"] - a["run_start"]
-            if not 1 <= sizes["run"] <= span or ("partial" not in a and sizes["run"] != span):
-                raise _Bad(f"run dimension of {sizes['run']} for its run range {a['run_start']}.."
-                           f"{a['run_stop'] - 1} ({span} runs)")
-            if sizes["sample"] > min(a["trajectory_sample"], a["runs_total"]):
-                raise _Bad(f"sample dimension of {sizes['sample']}, more than its trajectory_sample "
-                           f"{a['trajectory_sample']} or runs_total {a['runs_total']}")
-            if sweep and sizes["variant"] != a["sweep_variants"]:
-                raise _Bad(f"variant dimension of {sizes['variant']}, but sweep_variants = {a['sweep_variants']}")
-            try:
-                _variables(nc, a, sizes, sweep)
-            except ResultsError as e:
-                raise ResultsError(f"{p}: {e}") from None
-            mem = available_memory() if memory == -1 else memory
-            each = _memory(nc, p, mem)
-            if values:
-                try:
-                    _values(nc, a, sizes)
-                except (OSError, RuntimeError, ValueError, IndexError) as e:
-                    raise ResultsError(f"{p}: cannot read its data, damaged? ({type(e).__name__}: "
-                                       f"{(str(e).splitlines() or [''])[0]})") from None
+                _values(nc, a, sizes)
+            except (OSError, RuntimeError, ValueError, IndexError) as e:
+                raise ResultsError(f"{p}: cannot read its data, damaged? ({type(e).__name__}: "
+                                   f"{(str(e).splitlines() or [''])[0]})") from None
     except _Bad as e:
         raise ResultsError(f"{p}: inconsistent artysim results file: {e}") from None
     return Structure(p, a, sizes, sweep, sum(each.values()), each)
