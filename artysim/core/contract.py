@@ -1,4 +1,4 @@
-"""The kernel's contract: what ``kernel.simulate`` takes and writes, as named tuples of arrays and scalars.
+"""The kernel's contract: what ``kernel.simulate_chunk`` takes and writes, as named tuples of arrays and scalars.
 
 Pure Python (no numba): numba compiles a function taking a ``collections.namedtuple`` once per tuple
 of field types, so every field has one fixed dtype and rank, listed here. Each tuple is built in one

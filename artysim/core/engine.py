@@ -4,13 +4,15 @@ core imports nothing of artysim above it."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numba
 import numpy as np
 
-from artysim.core import bins, contract, kernel, layout
+from artysim.core import bins, contract, kernel, layout, state
 
 
 @dataclass
@@ -65,7 +67,6 @@ def run_batches(
     Yields each batch's per-run outputs; memory is bounded by the batch, not by the run count.
     """
     nthreads = resolve_threads(threads)
-    numba.set_num_threads(nthreads)
     T = model.horizon
     NS = len(model.kinds)
     n_sample = min(model.n_sample, run_stop)
@@ -73,7 +74,6 @@ def run_batches(
     # more chunks than threads, handed out one at a time: a thread slowed by other work (the file
     # writer, another process) does not hold the others up
     chunks = 8 * nthreads
-    numba.set_parallel_chunksize(1)
     hist = np.zeros((nthreads, T, layout.N_DAILY, bins.NBINS), dtype=np.int32)
     sums = np.zeros((nthreads, T, layout.N_DAILY), dtype=np.int64)
     n_short = np.zeros((nthreads, T), dtype=np.int64)
@@ -84,6 +84,63 @@ def run_batches(
     acc = contract.DailyAccumulators(hist=hist, sums=sums, src_sums=src_sums, n_short=n_short,
                                      sample_stock=samp_s, sample_fired=samp_f)
     contract.check(m, daily=acc)
+    pool = ThreadPoolExecutor(nthreads, thread_name_prefix="artysim-kernel") if nthreads > 1 else None
+    try:
+        yield from _batches(model, seed, run_start, run_stop, daily, batch_size, m, keys, acc, n_sample,
+                            pool, nthreads, chunks)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    daily.hist += hist.sum(axis=0, dtype=np.int64)
+    daily.sums += sums.sum(axis=0)
+    daily.n_short += n_short.sum(axis=0)
+    daily.src_sums += src_sums.sum(axis=0)
+    ns = min(n_sample, daily.sample_stock.shape[0])
+    rows = slice(run_start, min(run_stop, ns))
+    daily.sample_stock[rows] = samp_s[rows]
+    daily.sample_fired[rows] = samp_f[rows]
+
+
+def _simulate(m, inp, out, acc, states: list, pool: ThreadPoolExecutor | None, nthreads: int,
+              chunks: int) -> None:
+    """Run one batch on ``nthreads`` threads: each takes the next of ``chunks`` contiguous chunks when it
+    is free, so a thread slowed by other work does not hold the others up; thread ``tid`` adds into
+    accumulator row ``tid`` and works in block state ``states[tid]``. The kernel holds no GIL, so plain
+    Python threads run it in parallel (a numba ``prange`` did the same and cost a quarter of the cold
+    compile)."""
+    R = inp.params.shape[0]
+    bounds = iter([((c * R) // chunks, ((c + 1) * R) // chunks) for c in range(chunks)])
+    if pool is None:
+        for lo, hi in bounds:
+            kernel.simulate_chunk(m, inp, out, acc, states[0], 0, lo, hi)
+        return
+    lock = threading.Lock()
+    stop = threading.Event()  # set when the caller is interrupted: no thread starts another chunk
+
+    def worker(tid: int) -> None:
+        while not stop.is_set():
+            with lock:
+                nxt = next(bounds, None)
+            if nxt is None:
+                return
+            kernel.simulate_chunk(m, inp, out, acc, states[tid], tid, nxt[0], nxt[1])
+
+    futures = [pool.submit(worker, tid) for tid in range(nthreads)]
+    try:
+        for f in futures:
+            f.result()
+    except BaseException:
+        stop.set()
+        raise
+
+
+def _batches(model, seed, run_start, run_stop, daily, batch_size, m, keys, acc, n_sample, pool, nthreads,
+             chunks) -> Iterator[Batch]:
+    """The batch loop of ``run_batches``: sample, simulate, count first shortages, yield."""
+    states = [state.allocate(m) for _ in range(nthreads)]  # per thread, reused by every chunk it runs
+    T = model.horizon
+    NS = len(model.kinds)
+    hist = acc.hist
     since_flush = 0
     for r0 in range(run_start, run_stop, batch_size):
         r1 = min(r0 + batch_size, run_stop)
@@ -95,7 +152,7 @@ def run_batches(
         inp = contract.BatchInputs(run0=int(r0), keys=keys, params=params, n_sample=int(n_sample))
         out = contract.RunOutputs(totals=totals, per_source=per_source, per_regime=per_regime)
         contract.check(m, inp, out)
-        kernel.simulate(m, inp, out, acc, chunks)
+        _simulate(m, inp, out, acc, states, pool, nthreads, chunks)
         fs = totals[:, layout.O_FIRST_SHORT]
         daily.n_first_short += np.bincount(fs[fs >= 0], minlength=T)[:T]
         since_flush += n  # runs counted by one thread at most: int32 counts stay far from overflow
@@ -104,11 +161,3 @@ def run_batches(
             hist[:] = 0
             since_flush = 0
         yield Batch(r0, r1, params, totals, per_source, per_regime)
-    daily.hist += hist.sum(axis=0, dtype=np.int64)
-    daily.sums += sums.sum(axis=0)
-    daily.n_short += n_short.sum(axis=0)
-    daily.src_sums += src_sums.sum(axis=0)
-    ns = min(n_sample, daily.sample_stock.shape[0])
-    rows = slice(run_start, min(run_stop, ns))
-    daily.sample_stock[rows] = samp_s[rows]
-    daily.sample_fired[rows] = samp_f[rows]

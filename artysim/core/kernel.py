@@ -1,15 +1,17 @@
 """The numba core: arrays in, preallocated arrays out; no checks, no I/O.
 
-``simulate(m, inp, out, daily, n_chunks)`` takes the named tuples of ``contract``: the scenario's
-tables (``KernelModel``), a batch (``BatchInputs``), its per-run outputs (``RunOutputs``) and the
-per-thread per-day accumulators (``DailyAccumulators``).
+``simulate_chunk(m, inp, out, daily, st, tid, r_lo, r_hi)`` takes the named tuples of ``contract``:
+the scenario's tables (``KernelModel``), a batch (``BatchInputs``), its per-run outputs
+(``RunOutputs``) and the per-thread per-day accumulators (``DailyAccumulators``), and the calling
+thread's working state (``state.BlockState``).
 
-Runs are split into contiguous chunks (one per thread); a chunk steps a small block of runs
-together, day by day, so that each day's histogram rows stay in cache. State is per block
-(block x sources, and block x days for goods in transit), never runs x days, grouped in a
-``BlockState`` allocated once per chunk. Every run draws from its own stream (see ``rng``; stream
-indices and schedule rows come from ``layout``), and all per-day statistics are integer counts or
-sums, so results are identical whatever the thread count, chunking or batch boundaries.
+The engine splits a batch into contiguous chunks and runs them on plain Python threads (the kernel
+holds no GIL); a chunk steps a small block of runs together, day by day, so that each day's
+histogram rows stay in cache. State is per block (block x sources, and block x days for goods in
+transit), never runs x days, grouped in a ``BlockState`` allocated once per thread. Every run draws
+from its own stream (see ``rng``; stream indices and schedule rows come from ``layout``), and all
+per-day statistics are integer counts or sums, so results are identical whatever the thread count,
+chunking or batch boundaries.
 
 A block's runs are set up (``_setup_runs``, ``_setup_regimes``, ``_setup_sources``), then each day
 runs the phases ``_schedule_changes``, ``_arrivals`` (``_produce`` with ``_disruptions``; ``_ship``
@@ -22,12 +24,10 @@ helper's docstring names the state it writes.
 from __future__ import annotations
 
 import math
-from collections import namedtuple
 
 import numba
 import numpy as np
 
-from artysim.core import layout
 from artysim.core.histogram import bin_index
 from artysim.core.layout import (
     BLOCK,
@@ -144,138 +144,6 @@ def _add_rounds(stock, q, lq, s, b, a, dud_mass) -> None:
     stock[s, b] = held + a
 
 
-
-# ---- stream indices and schedule rows come from layout (compiled in here, once per chunk)
-_stream_demand = numba.njit(inline="always", cache=True)(layout.stream_demand)
-_stream_arrivals = numba.njit(inline="always", cache=True)(layout.stream_arrivals)
-_stream_effect = numba.njit(inline="always", cache=True)(layout.stream_effect)
-_stream_events = numba.njit(inline="always", cache=True)(layout.stream_events)
-_stream_regime = numba.njit(inline="always", cache=True)(layout.stream_regime)
-_stream_strikes = numba.njit(inline="always", cache=True)(layout.stream_strikes)
-_n_streams = numba.njit(inline="always", cache=True)(layout.n_streams)
-_sched_rate = numba.njit(inline="always", cache=True)(layout.sched_rate)
-_sched_size = numba.njit(inline="always", cache=True)(layout.sched_size)
-
-
-# ---- the state of a block of B = BLOCK runs, allocated once per chunk and reset per block.
-# Arrays are source-major (x[s, b]) so that every phase is a simple loop over the block's runs.
-# Every helper reads the fields it needs once, at its top: its loops index plain arrays.
-#: Which mechanisms the scenario uses (a mechanism not used costs one test per day and block), and
-#: each stream's index into x.SS (from layout's stream order).
-Mechanisms = namedtuple("Mechanisms", [
-    "has_acc", "has_legacy", "has_dis", "has_reject", "has_rework",  # bool (NS,)
-    "any_rework", "any_dis", "has_ration", "has_strikes", "has_regimes",  # bool
-    "use",  # bool (NK,): streams the scenario draws from (the others are not seeded)
-    "k_demand", "k_regime", "k_strikes",  # int: the demand, regime and depot-strike streams
-    "k_arrivals", "k_effect", "k_events",  # int64 (NS,): each source's arrivals, effect and events streams
-    "r_rate", "r_size",  # int64 (NS,): each source's rate and shipment-size rows of the schedule tables
-])
-#: Random streams and scratch: SS (NK, 4, B) stream states; G (B,) each run's spare normal; noise (B,)
-#: a day's lognormal factors; work (3, B), rest (B,) sampler scratch; duds, hits, misses (B,) and bins
-#: (4, B) int64.
-Scratch = namedtuple("Scratch", ["SS", "G", "noise", "work", "rest", "duds", "hits", "misses", "bins"])
-#: Stocks (NS, B): stock (int64), q its mean dud probability and lq = logit(q), sq the run's dud rate,
-#: acc accuracy and lacc = logit(acc); ps (NS, N_PER_SOURCE, B) per-source totals; fs (NS, B) the
-#: day's issue by source.
-Stocks = namedtuple("Stocks", ["stock", "q", "lq", "sq", "acc", "lacc", "ps", "fs"])
-#: Production (NS, B): rate0 rounds/day at day 0 and slope per day; smu, ssig the daily lognormal
-#: noise; dlam, edlam disruption events/day and exp(-dlam); dis_end, dis_f (NS, B, KD or 1): the end day
-#: and output factor of each disruption slot.
-Plants = namedtuple("Plants", ["rate0", "slope", "smu", "ssig", "dlam", "edlam", "dis_end", "dis_f"])
-#: Imports (NS, B): start day, lam shipments/day and exp(-lam), remaining supply, lotc lot
-#: concentration; pend, pend_dm (NS, B, ring): rounds (int64) and dud mass arriving on each ring day;
-#: reject fraction, rdays rework days, ryield rework yield; rew, rew_dm (NS, B, ring or 1): rounds
-#: back from rework on each ring day.
-Imports = namedtuple("Imports", ["start", "lam", "elam", "remaining", "lotc", "pend", "pend_dm",
-                                 "reject", "rdays", "ryield", "rew", "rew_dm"])
-#: Legacy refurbishment of stockpiles (NS, B): rounds left, throughput/day, dud rate.
-Refurb = namedtuple("Refurb", ["left", "rate", "q"])
-#: Fire (B,): dbase base demand/day, dmult the regime multiplier, dmu, dsig its lognormal noise; dem,
-#: avail, fired, eff (int64) the day's demand, stock before issue, rounds fired and effective; rres,
-#: rfrac the ration reserve (days of base fire) and fraction; klam, eklam depot strikes/day and
-#: exp(-klam); tot (N_TOTALS, B) per-run totals.
-Fire = namedtuple("Fire", ["dbase", "dmult", "dmu", "dsig", "dem", "avail", "fired", "eff",
-                           "rres", "rfrac", "klam", "eklam", "tot"])
-#: Regime chain (NR or 1, B): rmult demand multiplier, rleave daily leaving probability; reg (B,) the
-#: current regime; preg (NR or 1, N_PER_REGIME, B) per-regime totals.
-Regimes = namedtuple("Regimes", ["rmult", "rleave", "reg", "preg"])
-BlockState = namedtuple("BlockState", ["mech", "x", "src", "plant", "imp", "refurb", "fire", "regs"])
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _mechanisms(m):
-    """The mechanisms scenario ``m`` uses and the index of each stream and schedule row."""
-    NS = m.kinds.shape[0]
-    roles = m.roles
-    has_acc = np.zeros(NS, dtype=np.bool_)
-    has_legacy = np.zeros(NS, dtype=np.bool_)
-    has_dis = np.zeros(NS, dtype=np.bool_)
-    has_reject = np.zeros(NS, dtype=np.bool_)
-    has_rework = np.zeros(NS, dtype=np.bool_)
-    k_arrivals = np.zeros(NS, dtype=np.int64)
-    k_effect = np.zeros(NS, dtype=np.int64)
-    k_events = np.zeros(NS, dtype=np.int64)
-    r_rate = np.zeros(NS, dtype=np.int64)
-    r_size = np.zeros(NS, dtype=np.int64)
-    for s in range(NS):
-        has_acc[s] = roles[s, R_ACCURACY] >= 0
-        has_legacy[s] = roles[s, R_LEGACY] >= 0
-        has_dis[s] = roles[s, R_DIS_RATE] >= 0
-        has_reject[s] = roles[s, R_REJECT] >= 0
-        has_rework[s] = roles[s, R_REWORK_DAYS] >= 0
-        k_arrivals[s] = _stream_arrivals(s)
-        k_effect[s] = _stream_effect(s, NS)
-        k_events[s] = _stream_events(s, NS)
-        r_rate[s] = _sched_rate(s)
-        r_size[s] = _sched_size(s, NS)
-    has_strikes = m.groles[GR_STRIKE_RATE] >= 0
-    has_regimes = m.reg_mult.shape[0] > 0
-    use = np.zeros(_n_streams(NS), dtype=np.bool_)
-    use[_stream_demand()] = True
-    for s in range(NS):
-        use[k_arrivals[s]] = m.kinds[s] != KIND_STOCKPILE
-        use[k_effect[s]] = True
-        use[k_events[s]] = has_legacy[s] or has_dis[s] or has_reject[s]
-    use[_stream_regime(NS)] = has_regimes
-    use[_stream_strikes(NS)] = has_strikes
-    return Mechanisms(has_acc, has_legacy, has_dis, has_reject, has_rework, has_rework.any(), has_dis.any(),
-                      m.groles[GR_RESERVE] >= 0, has_strikes, has_regimes, use,
-                      _stream_demand(), _stream_regime(NS), _stream_strikes(NS), k_arrivals, k_effect, k_events,
-                      r_rate, r_size)
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _allocate(m):
-    """The block state of scenario ``m`` (a KernelModel), sized for one block; optional mechanisms'
-    state has size 1 when unused. Allocated once per chunk: memory per thread does not grow with runs."""
-    NS = m.kinds.shape[0]
-    NR = m.reg_mult.shape[0]
-    B = BLOCK
-    L = m.ring
-    mech = _mechanisms(m)
-    x = Scratch(np.empty((mech.use.shape[0], 4, B), dtype=np.uint64), np.empty(B), np.ones(B), np.zeros((3, B)),
-                np.zeros(B, dtype=np.int64), np.zeros(B, dtype=np.int64), np.zeros(B, dtype=np.int64),
-                np.zeros(B, dtype=np.int64), np.zeros((4, B), dtype=np.int64))
-    src = Stocks(np.zeros((NS, B), dtype=np.int64), np.zeros((NS, B)), np.zeros((NS, B)), np.zeros((NS, B)),
-                 np.ones((NS, B)), np.zeros((NS, B)), np.zeros((NS, N_PER_SOURCE, B), dtype=np.int64),
-                 np.zeros((NS, B), dtype=np.int64))
-    KDU = KD if mech.any_dis else 1
-    plant = Plants(np.zeros((NS, B)), np.zeros((NS, B)), np.zeros((NS, B)), np.zeros((NS, B)),
-                   np.zeros((NS, B)), np.zeros((NS, B)), np.zeros((NS, B, KDU), dtype=np.int64),
-                   np.ones((NS, B, KDU)))
-    LW = L if mech.any_rework else 1
-    imp = Imports(np.zeros((NS, B), dtype=np.int64), np.zeros((NS, B)), np.zeros((NS, B)), np.zeros((NS, B)),
-                  np.zeros((NS, B)), np.zeros((NS, B, L), dtype=np.int64), np.zeros((NS, B, L)),
-                  np.zeros((NS, B)), np.zeros((NS, B), dtype=np.int64), np.zeros((NS, B)),
-                  np.zeros((NS, B, LW), dtype=np.int64), np.zeros((NS, B, LW)))
-    refurb = Refurb(np.zeros((NS, B), dtype=np.int64), np.zeros((NS, B)), np.zeros((NS, B)))
-    fire = Fire(np.zeros(B), np.ones(B), np.zeros(B), np.zeros(B), np.zeros(B, dtype=np.int64),
-                np.zeros(B, dtype=np.int64), np.zeros(B, dtype=np.int64), np.zeros(B, dtype=np.int64),
-                np.zeros(B), np.zeros(B), np.zeros(B), np.zeros(B), np.zeros((N_TOTALS, B), dtype=np.int64))
-    NRB = NR if mech.has_regimes else 1
-    regs = Regimes(np.ones((NRB, B)), np.zeros((NRB, B)), np.zeros(B, dtype=np.int64),
-                   np.zeros((NRB, N_PER_REGIME, B), dtype=np.int64))
-    return BlockState(mech, x, src, plant, imp, refurb, fire, regs)
 
 
 # ---- per-run set-up of a block
@@ -911,11 +779,22 @@ def _write_outputs(m, st, out, blk, nb):
 # _nrt=False: the chunk and the phases inlined into it update no reference counts. Numba counts a
 # reference each time an array is bound to a name (a field read from a named tuple, an argument of an
 # inlined helper): atomic updates that, once per phase, field and day, made the kernel 40 % slower.
-# Everything here is borrowed from ``simulate``, which owns the block state (it allocates nothing).
-@numba.njit(cache=True, error_model="numpy", _nrt=False)
-def _simulate_chunk(m, inp, out, daily, st, tid, r_lo, r_hi):
-    """Runs ``r_lo .. r_hi - 1`` of the batch, a block at a time, each day in phases, in the block
-    state ``st`` (a BlockState); thread ``tid``'s accumulators receive the per-day statistics."""
+# Everything here is borrowed from the calling Python thread, which owns every array (it allocates nothing).
+@numba.njit(cache=True, error_model="numpy", nogil=True, _nrt=False)
+def simulate_chunk(m, inp, out, daily, st, tid, r_lo, r_hi):
+    """Simulate runs ``inp.run0 + r_lo .. inp.run0 + r_hi - 1`` of scenario ``m`` (see ``contract``: m a
+    KernelModel, inp BatchInputs, out RunOutputs, daily DailyAccumulators, st the calling thread's
+    state.BlockState) on the calling thread, a block at a time, each day in phases.
+
+    Per-run outputs are written to rows ``r_lo .. r_hi - 1`` of ``out``. Per-day statistics are *added*
+    to thread ``tid``'s accumulators of ``daily``, so a caller may feed several batches into them; being
+    integer sums, they do not depend on which thread ran which chunk. Runs with global index below
+    ``inp.n_sample`` have their stock and fired trajectories written to ``daily.sample_*``.
+
+    It holds no GIL: the engine runs one chunk per thread at a time from plain Python threads (a
+    numba ``prange`` over chunks did the same and cost a quarter of the cold compile in parfor
+    lowering).
+    """
     T, has_regimes = m.horizon, st.mech.has_regimes
     for blk in range(r_lo, r_hi, BLOCK):
         nb = min(BLOCK, r_hi - blk)
@@ -933,22 +812,3 @@ def _simulate_chunk(m, inp, out, daily, st, tid, r_lo, r_hi):
             _effect(m, st, daily, tid, nb, t)
             _account(m, inp, st, daily, tid, blk, nb, t)
         _write_outputs(m, st, out, blk, nb)
-
-
-@numba.njit(parallel=True, cache=True, error_model="numpy", nogil=True)
-def simulate(m, inp, out, daily, n_chunks):
-    """Simulate runs ``inp.run0 .. inp.run0 + R - 1`` of scenario ``m`` (see ``contract``: m a
-    KernelModel, inp BatchInputs, out RunOutputs, daily DailyAccumulators).
-
-    Per-run outputs are written to ``out``. Per-day statistics are *added* to the per-thread
-    accumulators of ``daily``, so a caller may feed several batches into them; being integer sums,
-    they do not depend on which thread ran which of the ``n_chunks`` chunks. Runs with global index
-    below ``inp.n_sample`` have their stock and fired trajectories written to ``daily.sample_*``.
-    """
-    R = inp.params.shape[0]
-    for c in numba.prange(n_chunks):
-        tid = numba.get_thread_id()  # per-thread accumulators: chunks may go to any free thread
-        lo = (c * R) // n_chunks
-        hi = ((c + 1) * R) // n_chunks
-        st = _allocate(m)  # the chunk's block state: per thread, not per run
-        _simulate_chunk(m, inp, out, daily, st, tid, lo, hi)
