@@ -38,6 +38,7 @@ from artysim.core.layout import (
     E_TRANSIT,
     GR_DCV,
     GR_RATION,
+    GR_REFIRE,
     GR_REGIME_INIT,
     GR_RESERVE,
     GR_STRIKE_RATE,
@@ -55,6 +56,7 @@ from artysim.core.layout import (
     O_FIRED,
     O_FIRST_SHORT,
     O_RATIONED,
+    O_REFIRE_ASKED,
     O_SHORT_DAYS,
     O_SHORTFALL,
     O_STOCK_FINAL,
@@ -69,6 +71,7 @@ from artysim.core.layout import (
     P_INITIAL,
     P_LOST,
     P_RECEIVED,
+    P_REFIRED,
     P_REFURBISHED,
     P_REJECTED,
     P_REWORKED,
@@ -152,6 +155,7 @@ _stream_effect = numba.njit(inline="always", cache=True)(layout.stream_effect)
 _stream_events = numba.njit(inline="always", cache=True)(layout.stream_events)
 _stream_regime = numba.njit(inline="always", cache=True)(layout.stream_regime)
 _stream_strikes = numba.njit(inline="always", cache=True)(layout.stream_strikes)
+_stream_refire = numba.njit(inline="always", cache=True)(layout.stream_refire)
 _n_streams = numba.njit(inline="always", cache=True)(layout.n_streams)
 _sched_rate = numba.njit(inline="always", cache=True)(layout.sched_rate)
 _sched_size = numba.njit(inline="always", cache=True)(layout.sched_size)
@@ -169,6 +173,8 @@ Mechanisms = namedtuple("Mechanisms", [
     "k_demand", "k_regime", "k_strikes",  # int: the demand, regime and depot-strike streams
     "k_arrivals", "k_effect", "k_events",  # int64 (NS,): each source's arrivals, effect and events streams
     "r_rate", "r_size",  # int64 (NS,): each source's rate and shipment-size rows of the schedule tables
+    "has_refire",  # bool: demand.refire is given (failed rounds are fired again)
+    "k_refire",  # int64 (NS,): each source's re-fire stream (duds and misses of re-fired rounds)
 ])
 #: Random streams and scratch: SS (NK, 4, B) stream states; G (B,) each run's spare normal; noise (B,)
 #: a day's lognormal factors; work (3, B), rest (B,) sampler scratch; duds, hits, misses (B,) and bins
@@ -176,8 +182,9 @@ Mechanisms = namedtuple("Mechanisms", [
 Scratch = namedtuple("Scratch", ["SS", "G", "noise", "work", "rest", "duds", "hits", "misses", "bins"])
 #: Stocks (NS, B): stock (int64), q its mean dud probability and lq = logit(q), sq the run's dud rate,
 #: acc accuracy and lacc = logit(acc); ps (NS, N_PER_SOURCE, B) per-source totals; fs (NS, B) the
-#: day's issue by source.
-Stocks = namedtuple("Stocks", ["stock", "q", "lq", "sq", "acc", "lacc", "ps", "fs"])
+#: day's issue by source (then each re-fire salvo's); arr_prev (NS, B) rounds received and refurbished
+#: up to the day before (for the day's arrivals by source).
+Stocks = namedtuple("Stocks", ["stock", "q", "lq", "sq", "acc", "lacc", "ps", "fs", "arr_prev"])
 #: Production (NS, B): rate0 rounds/day at day 0 and slope per day; smu, ssig the daily lognormal
 #: noise; dlam, edlam disruption events/day and exp(-dlam); dis_end, dis_f (NS, B, KD or 1): the end day
 #: and output factor of each disruption slot.
@@ -193,9 +200,10 @@ Refurb = namedtuple("Refurb", ["left", "rate", "q"])
 #: Fire (B,): dbase base demand/day, dmult the regime multiplier, dmu, dsig its lognormal noise; dem,
 #: avail, fired, eff (int64) the day's demand, stock before issue, rounds fired and effective; rres,
 #: rfrac the ration reserve (days of base fire) and fraction; klam, eklam depot strikes/day and
-#: exp(-klam); tot (N_TOTALS, B) per-run totals.
+#: exp(-klam); tot (N_TOTALS, B) per-run totals; rf (B,) the re-fire fraction, ask (B,) int64 the
+#: rounds the day's re-fire corrections asked for (0 without re-fire).
 Fire = namedtuple("Fire", ["dbase", "dmult", "dmu", "dsig", "dem", "avail", "fired", "eff",
-                           "rres", "rfrac", "klam", "eklam", "tot"])
+                           "rres", "rfrac", "klam", "eklam", "tot", "rf", "ask"])
 #: Regime chain (NR or 1, B): rmult demand multiplier, rleave daily leaving probability; reg (B,) the
 #: current regime; preg (NR or 1, N_PER_REGIME, B) per-regime totals.
 Regimes = namedtuple("Regimes", ["rmult", "rleave", "reg", "preg"])
@@ -215,6 +223,7 @@ def _mechanisms(m):
     k_arrivals = np.zeros(NS, dtype=np.int64)
     k_effect = np.zeros(NS, dtype=np.int64)
     k_events = np.zeros(NS, dtype=np.int64)
+    k_refire = np.zeros(NS, dtype=np.int64)
     r_rate = np.zeros(NS, dtype=np.int64)
     r_size = np.zeros(NS, dtype=np.int64)
     for s in range(NS):
@@ -226,6 +235,7 @@ def _mechanisms(m):
         k_arrivals[s] = _stream_arrivals(s)
         k_effect[s] = _stream_effect(s, NS)
         k_events[s] = _stream_events(s, NS)
+        k_refire[s] = _stream_refire(s, NS)
         r_rate[s] = _sched_rate(s)
         r_size[s] = _sched_size(s, NS)
     has_strikes = m.groles[GR_STRIKE_RATE] >= 0
@@ -238,10 +248,13 @@ def _mechanisms(m):
         use[k_events[s]] = has_legacy[s] or has_dis[s] or has_reject[s]
     use[_stream_regime(NS)] = has_regimes
     use[_stream_strikes(NS)] = has_strikes
+    has_refire = m.groles[GR_REFIRE] >= 0
+    for s in range(NS):
+        use[k_refire[s]] = has_refire
     return Mechanisms(has_acc, has_legacy, has_dis, has_reject, has_rework, has_rework.any(), has_dis.any(),
                       m.groles[GR_RESERVE] >= 0, has_strikes, has_regimes, use,
                       _stream_demand(), _stream_regime(NS), _stream_strikes(NS), k_arrivals, k_effect, k_events,
-                      r_rate, r_size)
+                      r_rate, r_size, has_refire, k_refire)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -258,7 +271,7 @@ def _allocate(m):
                 np.zeros(B, dtype=np.int64), np.zeros((4, B), dtype=np.int64))
     src = Stocks(np.zeros((NS, B), dtype=np.int64), np.zeros((NS, B)), np.zeros((NS, B)), np.zeros((NS, B)),
                  np.ones((NS, B)), np.zeros((NS, B)), np.zeros((NS, N_PER_SOURCE, B), dtype=np.int64),
-                 np.zeros((NS, B), dtype=np.int64))
+                 np.zeros((NS, B), dtype=np.int64), np.zeros((NS, B), dtype=np.int64))
     KDU = KD if mech.any_dis else 1
     plant = Plants(np.zeros((NS, B)), np.zeros((NS, B)), np.zeros((NS, B)), np.zeros((NS, B)),
                    np.zeros((NS, B)), np.zeros((NS, B)), np.zeros((NS, B, KDU), dtype=np.int64),
@@ -271,7 +284,8 @@ def _allocate(m):
     refurb = Refurb(np.zeros((NS, B), dtype=np.int64), np.zeros((NS, B)), np.zeros((NS, B)))
     fire = Fire(np.zeros(B), np.ones(B), np.zeros(B), np.zeros(B), np.zeros(B, dtype=np.int64),
                 np.zeros(B, dtype=np.int64), np.zeros(B, dtype=np.int64), np.zeros(B, dtype=np.int64),
-                np.zeros(B), np.zeros(B), np.zeros(B), np.zeros(B), np.zeros((N_TOTALS, B), dtype=np.int64))
+                np.zeros(B), np.zeros(B), np.zeros(B), np.zeros(B), np.zeros((N_TOTALS, B), dtype=np.int64),
+                np.zeros(B), np.zeros(B, dtype=np.int64))
     NRB = NR if mech.has_regimes else 1
     regs = Regimes(np.ones((NRB, B)), np.zeros((NRB, B)), np.zeros(B, dtype=np.int64),
                    np.zeros((NRB, N_PER_REGIME, B), dtype=np.int64))
@@ -815,6 +829,136 @@ def _effect(m, st, daily, tid, nb, t):
         src_sums[0, s] += day_f
         src_sums[1, s] += day_e
 
+#: at most this many re-fire salvos a day: reached only when nearly every round fails (a dud rate near
+#: 1 with refire near 1); the next correction is then asked and not fired (shortfall)
+MAX_SALVOS = 10000
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _setup_refire(m, inp, st, blk, nb):
+    """Each run's re-fire fraction (demand.refire). Writes fire.rf (B,), clears fire.ask (B,)."""
+    c_rf, params, rf, ask = m.groles[GR_REFIRE], inp.params, st.fire.rf, st.fire.ask
+    for b in range(nb):
+        rf[b] = min(max(params[blk + b, c_rf], 0.0), 1.0)
+        ask[b] = 0
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _refire_split(m, st, b, f_all, total):
+    """Split a re-fire salvo of ``f_all`` rounds of run b over the sources by the issue policy (as
+    ``_issue``: in proportion to stock, or in priority order). Writes src.fs[:, b]."""
+    stock, fs, order = st.src.stock, st.src.fs, m.order
+    NS = stock.shape[0]
+    for s in range(NS):
+        fs[s, b] = 0
+    if m.issue == ISSUE_PROPORTIONAL:
+        _split_proportional(stock, fs, b, f_all, total)
+    else:
+        need = f_all
+        for j in range(order.shape[0]):
+            s = order[j]
+            part = min(need, stock[s, b])
+            fs[s, b] = part
+            need -= part
+            if need == 0:
+                break
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _refire(m, st, daily, tid, nb, t):
+    """Phase 5b: re-fire of failed rounds. After the first salvo (the day's wanted fire, phases 4 and
+    5), each run asks round(rf x failures of the previous salvo) (failures: duds and misses) and fires
+    what its stock allows by the issue policy (under a ration policy only stock above the reserve),
+    drawing duds and misses on each source's re-fire stream, one run at a time (a run's draws never
+    depend on its block); salvos stop when a correction is 0 or no stock is left. What was asked and not
+    fired is shortfall (``_account``). Writes fire.ask, fired, eff (B,), src.stock, fs, ps[:, P_FIRED /
+    P_DUDS / P_EFFECTIVE / P_REFIRED], fire.tot[O_REFIRE_ASKED], and adds to daily.src_sums[tid, t]."""
+    SS, k_refire, has_acc = st.x.SS, st.mech.k_refire, st.mech.has_acc
+    c = st.src
+    stock, q, acc, ps, fs = c.stock, c.q, c.acc, c.ps, c.fs
+    f = st.fire
+    fired, eff, ask, rf, tot, rres, dbase = f.fired, f.eff, f.ask, f.rf, f.tot, f.rres, f.dbase
+    has_ration = st.mech.has_ration
+    src_sums = daily.src_sums[tid, t]
+    NS = stock.shape[0]
+    for b in range(nb):
+        asked = 0
+        fail = fired[b] - eff[b]
+        salvos = 0
+        while True:
+            want = int(math.floor(rf[b] * fail + 0.5))
+            if want <= 0:
+                break
+            if salvos == MAX_SALVOS:  # the cap: this correction is asked, and not fired
+                asked += want
+                break
+            salvos += 1
+            total = 0
+            for s in range(NS):
+                total += stock[s, b]
+            room = total
+            if has_ration:  # re-fire never draws the ration reserve
+                room = min(total, max(int(math.floor(total - rres[b] * dbase[b])), 0))
+            if room <= 0:
+                break
+            asked += want
+            f_all = min(want, room)
+            _refire_split(m, st, b, f_all, total)
+            fail = 0
+            for s in range(NS):
+                n = fs[s, b]
+                if n == 0:
+                    continue
+                S = SS[k_refire[s]]
+                d = binomial(S, b, n, q[s, b])
+                h = n - d
+                if has_acc[s]:
+                    h = binomial(S, b, h, acc[s, b])
+                stock[s, b] -= n
+                ps[s, P_FIRED, b] += n
+                ps[s, P_DUDS, b] += d
+                ps[s, P_EFFECTIVE, b] += h
+                ps[s, P_REFIRED, b] += n
+                src_sums[0, s] += n
+                src_sums[1, s] += h
+                fired[b] += n
+                eff[b] += h
+                fail += n - h
+            if f_all < want:
+                break
+        ask[b] = asked
+        tot[O_REFIRE_ASKED, b] += asked
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _account_sources(st, daily, tid, nb, t):
+    """Phase 6b: the day's statistics by source: end-of-day stock (histogram and sum) and arrivals
+    (received and refurbished today) of each source, and days of fire on hand (all stock over the day's
+    base demand, in hundredths of a day, histogram). Writes src.arr_prev (NS, B); adds to
+    daily.src_hist[tid, t] (NS, NB), src_day[tid, t] (2, NS) and doh_hist[tid, t] (NB,). Uses x.rest."""
+    stock, ps, prev, dbase, left = st.src.stock, st.src.ps, st.src.arr_prev, st.fire.dbase, st.x.rest
+    NS = stock.shape[0]
+    shist, sday, dhist = daily.src_hist[tid, t], daily.src_day[tid, t], daily.doh_hist[tid, t]
+    for b in range(nb):
+        left[b] = 0
+    for s in range(NS):
+        row = shist[s]
+        sum_s = 0
+        sum_a = 0
+        for b in range(nb):
+            v = stock[s, b]
+            left[b] += v
+            sum_s += v
+            row[bin_index(v)] += 1
+            cum = ps[s, P_RECEIVED, b] + ps[s, P_REFURBISHED, b]
+            sum_a += cum - (prev[s, b] if t > 0 else 0)
+            prev[s, b] = cum
+        sday[0, s] += sum_s
+        sday[1, s] += sum_a
+    for b in range(nb):
+        x = 100.0 * left[b] / dbase[b] if dbase[b] > 0.0 else 4e18
+        dhist[bin_index(int(min(x, 4e18)))] += 1
+
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
 def _account(m, inp, st, daily, tid, blk, nb, t):
@@ -823,6 +967,7 @@ def _account(m, inp, st, daily, tid, blk, nb, t):
     n_short[tid, t]; writes the trajectories of sampled runs (daily.sample_*[run, t])."""
     f = st.fire
     dem, fired, avail, eff, tot, bins, threshold = f.dem, f.fired, f.avail, f.eff, f.tot, st.x.bins, m.threshold
+    ask = f.ask
     sum_s = 0
     sum_f = 0
     sum_e = 0
@@ -831,7 +976,7 @@ def _account(m, inp, st, daily, tid, blk, nb, t):
     for b in range(nb):  # no data-dependent branch: vectorises
         d = dem[b]
         fb = fired[b]
-        shortfall = d - fb
+        shortfall = d + ask[b] - fb  # what was asked (wanted fire and re-fire corrections) and not fired
         left = avail[b] - fb
         e = eff[b]
         tot[O_DEMAND, b] += d
@@ -916,13 +1061,15 @@ def _write_outputs(m, st, out, blk, nb):
 def _simulate_chunk(m, inp, out, daily, st, tid, r_lo, r_hi):
     """Runs ``r_lo .. r_hi - 1`` of the batch, a block at a time, each day in phases, in the block
     state ``st`` (a BlockState); thread ``tid``'s accumulators receive the per-day statistics."""
-    T, has_regimes = m.horizon, st.mech.has_regimes
+    T, has_regimes, has_refire = m.horizon, st.mech.has_regimes, st.mech.has_refire
     for blk in range(r_lo, r_hi, BLOCK):
         nb = min(BLOCK, r_hi - blk)
         _setup_runs(m, inp, st, blk, nb)
         if has_regimes:
             _setup_regimes(m, inp, st, blk, nb)
         _setup_sources(m, inp, st, blk, nb)
+        if has_refire:
+            _setup_refire(m, inp, st, blk, nb)
         for t in range(T):
             _schedule_changes(m, inp, st, blk, nb, t)
             _arrivals(m, st, nb, t)
@@ -931,7 +1078,10 @@ def _simulate_chunk(m, inp, out, daily, st, tid, r_lo, r_hi):
             _demand(st, nb)
             _issue(m, st, nb)
             _effect(m, st, daily, tid, nb, t)
+            if has_refire:
+                _refire(m, st, daily, tid, nb, t)
             _account(m, inp, st, daily, tid, blk, nb, t)
+            _account_sources(st, daily, tid, nb, t)
         _write_outputs(m, st, out, blk, nb)
 
 
