@@ -205,3 +205,22 @@ def test_results_file_carries_refire_and_stock_by_source(tmp_path):
     assert s["refire_asked_total"][0] > 0
     for j, src in enumerate(s["sources"]):
         assert src["refired"][0] == pytest.approx(refired[j])
+
+
+@pytest.mark.parametrize("value,needle", [
+    ("1.5", "expected a fraction in [0, 1]"), ("-0.2", "expected a fraction in [0, 1]"),
+    ('{ dist = "normal", mean = 0.5, sd = 0.3 }', "expected a fraction in [0, 1]"),
+    ('"all"', "demand.refire"),
+])
+def test_refire_outside_zero_one_is_refused_with_its_key_path(tmp_path, value, needle):
+    from click.testing import CliRunner
+    from support import assert_refused
+
+    from artysim.cli import main
+
+    p = tmp_path / "s.toml"
+    p.write_text(_scenario(refire=value))
+    out = tmp_path / "r.nc"
+    r = CliRunner().invoke(main, ["run", str(p), "--runs", "5", "-o", str(out), "-q"])
+    line = assert_refused(r, "demand.refire", needle)
+    assert str(p) in line and not out.exists()
