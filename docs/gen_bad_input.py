@@ -95,6 +95,9 @@ SCENARIO_CASES = [
     ("regimes in groups that never meet, no initial_regime", ("daily_cv = 0.2", "daily_cv = 0.2\n" + "".join(
         f'[[demand.regime]]\nname = "{a}"\nmultiplier = 1\nmean_days = 5\nto = {{ {b} = 1 }}\n'
         for a, b in [("a", "b"), ("b", "a"), ("c", "d"), ("d", "c")]))),
+    ("re-fire share above 1", ("daily_cv = 0.2", "daily_cv = 0.2\nrefire = 1.5")),
+    ("re-fire share that can go below 0 (distribution)",
+     ("daily_cv = 0.2", 'daily_cv = 0.2\nrefire = { dist = "normal", mean = 0.5, sd = 0.3 }')),
     ("rationing with only one of its two keys", ("[run]", "[policy]\nreserve_days = 10\n\n[run]")),
     ("legacy stock without a refurbishment rate", ("dud_rate = 0.1", "dud_rate = 0.1\nlegacy = 1e6")),
     ("rework yield without rework days",

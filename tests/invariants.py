@@ -5,6 +5,9 @@ and results variables; every one must exist (a renamed column or variable fails 
 skipped), so a new mechanism (refurbishment, depot strikes, ...) only adds a line here:
 
     initial + received [+ refurbished] - fired [- lost] = final
+
+Re-fire (``demand.refire``) extends the fire balance: rounds asked are the wanted fire plus the re-fire
+corrections, ``demand + refire_asked = fired + shortfall``; re-fired rounds are part of fired, by source.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ def check_run_outputs(model, totals: np.ndarray, per_source: np.ndarray) -> None
     bal = balance_kernel(ps)
     assert (bal == 0).all(), _fail("conservation initial + received - fired = final", bal != 0)
     for name in ("P_INITIAL", "P_RECEIVED", "P_FIRED", "P_DUDS", "P_EFFECTIVE", "P_FINAL", "P_DISPATCHED",
-                 "P_REFURBISHED", "P_LOST"):
+                 "P_REFURBISHED", "P_LOST", "P_REFIRED"):
         col = ps[:, :, getattr(k, name)]
         assert (col >= 0).all(), _fail(f"{name} >= 0 (no negative stock or flow)", col < 0)
     fired, duds, eff = ps[:, :, k.P_FIRED], ps[:, :, k.P_DUDS], ps[:, :, k.P_EFFECTIVE]
@@ -68,8 +71,15 @@ def check_run_outputs(model, totals: np.ndarray, per_source: np.ndarray) -> None
     t = totals
     dem, fir, eff_t, short = t[:, k.O_DEMAND], t[:, k.O_FIRED], t[:, k.O_EFFECTIVE], t[:, k.O_SHORTFALL]
     assert (dem >= 0).all() and (dem < INT64_MAX).all(), _fail("0 <= demand", dem < 0)
-    assert (fir <= dem).all(), _fail("fired <= demand", fir > dem)
-    assert (short == dem - fir).all(), _fail("shortfall = demand - fired", short != dem - fir)
+    ask = t[:, k.O_REFIRE_ASKED]
+    refired = ps[:, :, k.P_REFIRED]
+    assert (ask >= 0).all(), _fail("refire asked >= 0", ask < 0)
+    assert (refired <= fired).all(), _fail("refired <= fired", refired > fired)
+    assert (refired.sum(axis=1) <= ask).all(), _fail("refired <= refire asked", refired.sum(axis=1) > ask)
+    assert (fir - refired.sum(axis=1) <= dem).all(), _fail("first salvo <= demand", fir - refired.sum(axis=1) > dem)
+    assert (fir <= dem + ask).all(), _fail("fired <= demand + refire asked", fir > dem + ask)
+    assert (short == dem + ask - fir).all(), _fail("shortfall = demand + refire asked - fired",
+                                                   short != dem + ask - fir)
     assert (fired.sum(axis=1) == fir).all(), _fail("sum of fired by source = fired", fired.sum(axis=1) != fir)
     assert (eff.sum(axis=1) == eff_t).all(), _fail("sum of effective by source = effective", eff.sum(axis=1) != eff_t)
     assert (eff_t <= fir - duds.sum(axis=1)).all()
@@ -94,8 +104,11 @@ def check_dataset(ds) -> None:
     assert (duds <= fired).all() and (eff <= fired - duds).all() and (eff >= 0).all()
     dem = np.asarray(ds["demand_total"].values, dtype=np.int64)
     fir = np.asarray(ds["fired_total"].values, dtype=np.int64)
-    assert (fir <= dem).all() and (fired.sum(axis=1) == fir).all()
-    assert (np.asarray(ds["shortfall_total"].values, dtype=np.int64) == dem - fir).all()
+    ask = np.asarray(ds["refire_asked_total"].values, dtype=np.int64)
+    refired = np.asarray(ds["refired"].values, dtype=np.int64)
+    assert (refired >= 0).all() and (refired <= fired).all() and (refired.sum(axis=1) <= ask).all()
+    assert (fir <= dem + ask).all() and (fired.sum(axis=1) == fir).all()
+    assert (np.asarray(ds["shortfall_total"].values, dtype=np.int64) == dem + ask - fir).all()
     final = np.asarray(ds["stock_final_by_source"].values, dtype=np.int64)
     assert (final >= 0).all() and (np.asarray(ds["stock_min"].values) >= 0).all()
     assert (np.asarray(ds["stock_final"].values, dtype=np.int64) == final.sum(axis=1)).all()

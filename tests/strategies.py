@@ -69,7 +69,7 @@ DOMAINS = {
 }
 
 #: field -> (domain, required) by table; add new model keys here
-DEMAND_FIELDS = {"base": ("rounds_per_day", True), "daily_cv": ("cv", False)}
+DEMAND_FIELDS = {"base": ("rounds_per_day", True), "daily_cv": ("cv", False), "refire": ("fraction", False)}
 COMMON_SOURCE_FIELDS = {"dud_rate": ("fraction", False), "accuracy": ("open_fraction", False)}
 SOURCE_FIELDS = {
     "stockpile": {"initial": ("rounds", True)},
@@ -85,7 +85,7 @@ EXTRA_QUANTITIES: dict = {}
 #: fields of any table whose values are fractions (mutated to lie outside [0, 1])
 FRACTION_FIELDS = {"dud_rate", "accuracy", "shortage_threshold", "mean", "legacy_serviceable",
                    "refurbished_dud_rate", "reject_on_receipt", "rework_yield", "ration_fraction", "cut",
-                   "fraction", "spearman"}
+                   "fraction", "spearman", "refire"}
 
 
 # ----------------------------------------------------------------------------- valid documents

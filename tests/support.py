@@ -257,13 +257,14 @@ TOTAL_COLS = {
     "demand": layout.O_DEMAND, "fired": layout.O_FIRED, "effective": layout.O_EFFECTIVE,
     "shortfall": layout.O_SHORTFALL, "stock_min": layout.O_STOCK_MIN, "stock_final": layout.O_STOCK_FINAL,
     "short_days": layout.O_SHORT_DAYS, "first_short": layout.O_FIRST_SHORT,
-    "rationed": layout.O_RATIONED, "strikes": layout.O_STRIKES,
+    "rationed": layout.O_RATIONED, "strikes": layout.O_STRIKES, "refire_asked": layout.O_REFIRE_ASKED,
 }
 SOURCE_COLS = {
     "initial": layout.P_INITIAL, "received": layout.P_RECEIVED, "fired": layout.P_FIRED,
     "duds": layout.P_DUDS, "effective": layout.P_EFFECTIVE, "final": layout.P_FINAL,
     "dispatched": layout.P_DISPATCHED, "refurbished": layout.P_REFURBISHED, "lost": layout.P_LOST,
     "rejected": layout.P_REJECTED, "reworked": layout.P_REWORKED, "disruptions": layout.P_DISRUPTIONS,
+    "refired": layout.P_REFIRED,
 }
 
 
@@ -296,7 +297,9 @@ class Sim:
         stats = {f"{n}_hist": d.hist[:, j, :] for j, n in enumerate(names)}
         stats |= {f"{n}_sum": d.sums[:, j] for j, n in enumerate(names)}
         stats |= {"n_short": d.n_short, "n_first_short": d.n_first_short,
-                  "fired_by_source_sum": d.src_sums[:, 0, :], "effective_by_source_sum": d.src_sums[:, 1, :]}
+                  "fired_by_source_sum": d.src_sums[:, 0, :], "effective_by_source_sum": d.src_sums[:, 1, :],
+                  "stock_by_source_hist": d.src_hist, "stock_by_source_sum": d.src_day[:, 0, :],
+                  "arrivals_by_source_sum": d.src_day[:, 1, :], "days_on_hand_hist": d.doh_hist}
         return daily_mod.derive_daily(stats, np.asarray(qs, dtype=np.float64), self.runs)
 
 

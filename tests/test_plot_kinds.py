@@ -183,7 +183,7 @@ def test_sources_colour_means_the_source_only(a):
             assert patch.get_edgecolor() == pytest.approx(to_rgba(line_colours[name]))
 
 
-@pytest.mark.parametrize("kind", ["fan", "depletion", "sources", "histogram", "tornado", "swing"])
+@pytest.mark.parametrize("kind", ["fan", "depletion", "sources", "histogram", "tornado", "swing", "stock"])
 def test_every_kind_uses_the_palette(kind, a):
     from matplotlib.colors import to_hex
 
@@ -239,3 +239,37 @@ def test_sweep_of_a_fill_rate_plots_summary_s_ratio_of_means(sw2):
     for k, v in enumerate((2500, 4000, 5500)):
         want = [s[i]["effective_fill_rate"][0] for i in (k, 3 + k)]
         assert drawn[f"demand.base = {v}"] == pytest.approx(want, rel=1e-12)
+
+
+def test_stock_draws_each_source_s_median_band_and_run_out_day(a):
+    """--kind stock: per source the file's median stock over time (and its 25-75 % band), the day that
+    median first reaches zero named in the legend, the mean arrivals by source and the median days of fire."""
+    from artysim.errors import ArtysimError
+
+    fig = plots.plot(a, "stock")
+    ax, ax_a, ax_d = fig.axes
+    qs = a["quantile"].values
+    med = int(np.argmin(np.abs(qs - 0.5)))
+    sq = a["stock_by_source_quantile"].values
+    names = [str(x) for x in a["source"].values]
+    medians = [ln for ln in ax.lines if len(ln.get_xdata()) == a.sizes["time"]]
+    assert len(medians) == len(names)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    ran_out = 0
+    for j, (line, label) in enumerate(zip(medians, labels)):
+        np.testing.assert_array_equal(line.get_ydata(), sq[:, j, med])
+        assert line.get_color() == palette.category(j) and label.startswith(names[j])
+        zero = np.flatnonzero(sq[:, j, med] <= 0)
+        if len(zero):
+            ran_out += 1
+            day = np.datetime64(a.attrs["start_date"]) + np.timedelta64(int(zero[0]), "D")
+            assert f"median run out {day}" in label
+        else:
+            assert "run out" not in label
+    assert ran_out >= 1  # the depot runs out in the median run of this scenario: the label is tested
+    assert len(ax.collections) == len(names)  # one band per source
+    for j, line in enumerate(ax_a.lines):
+        np.testing.assert_array_equal(line.get_ydata(), a["arrivals_by_source_mean"].values[:, j])
+    np.testing.assert_array_equal(ax_d.lines[-1].get_ydata(), a["days_on_hand_quantile"].values[:, med])
+    with pytest.raises(ArtysimError, match="no per-day stock by source"):
+        plots.plot(a.drop_vars("stock_by_source_quantile"), "stock")

@@ -75,10 +75,11 @@ def test_long_horizons_blame_threads_many_runs_blame_shards(tmp_path):
 
 
 def test_estimate_follows_the_per_thread_histograms():
-    """Each extra thread adds its T x 4 x NBINS int32 day histograms and its block state."""
+    """Each extra thread adds its T x (4 + sources + 1) x NBINS int32 day histograms (the totals, stock by
+    source, days of fire on hand) and its block state."""
     m = _model(sets=["scenario.horizon_days=1000"])
     one, two = resources.estimate(m, 5000, 1, 5000), resources.estimate(m, 5000, 2, 5000)
-    hist = 1000 * layout.N_DAILY * bins.NBINS * 4
+    hist = 1000 * (layout.N_DAILY + len(m.kinds) + 1) * bins.NBINS * 4
     assert two.memory - one.memory == hist + len(m.kinds) * layout.BLOCK * m.ring * 16
 
 

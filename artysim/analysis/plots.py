@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     import xarray as xr
     from matplotlib.axes import Axes
 
-KINDS = ("fan", "depletion", "sources", "histogram", "tornado", "sweep", "solve", "compare", "heatmap", "swing")
+KINDS = ("fan", "depletion", "sources", "histogram", "tornado", "sweep", "solve", "compare", "heatmap", "swing",
+         "stock")
 #: kinds drawn from two files (``against=`` the second)
 TWO_FILE_KINDS = ("compare",)
 FORMATS = ("png", "svg")
@@ -856,6 +857,90 @@ def solve(ds: xr.Dataset, ax: Axes | None = None, **_kw) -> Figure:
 
 
 # ----------------------------------------------------------------------------- saving
+
+
+def _band(qs: np.ndarray) -> tuple[int, int] | None:
+    """Columns of the quantile pair nearest 25 % and 75 % (the band drawn around a median), if any."""
+    lo, hi = np.flatnonzero(qs < 0.5), np.flatnonzero(qs > 0.5)
+    if not len(lo) or not len(hi):
+        return None
+    return int(lo[np.argmin(np.abs(qs[lo] - 0.25))]), int(hi[np.argmin(np.abs(qs[hi] - 0.75))])
+
+
+def run_out_day(median: np.ndarray) -> int | None:
+    """First day on which a median stock curve is at zero (None: never within the horizon)."""
+    at = np.flatnonzero(np.asarray(median) <= 0)
+    return int(at[0]) if len(at) else None
+
+
+def stock(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = None, **_kw) -> Figure:
+    """Stock by source over time: each source's median end-of-day stock over runs with the band of the
+    quantiles nearest 25-75 % (and the day its median reaches zero), the mean arrivals per day by source,
+    and the days of fire on hand (all stock over the day's base demand)."""
+    ds = _single(ds, variant)
+    if "stock_by_source_quantile" not in ds.variables:
+        raise ArtysimError(f"{_name(ds)}: this results file has no per-day stock by source (written by an older "
+                           "artysim); run the scenario again to plot --kind stock")
+    qs = np.asarray(ds["quantile"].values, dtype=np.float64)
+    if not np.any(np.isclose(qs, 0.5)):
+        raise ArtysimError(f"{_name(ds)}: --kind stock draws medians, but the file's quantiles "
+                           f"({', '.join(f'{q:g}' for q in qs)}) do not include 0.5")
+    med = int(np.argmin(np.abs(qs - 0.5)))
+    band = _band(qs)
+    t = _dates(ds)
+    names = [str(x) for x in ds["source"].values]
+    if ax is None:
+        fig = Figure(figsize=(14, 4.6), layout="constrained", dpi=100)
+        ax, ax_a, ax_d = fig.subplots(1, 3, width_ratios=[1.3, 1, 1])
+    else:
+        fig, ax_a, ax_d = ax.figure, None, None
+    sq = np.asarray(ds["stock_by_source_quantile"].values, dtype=np.float64)  # time x source x quantile
+    for j, name in enumerate(names):
+        c = pal.category(j)
+        out = run_out_day(sq[:, j, med])
+        label = name + ("" if out is None else f" (median run out {np.datetime_as_string(t[out])})")
+        if band is not None:
+            ax.fill_between(t, sq[:, j, band[0]], sq[:, j, band[1]], color=c, alpha=0.2, lw=0)
+        ax.plot(t, sq[:, j, med], color=c, lw=1.8, label=label)
+        if out is not None and out > 0:
+            ax.plot([t[out]], [0], marker="v", color=c, ms=7, clip_on=False)
+    ax.set_ylim(bottom=0)
+    ax.set_xlim(t[0], t[-1])
+    ax.set_ylabel("rounds on hand by source (end of day)")
+    _rounds_axis(ax)
+    _date_axis(ax)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+    note = "line: median over runs"
+    if band is not None:
+        note += f"; band: {qs[band[0]]:.0%}-{qs[band[1]]:.0%} of runs"
+    ax.set_title(f"stock by source ({note})", fontsize=10, loc="left")
+    if ax_a is not None:
+        arr = np.asarray(ds["arrivals_by_source_mean"].values, dtype=np.float64)
+        for j, name in enumerate(names):
+            ax_a.plot(t, arr[:, j], color=pal.category(j), lw=1.3, label=name)
+        ax_a.set_ylim(bottom=0)
+        ax_a.set_xlim(t[0], t[-1])
+        ax_a.set_ylabel("rounds arriving per day (mean over runs)")
+        _rounds_axis(ax_a)
+        _date_axis(ax_a)
+        ax_a.grid(alpha=0.3)
+        ax_a.legend(fontsize=8, loc="upper right")
+        ax_a.set_title("arrivals by source (received, refurbished)", fontsize=10, loc="left")
+        dq = np.asarray(ds["days_on_hand_quantile"].values, dtype=np.float64)
+        if band is not None:
+            ax_d.fill_between(t, dq[:, band[0]], dq[:, band[1]], color=pal.BANDS[1], lw=0,
+                              label=f"{qs[band[0]]:.0%}-{qs[band[1]]:.0%} of runs")
+        ax_d.plot(t, dq[:, med], color=pal.DARK_BLUE, lw=1.8, label="median")
+        ax_d.set_ylim(bottom=0)
+        ax_d.set_xlim(t[0], t[-1])
+        ax_d.set_ylabel("days of fire on hand (stock / base demand)")
+        _date_axis(ax_d)
+        ax_d.grid(alpha=0.3)
+        ax_d.legend(fontsize=8, loc="upper right")
+        ax_d.set_title("days of fire on hand, all sources", fontsize=10, loc="left")
+    fig.suptitle(f"{_name(ds)}: stock by source over time, {_runs(ds):,} runs", x=0.01, ha="left", fontsize=11)
+    return fig
 
 
 def runs_subset(ds: xr.Dataset, sub: xr.Dataset, info: dict) -> xr.Dataset:

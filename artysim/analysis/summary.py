@@ -28,8 +28,8 @@ SUMMARY_VERSION = 1  # bump when a key of the summary dict changes meaning (docs
 
 
 #: per-run and per-source outputs of the optional mechanisms (schema 2); null in older files
-MECHANISM_RUN_VARS = ("rationed_days", "depot_strikes")
-MECHANISM_SOURCE_VARS = ("refurbished", "lost", "rejected", "reworked")
+MECHANISM_RUN_VARS = ("rationed_days", "depot_strikes", "refire_asked_total")
+MECHANISM_SOURCE_VARS = ("refurbished", "lost", "rejected", "reworked", "refired")
 
 
 def _regime_shares(ds: xr.Dataset, n: int, horizon: int) -> list[dict] | None:
@@ -159,6 +159,7 @@ def format_table(s: dict) -> str:
         f"final stock, rounds         {fmt_value(*s['stock_final'])}",
         _opt_line("rationed days per run", s.get("rationed_days"), 2),
         _opt_line("depot strikes per run", s.get("depot_strikes"), 2),
+        _opt_line("re-fire asked, rounds", s.get("refire_asked_total"), 0),
         ("days by regime              " + "  ".join(
             f"{r['name']} {r['share_of_days'][0]:.3f} ± {r['share_of_days'][1]:.3f}" for r in s["regimes"]))
         if s.get("regimes") and len(s["regimes"]) > 1 else None,
@@ -219,7 +220,7 @@ _UNITS = {
     "initial": "rounds", "received": "rounds", "fired": "rounds", "duds": "rounds", "effective": "rounds",
     "dud_fraction": "fraction", "share_of_effective": "fraction", "rationed_days": "days",
     "depot_strikes": "strikes", "refurbished": "rounds", "lost": "rounds", "rejected": "rounds",
-    "reworked": "rounds", "share_of_days": "fraction",
+    "reworked": "rounds", "share_of_days": "fraction", "refire_asked_total": "rounds", "refired": "rounds",
 }
 
 

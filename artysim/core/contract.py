@@ -59,8 +59,8 @@ RunOutputs = namedtuple("RunOutputs", [
     "per_regime",  # int64 (R, max(NR, 1), N_PER_REGIME)
 ])
 
-#: Per-day statistics, *added to* (so several batches may be fed into them); the first four per
-#: thread, summed over threads by the caller; trajectories written for the sampled runs.
+#: Per-day statistics, *added to* (so several batches may be fed into them); all but the trajectories
+#: per thread, summed over threads by the caller; trajectories written for the sampled runs.
 DailyAccumulators = namedtuple("DailyAccumulators", [
     "hist",  # int32 (NT, T, N_DAILY, NB): day histograms
     "sums",  # int64 (NT, T, N_DAILY): day sums
@@ -68,6 +68,9 @@ DailyAccumulators = namedtuple("DailyAccumulators", [
     "n_short",  # int64 (NT, T): runs short on the day
     "sample_stock",  # int64 (n_sample or 1, T): stock left at the end of each day
     "sample_fired",  # int64 (n_sample or 1, T): rounds fired each day
+    "src_hist",  # int32 (NT, T, NS, NB): day histograms of end-of-day stock by source
+    "src_day",  # int64 (NT, T, 2, NS): day sums of end-of-day stock and of arrivals by source
+    "doh_hist",  # int32 (NT, T, NB): day histograms of days of fire on hand, in hundredths of a day
 ])
 
 
@@ -129,3 +132,6 @@ def check(model: KernelModel, batch: BatchInputs | None = None, out: RunOutputs 
         _expect("n_short", daily.n_short, i8, (nt, T))
         _expect("sample_stock", daily.sample_stock, i8, (None, T))
         _expect("sample_fired", daily.sample_fired, i8, (None, T))
+        _expect("src_hist", daily.src_hist, np.int32, (nt, T, ns, daily.hist.shape[3]))
+        _expect("src_day", daily.src_day, i8, (nt, T, 2, ns))
+        _expect("doh_hist", daily.doh_hist, np.int32, (nt, T, daily.hist.shape[3]))

@@ -26,6 +26,9 @@ class Daily:
     src_sums: np.ndarray  # time x 2 x sources: rounds fired and effective by source, summed over runs
     sample_stock: np.ndarray  # sample x time
     sample_fired: np.ndarray  # sample x time
+    src_hist: np.ndarray  # time x sources x bins: end-of-day stock by source
+    src_day: np.ndarray  # time x 2 x sources: end-of-day stock and arrivals by source, summed over runs
+    doh_hist: np.ndarray  # time x bins: days of fire on hand, in hundredths of a day
 
     @classmethod
     def empty(cls, T: int, n_sample: int, n_sources: int) -> Daily:
@@ -37,6 +40,9 @@ class Daily:
             src_sums=np.zeros((T, 2, n_sources), dtype=np.int64),
             sample_stock=np.full((n_sample, T), -1, dtype=np.int64),
             sample_fired=np.full((n_sample, T), -1, dtype=np.int64),
+            src_hist=np.zeros((T, n_sources, bins.NBINS), dtype=np.int64),
+            src_day=np.zeros((T, 2, n_sources), dtype=np.int64),
+            doh_hist=np.zeros((T, bins.NBINS), dtype=np.int64),
         )
 
 
@@ -56,6 +62,13 @@ def resolve_threads(threads: int | None) -> int:
     """Threads to use: the request, capped by what numba has (default: all)."""
     n = numba.config.NUMBA_NUM_THREADS if threads is None else int(threads)
     return max(1, min(n, numba.config.NUMBA_NUM_THREADS))
+
+
+def _flush(daily: Daily, hist: np.ndarray, src_hist: np.ndarray, doh_hist: np.ndarray) -> None:
+    """Add the per-thread int32 histograms into the int64 totals and clear them."""
+    for acc, part in ((daily.hist, hist), (daily.src_hist, src_hist), (daily.doh_hist, doh_hist)):
+        acc += part.sum(axis=0, dtype=np.int64)
+        part[:] = 0
 
 
 def run_batches(
@@ -78,11 +91,15 @@ def run_batches(
     sums = np.zeros((nthreads, T, layout.N_DAILY), dtype=np.int64)
     n_short = np.zeros((nthreads, T), dtype=np.int64)
     src_sums = np.zeros((nthreads, T, 2, NS), dtype=np.int64)
+    src_hist = np.zeros((nthreads, T, NS, bins.NBINS), dtype=np.int32)
+    src_day = np.zeros((nthreads, T, 2, NS), dtype=np.int64)
+    doh_hist = np.zeros((nthreads, T, bins.NBINS), dtype=np.int32)
     samp_s = np.full((max(n_sample, 1), T), -1, dtype=np.int64)
     samp_f = np.full((max(n_sample, 1), T), -1, dtype=np.int64)
     m = model.kernel
     acc = contract.DailyAccumulators(hist=hist, sums=sums, src_sums=src_sums, n_short=n_short,
-                                     sample_stock=samp_s, sample_fired=samp_f)
+                                     sample_stock=samp_s, sample_fired=samp_f, src_hist=src_hist, src_day=src_day,
+                                     doh_hist=doh_hist)
     contract.check(m, daily=acc)
     pool = ThreadPoolExecutor(nthreads, thread_name_prefix="artysim-kernel") if nthreads > 1 else None
     try:
@@ -91,7 +108,8 @@ def run_batches(
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-    daily.hist += hist.sum(axis=0, dtype=np.int64)
+    _flush(daily, hist, src_hist, doh_hist)
+    daily.src_day += src_day.sum(axis=0)
     daily.sums += sums.sum(axis=0)
     daily.n_short += n_short.sum(axis=0)
     daily.src_sums += src_sums.sum(axis=0)
@@ -140,7 +158,7 @@ def _batches(model, seed, run_start, run_stop, daily, batch_size, m, keys, acc, 
     states = [state.allocate(m) for _ in range(nthreads)]  # per thread, reused by every chunk it runs
     T = model.horizon
     NS = len(model.kinds)
-    hist = acc.hist
+    hist, src_hist, doh_hist = acc.hist, acc.src_hist, acc.doh_hist
     since_flush = 0
     for r0 in range(run_start, run_stop, batch_size):
         r1 = min(r0 + batch_size, run_stop)
@@ -157,7 +175,6 @@ def _batches(model, seed, run_start, run_stop, daily, batch_size, m, keys, acc, 
         daily.n_first_short += np.bincount(fs[fs >= 0], minlength=T)[:T]
         since_flush += n  # runs counted by one thread at most: int32 counts stay far from overflow
         if since_flush > 2**30:  # keep int32 chunk counts far from overflow
-            daily.hist += hist.sum(axis=0, dtype=np.int64)
-            hist[:] = 0
+            _flush(daily, hist, src_hist, doh_hist)
             since_flush = 0
         yield Batch(r0, r1, params, totals, per_source, per_regime)

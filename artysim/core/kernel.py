@@ -38,6 +38,7 @@ from artysim.core.layout import (
     E_TRANSIT,
     GR_DCV,
     GR_RATION,
+    GR_REFIRE,
     GR_REGIME_INIT,
     GR_RESERVE,
     GR_STRIKE_RATE,
@@ -55,6 +56,7 @@ from artysim.core.layout import (
     O_FIRED,
     O_FIRST_SHORT,
     O_RATIONED,
+    O_REFIRE_ASKED,
     O_SHORT_DAYS,
     O_SHORTFALL,
     O_STOCK_FINAL,
@@ -69,6 +71,7 @@ from artysim.core.layout import (
     P_INITIAL,
     P_LOST,
     P_RECEIVED,
+    P_REFIRED,
     P_REFURBISHED,
     P_REJECTED,
     P_REWORKED,
@@ -683,6 +686,136 @@ def _effect(m, st, daily, tid, nb, t):
         src_sums[0, s] += day_f
         src_sums[1, s] += day_e
 
+#: at most this many re-fire salvos a day: reached only when nearly every round fails (a dud rate near
+#: 1 with refire near 1); the next correction is then asked and not fired (shortfall)
+MAX_SALVOS = 10000
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _setup_refire(m, inp, st, blk, nb):
+    """Each run's re-fire fraction (demand.refire). Writes fire.rf (B,), clears fire.ask (B,)."""
+    c_rf, params, rf, ask = m.groles[GR_REFIRE], inp.params, st.fire.rf, st.fire.ask
+    for b in range(nb):
+        rf[b] = min(max(params[blk + b, c_rf], 0.0), 1.0)
+        ask[b] = 0
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _refire_split(m, st, b, f_all, total):
+    """Split a re-fire salvo of ``f_all`` rounds of run b over the sources by the issue policy (as
+    ``_issue``: in proportion to stock, or in priority order). Writes src.fs[:, b]."""
+    stock, fs, order = st.src.stock, st.src.fs, m.order
+    NS = stock.shape[0]
+    for s in range(NS):
+        fs[s, b] = 0
+    if m.issue == ISSUE_PROPORTIONAL:
+        _split_proportional(stock, fs, b, f_all, total)
+    else:
+        need = f_all
+        for j in range(order.shape[0]):
+            s = order[j]
+            part = min(need, stock[s, b])
+            fs[s, b] = part
+            need -= part
+            if need == 0:
+                break
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _refire(m, st, daily, tid, nb, t):
+    """Phase 5b: re-fire of failed rounds. After the first salvo (the day's wanted fire, phases 4 and
+    5), each run asks round(rf x failures of the previous salvo) (failures: duds and misses) and fires
+    what its stock allows by the issue policy (under a ration policy only stock above the reserve),
+    drawing duds and misses on each source's re-fire stream, one run at a time (a run's draws never
+    depend on its block); salvos stop when a correction is 0 or no stock is left. What was asked and not
+    fired is shortfall (``_account``). Writes fire.ask, fired, eff (B,), src.stock, fs, ps[:, P_FIRED /
+    P_DUDS / P_EFFECTIVE / P_REFIRED], fire.tot[O_REFIRE_ASKED], and adds to daily.src_sums[tid, t]."""
+    SS, k_refire, has_acc = st.x.SS, st.mech.k_refire, st.mech.has_acc
+    c = st.src
+    stock, q, acc, ps, fs = c.stock, c.q, c.acc, c.ps, c.fs
+    f = st.fire
+    fired, eff, ask, rf, tot, rres, dbase = f.fired, f.eff, f.ask, f.rf, f.tot, f.rres, f.dbase
+    has_ration = st.mech.has_ration
+    src_sums = daily.src_sums[tid, t]
+    NS = stock.shape[0]
+    for b in range(nb):
+        asked = 0
+        fail = fired[b] - eff[b]
+        salvos = 0
+        while True:
+            want = int(math.floor(rf[b] * fail + 0.5))
+            if want <= 0:
+                break
+            if salvos == MAX_SALVOS:  # the cap: this correction is asked, and not fired
+                asked += want
+                break
+            salvos += 1
+            total = 0
+            for s in range(NS):
+                total += stock[s, b]
+            room = total
+            if has_ration:  # re-fire never draws the ration reserve
+                room = min(total, max(int(math.floor(total - rres[b] * dbase[b])), 0))
+            if room <= 0:
+                break
+            asked += want
+            f_all = min(want, room)
+            _refire_split(m, st, b, f_all, total)
+            fail = 0
+            for s in range(NS):
+                n = fs[s, b]
+                if n == 0:
+                    continue
+                S = SS[k_refire[s]]
+                d = binomial(S, b, n, q[s, b])
+                h = n - d
+                if has_acc[s]:
+                    h = binomial(S, b, h, acc[s, b])
+                stock[s, b] -= n
+                ps[s, P_FIRED, b] += n
+                ps[s, P_DUDS, b] += d
+                ps[s, P_EFFECTIVE, b] += h
+                ps[s, P_REFIRED, b] += n
+                src_sums[0, s] += n
+                src_sums[1, s] += h
+                fired[b] += n
+                eff[b] += h
+                fail += n - h
+            if f_all < want:
+                break
+        ask[b] = asked
+        tot[O_REFIRE_ASKED, b] += asked
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _account_sources(st, daily, tid, nb, t):
+    """Phase 6b: the day's statistics by source: end-of-day stock (histogram and sum) and arrivals
+    (received and refurbished today) of each source, and days of fire on hand (all stock over the day's
+    base demand, in hundredths of a day, histogram). Writes src.arr_prev (NS, B); adds to
+    daily.src_hist[tid, t] (NS, NB), src_day[tid, t] (2, NS) and doh_hist[tid, t] (NB,). Uses x.rest."""
+    stock, ps, prev, dbase, left = st.src.stock, st.src.ps, st.src.arr_prev, st.fire.dbase, st.x.rest
+    NS = stock.shape[0]
+    shist, sday, dhist = daily.src_hist[tid, t], daily.src_day[tid, t], daily.doh_hist[tid, t]
+    for b in range(nb):
+        left[b] = 0
+    for s in range(NS):
+        row = shist[s]
+        sum_s = 0
+        sum_a = 0
+        for b in range(nb):
+            v = stock[s, b]
+            left[b] += v
+            sum_s += v
+            row[bin_index(v)] += 1
+            cum = ps[s, P_RECEIVED, b] + ps[s, P_REFURBISHED, b]
+            sum_a += cum - (prev[s, b] if t > 0 else 0)
+            prev[s, b] = cum
+        sday[0, s] += sum_s
+        sday[1, s] += sum_a
+    for b in range(nb):
+        x = 100.0 * left[b] / dbase[b] if dbase[b] > 0.0 else 4e18
+        dhist[bin_index(int(min(x, 4e18)))] += 1
+
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
 def _account(m, inp, st, daily, tid, blk, nb, t):
@@ -691,6 +824,7 @@ def _account(m, inp, st, daily, tid, blk, nb, t):
     n_short[tid, t]; writes the trajectories of sampled runs (daily.sample_*[run, t])."""
     f = st.fire
     dem, fired, avail, eff, tot, bins, threshold = f.dem, f.fired, f.avail, f.eff, f.tot, st.x.bins, m.threshold
+    ask = f.ask
     sum_s = 0
     sum_f = 0
     sum_e = 0
@@ -699,7 +833,7 @@ def _account(m, inp, st, daily, tid, blk, nb, t):
     for b in range(nb):  # no data-dependent branch: vectorises
         d = dem[b]
         fb = fired[b]
-        shortfall = d - fb
+        shortfall = d + ask[b] - fb  # what was asked (wanted fire and re-fire corrections) and not fired
         left = avail[b] - fb
         e = eff[b]
         tot[O_DEMAND, b] += d
@@ -795,13 +929,15 @@ def simulate_chunk(m, inp, out, daily, st, tid, r_lo, r_hi):
     numba ``prange`` over chunks did the same and cost a quarter of the cold compile in parfor
     lowering).
     """
-    T, has_regimes = m.horizon, st.mech.has_regimes
+    T, has_regimes, has_refire = m.horizon, st.mech.has_regimes, st.mech.has_refire
     for blk in range(r_lo, r_hi, BLOCK):
         nb = min(BLOCK, r_hi - blk)
         _setup_runs(m, inp, st, blk, nb)
         if has_regimes:
             _setup_regimes(m, inp, st, blk, nb)
         _setup_sources(m, inp, st, blk, nb)
+        if has_refire:
+            _setup_refire(m, inp, st, blk, nb)
         for t in range(T):
             _schedule_changes(m, inp, st, blk, nb, t)
             _arrivals(m, st, nb, t)
@@ -810,5 +946,8 @@ def simulate_chunk(m, inp, out, daily, st, tid, r_lo, r_hi):
             _demand(st, nb)
             _issue(m, st, nb)
             _effect(m, st, daily, tid, nb, t)
+            if has_refire:
+                _refire(m, st, daily, tid, nb, t)
             _account(m, inp, st, daily, tid, blk, nb, t)
+            _account_sources(st, daily, tid, nb, t)
         _write_outputs(m, st, out, blk, nb)

@@ -40,7 +40,8 @@ GR_RATION = 2  # ration policy: fraction of demand issued at the reserve
 GR_STRIKE_RATE = 3  # depot strikes per year
 GR_STRIKE_ROW = 4  # row of the strike fraction in the coded-distribution table
 GR_REGIME_INIT = 5  # fixed initial regime, or -1: drawn from the stationary distribution
-N_GROLES = 6
+GR_REFIRE = 6  # demand.refire: share of a salvo's failed rounds fired again the same day (-1: no re-fire)
+N_GROLES = 7
 
 # columns of the per-source event-row table (rows of the coded-distribution table, -1 = none)
 E_TRANSIT = 0
@@ -71,7 +72,8 @@ O_SHORT_DAYS = 6
 O_FIRST_SHORT = 7  # -1 when never short
 O_RATIONED = 8  # days on which the ration policy held fire back
 O_STRIKES = 9  # depot strikes
-N_TOTALS = 10
+O_REFIRE_ASKED = 10  # re-fire: rounds asked by the corrections after the first salvo (fired or not)
+N_TOTALS = 11
 
 # per-run, per-source totals
 P_INITIAL = 0
@@ -86,7 +88,8 @@ P_LOST = 8  # destroyed by depot strikes
 P_REJECTED = 9  # imports: rejected on receipt
 P_REWORKED = 10  # imports: rejected rounds back from rework (also counted in received)
 P_DISRUPTIONS = 11  # production: disruption events
-N_PER_SOURCE = 12
+P_REFIRED = 12  # re-fire: rounds fired again after failures (also counted in P_FIRED)
+N_PER_SOURCE = 13
 
 # per-run, per-regime outputs
 Q_DAYS = 0
@@ -141,8 +144,13 @@ def stream_strikes(n_sources: int) -> int:
     return 2 + 3 * n_sources
 
 
+def stream_refire(s: int, n_sources: int) -> int:
+    """Duds and misses of the re-fired rounds of source s (drawn only when demand.refire is used)."""
+    return 3 + 3 * n_sources + s
+
+
 def n_streams(n_sources: int) -> int:
-    return 3 + 3 * n_sources
+    return 3 + 4 * n_sources
 
 
 def path_domain(name: str) -> int:
@@ -153,7 +161,8 @@ def path_domain(name: str) -> int:
 def stream_names(sources: list[str]) -> list[str]:
     """The name of each stream, in kernel order (its key is a hash of the name and the seed)."""
     return (["model:demand"] + [f"model:arrivals.{n}" for n in sources] + [f"model:effect.{n}" for n in sources]
-            + [f"model:events.{n}" for n in sources] + ["model:regime", "model:strikes"])
+            + [f"model:events.{n}" for n in sources] + ["model:regime", "model:strikes"]
+            + [f"model:refire.{n}" for n in sources])
 
 
 # ---- rows of the schedule tables: demand.base, then each source's rate (production annual, import

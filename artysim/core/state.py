@@ -14,6 +14,7 @@ import numpy as np
 from artysim.core import layout
 from artysim.core.layout import (
     BLOCK,
+    GR_REFIRE,
     GR_RESERVE,
     GR_STRIKE_RATE,
     KD,
@@ -40,6 +41,8 @@ Mechanisms = namedtuple("Mechanisms", [
     "k_demand", "k_regime", "k_strikes",  # int: the demand, regime and depot-strike streams
     "k_arrivals", "k_effect", "k_events",  # int64 (NS,): each source's arrivals, effect and events streams
     "r_rate", "r_size",  # int64 (NS,): each source's rate and shipment-size rows of the schedule tables
+    "has_refire",  # bool: demand.refire is given (failed rounds are fired again)
+    "k_refire",  # int64 (NS,): each source's re-fire stream (duds and misses of re-fired rounds)
 ])
 #: Random streams and scratch: SS (NK, 4, B) stream states; G (B,) each run's spare normal; noise (B,)
 #: a day's lognormal factors; work (3, B), rest (B,) sampler scratch; duds, hits, misses (B,) and bins
@@ -47,8 +50,9 @@ Mechanisms = namedtuple("Mechanisms", [
 Scratch = namedtuple("Scratch", ["SS", "G", "noise", "work", "rest", "duds", "hits", "misses", "bins"])
 #: Stocks (NS, B): stock (int64), q its mean dud probability and lq = logit(q), sq the run's dud rate,
 #: acc accuracy and lacc = logit(acc); ps (NS, N_PER_SOURCE, B) per-source totals; fs (NS, B) the
-#: day's issue by source.
-Stocks = namedtuple("Stocks", ["stock", "q", "lq", "sq", "acc", "lacc", "ps", "fs"])
+#: day's issue by source (then each re-fire salvo's); arr_prev (NS, B) rounds received and refurbished
+#: up to the day before (for the day's arrivals by source).
+Stocks = namedtuple("Stocks", ["stock", "q", "lq", "sq", "acc", "lacc", "ps", "fs", "arr_prev"])
 #: Production (NS, B): rate0 rounds/day at day 0 and slope per day; smu, ssig the daily lognormal
 #: noise; dlam, edlam disruption events/day and exp(-dlam); dis_end, dis_f (NS, B, KD or 1): the end day
 #: and output factor of each disruption slot.
@@ -64,9 +68,10 @@ Refurb = namedtuple("Refurb", ["left", "rate", "q"])
 #: Fire (B,): dbase base demand/day, dmult the regime multiplier, dmu, dsig its lognormal noise; dem,
 #: avail, fired, eff (int64) the day's demand, stock before issue, rounds fired and effective; rres,
 #: rfrac the ration reserve (days of base fire) and fraction; klam, eklam depot strikes/day and
-#: exp(-klam); tot (N_TOTALS, B) per-run totals.
+#: exp(-klam); tot (N_TOTALS, B) per-run totals; rf (B,) the re-fire fraction, ask (B,) int64 the
+#: rounds the day's re-fire corrections asked for (0 without re-fire).
 Fire = namedtuple("Fire", ["dbase", "dmult", "dmu", "dsig", "dem", "avail", "fired", "eff",
-                           "rres", "rfrac", "klam", "eklam", "tot"])
+                           "rres", "rfrac", "klam", "eklam", "tot", "rf", "ask"])
 #: Regime chain (NR or 1, B): rmult demand multiplier, rleave daily leaving probability; reg (B,) the
 #: current regime; preg (NR or 1, N_PER_REGIME, B) per-regime totals.
 Regimes = namedtuple("Regimes", ["rmult", "rleave", "reg", "preg"])
@@ -85,6 +90,7 @@ def mechanisms(m) -> Mechanisms:
     k_arrivals = np.zeros(NS, dtype=np.int64)
     k_effect = np.zeros(NS, dtype=np.int64)
     k_events = np.zeros(NS, dtype=np.int64)
+    k_refire = np.zeros(NS, dtype=np.int64)
     r_rate = np.zeros(NS, dtype=np.int64)
     r_size = np.zeros(NS, dtype=np.int64)
     for s in range(NS):
@@ -96,6 +102,7 @@ def mechanisms(m) -> Mechanisms:
         k_arrivals[s] = layout.stream_arrivals(s)
         k_effect[s] = layout.stream_effect(s, NS)
         k_events[s] = layout.stream_events(s, NS)
+        k_refire[s] = layout.stream_refire(s, NS)
         r_rate[s] = layout.sched_rate(s)
         r_size[s] = layout.sched_size(s, NS)
     has_strikes = m.groles[GR_STRIKE_RATE] >= 0
@@ -108,10 +115,13 @@ def mechanisms(m) -> Mechanisms:
         use[k_events[s]] = has_legacy[s] or has_dis[s] or has_reject[s]
     use[layout.stream_regime(NS)] = has_regimes
     use[layout.stream_strikes(NS)] = has_strikes
+    has_refire = m.groles[GR_REFIRE] >= 0
+    for s in range(NS):
+        use[k_refire[s]] = has_refire
     return Mechanisms(has_acc, has_legacy, has_dis, has_reject, has_rework, has_rework.any(), has_dis.any(),
                       m.groles[GR_RESERVE] >= 0, has_strikes, has_regimes, use,
                       layout.stream_demand(), layout.stream_regime(NS), layout.stream_strikes(NS),
-                      k_arrivals, k_effect, k_events, r_rate, r_size)
+                      k_arrivals, k_effect, k_events, r_rate, r_size, has_refire, k_refire)
 
 
 def allocate(m) -> BlockState:
@@ -129,7 +139,7 @@ def allocate(m) -> BlockState:
                 np.zeros(B, dtype=np.int64), np.zeros((4, B), dtype=np.int64))
     src = Stocks(np.zeros((NS, B), dtype=np.int64), np.zeros((NS, B)), np.zeros((NS, B)), np.zeros((NS, B)),
                  np.ones((NS, B)), np.zeros((NS, B)), np.zeros((NS, N_PER_SOURCE, B), dtype=np.int64),
-                 np.zeros((NS, B), dtype=np.int64))
+                 np.zeros((NS, B), dtype=np.int64), np.zeros((NS, B), dtype=np.int64))
     KDU = KD if mech.any_dis else 1
     plant = Plants(np.zeros((NS, B)), np.zeros((NS, B)), np.zeros((NS, B)), np.zeros((NS, B)),
                    np.zeros((NS, B)), np.zeros((NS, B)), np.zeros((NS, B, KDU), dtype=np.int64),
@@ -142,7 +152,8 @@ def allocate(m) -> BlockState:
     refurb = Refurb(np.zeros((NS, B), dtype=np.int64), np.zeros((NS, B)), np.zeros((NS, B)))
     fire = Fire(np.zeros(B), np.ones(B), np.zeros(B), np.zeros(B), np.zeros(B, dtype=np.int64),
                 np.zeros(B, dtype=np.int64), np.zeros(B, dtype=np.int64), np.zeros(B, dtype=np.int64),
-                np.zeros(B), np.zeros(B), np.zeros(B), np.zeros(B), np.zeros((N_TOTALS, B), dtype=np.int64))
+                np.zeros(B), np.zeros(B), np.zeros(B), np.zeros(B), np.zeros((N_TOTALS, B), dtype=np.int64),
+                np.zeros(B), np.zeros(B, dtype=np.int64))
     NRB = NR if mech.has_regimes else 1
     regs = Regimes(np.ones((NRB, B)), np.zeros((NRB, B)), np.zeros(B, dtype=np.int64),
                    np.zeros((NRB, N_PER_REGIME, B), dtype=np.int64))

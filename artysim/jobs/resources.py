@@ -92,7 +92,8 @@ def estimate(model, runs: int, threads: int, batch_size: int, *, summary: bool =
     n_engine = max(min(model.n_sample, run_stop or runs), 1)  # the engine's rows: up to the last run's index
     nb = min(batch_size, runs)
     i8 = 8
-    day_cells = T * layout.N_DAILY * bins.NBINS
+    # histogram rows per day: the N_DAILY totals, stock by source and days of fire on hand
+    day_cells = T * (layout.N_DAILY + NS + 1) * bins.NBINS
     parts = {
         "per-thread day histograms": threads * day_cells * 4,
         # Daily.hist (int64) and the sum over threads into it; the cumulative counts of one variable's
@@ -115,7 +116,7 @@ def estimate(model, runs: int, threads: int, batch_size: int, *, summary: bool =
         parts["summary"] = min(runs, SUMMARY_BLOCK) * (S + 8 + 4 * NS) * i8 * 2 + runs * 16
     mem = BASE_BYTES + sum(parts.values())
     per_day = (T * (2 * Q + 2 + 4) * i8 + layout.N_DAILY * T * i8 * 2 + 2 * n_sample * T * i8)
-    hist_bytes = layout.N_DAILY * T * bins.NBINS * i8 * 0.01  # mostly zeros: compress ~100x
+    hist_bytes = (layout.N_DAILY + NS + 1) * T * bins.NBINS * i8 * 0.01  # mostly zeros: compress ~100x
     file = int(runs * _per_run_bytes(S, NS) * COMPRESSION_RATIO + per_day + hist_bytes + 64 * 1024)
     return Estimate(memory=int(mem), file=file, memory_parts=parts)
 

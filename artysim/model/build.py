@@ -192,6 +192,9 @@ def build(scn: Scenario) -> Model:
     groles = np.full(layout.N_GROLES, -1, dtype=np.int64)
     scheds: list[list[tuple[int, int]]] = [bld.schedule("demand.base", scn.demand.base, "day-1")]
     groles[layout.GR_DCV] = bld.param("demand.daily_cv", scn.demand.daily_cv, "1")
+    rf = scn.demand.refire
+    if not (rf.is_fixed and rf.mean() == 0.0):  # refire = 0: today's model exactly, no parameter, no draws
+        groles[layout.GR_REFIRE] = bld.param("demand.refire", rf, "1")
     # regimes
     names_r: list[str] = []
     reg_mult = np.zeros(0, dtype=np.int64)

@@ -175,6 +175,7 @@ class Regime(Strict):
 class Demand(Strict):
     base: RoundsPerDaySched
     daily_cv: CV = 0.0
+    refire: Fraction = 0.0  # share of each salvo's failed rounds (duds, misses) fired again the same day
     regime: list[Regime] | None = Field(None, min_length=1, max_length=16)
     initial_regime: str | None = None
     sources: Sources = None
@@ -425,7 +426,7 @@ _DIST_FIELDS = {
     "shipments_per_month", "shipment_size", "transit_days", "available", "lot_concentration",
     "value", "multiplier", "mean_days", "legacy", "legacy_serviceable", "refurbish_per_day", "refurbished_dud_rate",
     "per_year", "cut", "days", "fraction", "reject_on_receipt", "rework_days", "rework_yield", "reserve_days",
-    "ration_fraction",
+    "ration_fraction", "refire",
 }
 
 

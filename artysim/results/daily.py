@@ -17,8 +17,10 @@ def derive_daily(stats: dict, qs: np.ndarray, n_runs: int) -> dict:
         out[f"{n}_mean"] = stats[f"{n}_sum"] / max(n_runs, 1)
     out["p_short"] = stats["n_short"] / max(n_runs, 1)
     out["p_depleted"] = np.cumsum(stats["n_first_short"]) / max(n_runs, 1)
-    for n in ("fired_by_source", "effective_by_source"):
+    for n in ("fired_by_source", "effective_by_source", "stock_by_source", "arrivals_by_source"):
         out[f"{n}_mean"] = stats[f"{n}_sum"] / max(n_runs, 1)
+    out["stock_by_source_quantile"] = bins.quantiles_from_counts(stats["stock_by_source_hist"], qs)
+    out["days_on_hand_quantile"] = bins.quantiles_from_counts(stats["days_on_hand_hist"], qs) / 100.0
     return out
 
 
@@ -27,4 +29,6 @@ def mergeable(daily) -> dict:
     return ({f"{n}_hist": daily.hist[:, j, :] for j, n in enumerate(schema.DAILY_NAMES)}
             | {f"{n}_sum": daily.sums[:, j] for j, n in enumerate(schema.DAILY_NAMES)}
             | {"n_short": daily.n_short, "n_first_short": daily.n_first_short,
-               "fired_by_source_sum": daily.src_sums[:, 0, :], "effective_by_source_sum": daily.src_sums[:, 1, :]})
+               "fired_by_source_sum": daily.src_sums[:, 0, :], "effective_by_source_sum": daily.src_sums[:, 1, :],
+               "stock_by_source_hist": daily.src_hist, "stock_by_source_sum": daily.src_day[:, 0, :],
+               "arrivals_by_source_sum": daily.src_day[:, 1, :], "days_on_hand_hist": daily.doh_hist})

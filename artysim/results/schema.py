@@ -171,6 +171,12 @@ PER_RUN = [
         "rejected rounds returned usable from rework (included in received)", column=("per_source", layout.P_REWORKED)),
     Var("disruptions", ("run", "source"), "i4", "1", "production disruption events (strikes on plants)",
         column=("per_source", layout.P_DISRUPTIONS)),
+    Var("refired", ("run", "source"), "i8", "1",
+        "rounds fired again after duds and misses (demand.refire) by source; included in fired_by_source",
+        column=("per_source", layout.P_REFIRED)),
+    Var("refire_asked_total", ("run",), "i8", "1",
+        "rounds asked by the re-fire corrections over the horizon (fired or not; unfired ones are shortfall)",
+        column=("totals", layout.O_REFIRE_ASKED)),
     Var("rationed_days", ("run",), "i4", "day", "days on which the ration policy held fire below demand",
         column=("totals", layout.O_RATIONED)),
     Var("depot_strikes", ("run",), "i4", "1", "depot strikes over the horizon", column=("totals", layout.O_STRIKES)),
@@ -203,6 +209,15 @@ PER_DAY = (
             "mean over runs of rounds fired per day by source"),
         Var("effective_by_source_mean", ("time", "source"), "f8", "day-1",
             "mean over runs of effective rounds per day by source"),
+        Var("stock_by_source_quantile", ("time", "source", "quantile"), "f8", "1",
+            "quantiles over runs of end-of-day rounds on hand by source"),
+        Var("stock_by_source_mean", ("time", "source"), "f8", "1",
+            "mean over runs of end-of-day rounds on hand by source"),
+        Var("arrivals_by_source_mean", ("time", "source"), "f8", "day-1",
+            "mean over runs of rounds arriving per day by source (received and refurbished)"),
+        Var("days_on_hand_quantile", ("time", "quantile"), "f8", "days",
+            "quantiles over runs of days of fire on hand: end-of-day stock over that day's base demand "
+            "(binned in hundredths of a day)"),
         Var("stock_sample", ("sample", "time"), "i8", "1",
             "end-of-day rounds on hand, all sources, in sampled runs"),
         Var("fired_sample", ("sample", "time"), "i8", "day-1", "rounds fired per day in sampled runs"),
@@ -219,7 +234,16 @@ MERGEABLE = (
        Var("n_first_short", ("time",), "i8", "1", "number of runs whose first shortage day is that day"),
        Var("fired_by_source_sum", ("time", "source"), "i8", "day-1", "sum over runs of rounds fired per day by source"),
        Var("effective_by_source_sum", ("time", "source"), "i8", "day-1",
-           "sum over runs of effective rounds per day by source")]
+           "sum over runs of effective rounds per day by source"),
+       Var("stock_by_source_hist", ("time", "source", "bin"), "i8", "1",
+           "count of runs per value bin of end-of-day rounds on hand by source"),
+       Var("stock_by_source_sum", ("time", "source"), "i8", "1",
+           "sum over runs of end-of-day rounds on hand by source"),
+       Var("arrivals_by_source_sum", ("time", "source"), "i8", "day-1",
+           "sum over runs of rounds arriving per day by source (received and refurbished)"),
+       Var("days_on_hand_hist", ("time", "bin"), "i8", "1",
+           "count of runs per value bin of days of fire on hand in hundredths of a day (stock x 100 / base "
+           "demand, rounded down)")]
 )
 
 ALL = PER_RUN + PER_DAY + MERGEABLE
