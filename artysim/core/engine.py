@@ -48,6 +48,7 @@ class Batch:
     totals: np.ndarray
     per_source: np.ndarray
     per_regime: np.ndarray
+    observed: np.ndarray  # runs x observations x 2: window sums (kernel.observed; model.observed finishes them)
 
 
 def resolve_threads(threads: int | None) -> int:
@@ -93,7 +94,8 @@ def run_batches(
         per_source = np.empty((n, NS, layout.N_PER_SOURCE), dtype=np.int64)
         per_regime = np.empty((n, model.n_regimes, layout.N_PER_REGIME), dtype=np.int64)
         inp = contract.BatchInputs(run0=int(r0), keys=keys, params=params, n_sample=int(n_sample))
-        out = contract.RunOutputs(totals=totals, per_source=per_source, per_regime=per_regime)
+        observed = np.empty((n, m.obs.shape[0], 2), dtype=np.int64)
+        out = contract.RunOutputs(totals=totals, per_source=per_source, per_regime=per_regime, observed=observed)
         contract.check(m, inp, out)
         kernel.simulate(m, inp, out, acc, chunks)
         fs = totals[:, layout.O_FIRST_SHORT]
@@ -103,7 +105,7 @@ def run_batches(
             daily.hist += hist.sum(axis=0, dtype=np.int64)
             hist[:] = 0
             since_flush = 0
-        yield Batch(r0, r1, params, totals, per_source, per_regime)
+        yield Batch(r0, r1, params, totals, per_source, per_regime, observed)
     daily.hist += hist.sum(axis=0, dtype=np.int64)
     daily.sums += sums.sum(axis=0)
     daily.n_short += n_short.sum(axis=0)

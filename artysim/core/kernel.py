@@ -14,7 +14,8 @@ sums, so results are identical whatever the thread count, chunking or batch boun
 A block's runs are set up (``_setup_runs``, ``_setup_regimes``, ``_setup_sources``), then each day
 runs the phases ``_schedule_changes``, ``_arrivals`` (``_produce`` with ``_disruptions``; ``_ship``
 with ``_dispatch`` and ``_receive``; ``_refurbish``), ``_losses``, ``_regime_step``, ``_demand``,
-``_issue``, ``_effect`` and ``_account``, and ``_write_outputs`` ends the block. The phases are
+``_issue``, ``_effect``, ``_account`` and ``_observe``, and ``_write_outputs`` (with
+``_write_observed``) ends the block. The phases are
 inlined by numba (``inline="always"``), so the compiled loop is the single function it was; each
 helper's docstring names the state it writes.
 """
@@ -60,6 +61,16 @@ from artysim.core.layout import (
     O_STOCK_FINAL,
     O_STOCK_MIN,
     O_STRIKES,
+    OB_MODE,
+    OB_PS,
+    OB_SHARE,
+    OB_SRC,
+    OB_T0,
+    OB_T1,
+    OB_TOT,
+    OM_FLOW,
+    OM_STOCK_END,
+    OM_STOCK_SUM,
     P_DISPATCHED,
     P_DISRUPTIONS,
     P_DUDS,
@@ -199,7 +210,9 @@ Fire = namedtuple("Fire", ["dbase", "dmult", "dmu", "dsig", "dem", "avail", "fir
 #: Regime chain (NR or 1, B): rmult demand multiplier, rleave daily leaving probability; reg (B,) the
 #: current regime; preg (NR or 1, N_PER_REGIME, B) per-regime totals.
 Regimes = namedtuple("Regimes", ["rmult", "rleave", "reg", "preg"])
-BlockState = namedtuple("BlockState", ["mech", "x", "src", "plant", "imp", "refurb", "fire", "regs"])
+#: Observations: obs (NO or 1, 2, B) int64, each observation's window sum so far (and, for a share of
+#: fire, all rounds fired in the window).
+BlockState = namedtuple("BlockState", ["mech", "x", "src", "plant", "imp", "refurb", "fire", "regs", "obs"])
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -275,7 +288,8 @@ def _allocate(m):
     NRB = NR if mech.has_regimes else 1
     regs = Regimes(np.ones((NRB, B)), np.zeros((NRB, B)), np.zeros(B, dtype=np.int64),
                    np.zeros((NRB, N_PER_REGIME, B), dtype=np.int64))
-    return BlockState(mech, x, src, plant, imp, refurb, fire, regs)
+    obs = np.zeros((max(m.obs.shape[0], 1), 2, B), dtype=np.int64)
+    return BlockState(mech, x, src, plant, imp, refurb, fire, regs, obs)
 
 
 # ---- per-run set-up of a block
@@ -908,6 +922,77 @@ def _write_outputs(m, st, out, blk, nb):
             per_regime[r, 0, Q_ENTRIES] = 1
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _observed_now(st, row, b) -> int:
+    """The value an observation row accumulates for run b at the end of the day: the running total of
+    its flow (all sources from fire.tot, or summed over the sources' src.ps), or the end-of-day stock."""
+    s, ctot, cps = row[OB_SRC], row[OB_TOT], row[OB_PS]
+    ps, stock = st.src.ps, st.src.stock
+    if cps < 0 and ctot < 0:  # stock
+        if s >= 0:
+            return stock[s, b]
+        v = 0
+        for k in range(stock.shape[0]):
+            v += stock[k, b]
+        return v
+    if s >= 0:
+        return ps[s, cps, b]
+    if ctot >= 0:
+        return st.fire.tot[ctot, b]
+    v = 0
+    for k in range(ps.shape[0]):
+        v += ps[k, cps, b]
+    return v
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _observe(m, st, nb, t):
+    """Phase 7: each observation's window (no random draws). A flow's window sum is its running total
+    at the end of the last day minus that at the end of the day before the first (two passes over the
+    block per window, whatever its length); a stock is added up each day of its window, or taken on
+    its last day. Writes obs (NO, 2, B); cleared on day 0."""
+    obs, acc = m.obs, st.obs
+    NO = obs.shape[0]
+    if NO == 0:
+        return
+    if t == 0:
+        for o in range(NO):
+            for b in range(nb):
+                acc[o, 0, b] = 0
+                acc[o, 1, b] = 0
+    for o in range(NO):
+        row = obs[o]
+        mode, t0, t1 = row[OB_MODE], row[OB_T0], row[OB_T1]
+        if mode == OM_FLOW:
+            sign = 1 if t == t1 else (-1 if t == t0 - 1 else 0)
+            if sign == 0:
+                continue
+            for b in range(nb):
+                acc[o, 0, b] += sign * _observed_now(st, row, b)
+            if row[OB_SHARE] == 1:
+                tot = st.fire.tot
+                for b in range(nb):
+                    acc[o, 1, b] += sign * tot[O_FIRED, b]
+        elif mode == OM_STOCK_SUM:
+            if t0 <= t <= t1:
+                for b in range(nb):
+                    acc[o, 0, b] += _observed_now(st, row, b)
+        elif mode == OM_STOCK_END:
+            if t == t1:
+                for b in range(nb):
+                    acc[o, 0, b] = _observed_now(st, row, b)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _write_observed(m, st, out, blk, nb):
+    """Each observation's window sums of the block's runs. Writes out.observed[r] (NO, 2)."""
+    acc, observed = st.obs, out.observed
+    for o in range(m.obs.shape[0]):
+        for b in range(nb):
+            observed[blk + b, o, 0] = acc[o, 0, b]
+            observed[blk + b, o, 1] = acc[o, 1, b]
+
+
 # _nrt=False: the chunk and the phases inlined into it update no reference counts. Numba counts a
 # reference each time an array is bound to a name (a field read from a named tuple, an argument of an
 # inlined helper): atomic updates that, once per phase, field and day, made the kernel 40 % slower.
@@ -932,7 +1017,9 @@ def _simulate_chunk(m, inp, out, daily, st, tid, r_lo, r_hi):
             _issue(m, st, nb)
             _effect(m, st, daily, tid, nb, t)
             _account(m, inp, st, daily, tid, blk, nb, t)
+            _observe(m, st, nb, t)
         _write_outputs(m, st, out, blk, nb)
+        _write_observed(m, st, out, blk, nb)
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy", nogil=True)
