@@ -310,7 +310,8 @@ def compare_cmd(a, b, fmt, where) -> None:
 @click.option("--kind", "-k", required=True, metavar="KIND",
               help="fan, depletion, sources, histogram, tornado, swing (tornado in outcome units), compare "
                    "(with --against), sweep or heatmap (a sweep file; heatmap: two varied parameters), or "
-                   "solve (a file of 'artysim solve -o').")
+                   "solve (a file of 'artysim solve -o'), calibration (a file of 'artysim calibrate': prior vs "
+                   "posterior).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Picture file (.png or .svg).")
 @click.option("--outcome", help="tornado, swing: the per-run outcome ranked (default first_shortage_day); sweep, "
                                 "heatmap: the statistic per variant (default P(any shortage); first_shortage_day: "

@@ -276,3 +276,25 @@ def test_a_crafted_definitions_attribute_is_refused(files, tmp_path):
     with netCDF4.Dataset(bad, "a") as nc:
         nc["observed"].definitions = "[{\"name\": 3}"
     assert_refused(_cli("calibrate", bad, "-o", tmp_path / "c.nc"), "bad.nc", "definitions")
+
+
+def test_plots_of_a_calibrated_file_use_the_weights_and_say_so(files, tmp_path):
+    from artysim.analysis import plots
+    from artysim.results.reader import open_file
+
+    for kind in ("calibration", "depletion", "histogram", "fan"):
+        r = _cli("plot", files["cal"], "--kind", kind, "-o", tmp_path / f"{kind}.png")
+        assert r.exit_code == 0, r.output
+        assert (tmp_path / f"{kind}.png").stat().st_size > 1000
+    with open_file(files["cal"]) as ds, open_file(files["whole"]) as prior:
+        fig = plots.plot(ds, "depletion")
+        title = fig.axes[0].get_title(loc="left")
+        assert "calibrated on fired_all" in title
+        assert "does not use the calibration weights" in plots.plot(ds, "fan").axes[0].get_title(loc="left")
+        w = ds["weight"].values
+        fsd = ds["first_shortage_day"].values
+        line = fig.axes[0].lines[0].get_ydata()  # % depleted by the last day: the weighted share
+        assert line[-1] == pytest.approx(100 * (w * ~np.isnan(fsd)).sum() / w.sum(), rel=1e-12)
+        assert plots.plot(prior, "depletion").axes[0].lines[0].get_ydata()[-1] != pytest.approx(line[-1])
+    assert_refused(_cli("plot", files["whole"], "--kind", "calibration", "-o", tmp_path / "x.png"),
+                   "needs a calibrated file")
