@@ -274,4 +274,4 @@ MERGEABLE = (
 )
 
 ALL = PER_RUN + PER_DAY + MERGEABLE
-BY_NAME = {v.name: v for v in ALL + OBSERVED + [WEIGHT]}
+BY_NAME = {v.name: v for v in ALL}  # every file has these (observed, weight: OBSERVED, WEIGHT)
