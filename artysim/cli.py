@@ -260,6 +260,25 @@ def summary_cmd(results, fmt, stats, where) -> None:
     click.echo(summary.format_any(s, fmt))
 
 
+@main.command("calibrate")
+@click.argument("results", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The calibrated copy: RESULTS with weight(run) added.")
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def calibrate_cmd(results, output, force, fmt) -> None:
+    """Weight the runs of RESULTS by the likelihood of its scenario's observations (bands accept or reject,
+    normal and lognormal error models give densities) and write the weights into a copy; every reading
+    command then uses them."""
+    from artysim.analysis import calibrate
+    from artysim.analysis.stats import jsonable
+
+    rep = calibrate.calibrate(results, output, force=force)
+    if "warning" in rep:
+        click.echo(f"artysim: warning: {rep['warning']}", err=True)
+    click.echo(json.dumps(jsonable(rep), indent=2) if fmt == "json" else calibrate.format_report(rep))
+
+
 @main.command("compare")
 @click.argument("a")
 @click.argument("b")
@@ -291,7 +310,8 @@ def compare_cmd(a, b, fmt, where) -> None:
 @click.option("--kind", "-k", required=True, metavar="KIND",
               help="fan, depletion, sources, histogram, tornado, swing (tornado in outcome units), compare "
                    "(with --against), sweep or heatmap (a sweep file; heatmap: two varied parameters), or "
-                   "solve (a file of 'artysim solve -o').")
+                   "solve (a file of 'artysim solve -o'), calibration (a file of 'artysim calibrate': prior vs "
+                   "posterior).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Picture file (.png or .svg).")
 @click.option("--outcome", help="tornado, swing: the per-run outcome ranked (default first_shortage_day); sweep, "
                                 "heatmap: the statistic per variant (default P(any shortage); first_shortage_day: "

@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 from test_bad_options import CASES, SCENARIO, fill  # noqa: E402
+from test_calibrate import BASE_OBS, OBSERVATION_CASES  # noqa: E402
 
 from artysim.cli import main  # noqa: E402
 from artysim.jobs import resources  # noqa: E402
@@ -158,6 +159,35 @@ def scenario_rows(d: Path) -> list[tuple[str, str, int, str]]:
         if len(shown) > 120:  # the deep and long documents of issue 11
             shown = shown[:60] + f" ... ({len(shown)} characters)`"
         rows.append((klass, shown, code, msg.replace(str(d) + "/", "")))
+    return rows
+
+
+def observation_rows(d: Path) -> list[tuple[str, str, int, str]]:
+    """[[observation]] tables that cannot be (tests/test_calibrate.py's cases), then calibrate given a
+    file without observations and a file already calibrated."""
+    rows = []
+    text = SCENARIO + "\n" + BASE_OBS
+    for klass, (old, new), _ in OBSERVATION_CASES:
+        f = d / "bad.toml"
+        f.write_text(text.replace(old, new, 1))
+        code, msg = cli(["validate", f])
+        shown = f"`{new.strip()}`".replace("\n", " ")
+        rows.append((klass, shown if len(shown) <= 120 else shown[:100] + " ...`", code, msg.replace(str(d) + "/", "")))
+    scn = d / "obs.toml"
+    scn.write_text(text.replace("low = 1, high = 2", "low = 0, high = 1e9"))
+    plain, withobs, calibrated = d / "plain.nc", d / "obs.nc", d / "calibrated.nc"
+    plain_scn = d / "plain.toml"
+    plain_scn.write_text(SCENARIO)
+    cli(["run", plain_scn, "-o", plain, "-q"])
+    cli(["run", scn, "-o", withobs, "-q"])
+    cli(["calibrate", withobs, "-o", calibrated])
+    for klass, args in (("calibrating a file written without observations", ["calibrate", plain, "-o", d / "c.nc"]),
+                        ("calibrating a file already calibrated", ["calibrate", calibrated, "-o", d / "c.nc"]),
+                        ("calibrate onto an existing file", ["calibrate", withobs, "-o", plain]),
+                        ("calibrate onto its input", ["calibrate", withobs, "-o", withobs, "--force"])):
+        code, msg = cli(args)
+        shown = " ".join(["artysim"] + [str(a).replace(str(d) + "/", "") for a in args])
+        rows.append((klass, f"`{shown}`", code, msg.replace(str(d) + "/", "")))
     return rows
 
 
@@ -292,6 +322,7 @@ def render() -> str:
         d = Path(tmp)
         sections = [
             ("Scenario files (`artysim validate bad.toml`; `run` gives the same line)", scenario_rows(d)),
+            ("Observations and calibration", observation_rows(d)),
             ("Command-line options", option_rows(d)),
             ("Results files given to the reading commands", results_rows(d)),
             ("Output files, disk and memory", output_rows(d)),

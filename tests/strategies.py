@@ -204,6 +204,41 @@ def scenario_doc(draw, max_horizon: int = 60, max_sources: int = 4, need_stockpi
         doc["output"] = out
     if draw(st.booleans()):
         draw(mechanisms(doc))
+    if draw(st.booleans()):
+        draw(observations(doc))
+    return doc
+
+
+OBS_QUANTITIES = ("demand", "fired", "effective", "duds", "received", "dispatched", "stock", "shortfall")
+
+
+@st.composite
+def observations(draw, doc: dict) -> dict:
+    """Add 1-3 valid [[observation]] tables (windows inside the horizon, cites that resolve), in place."""
+    start, horizon = doc["scenario"]["start_date"], doc["scenario"]["horizon_days"]
+    srcs = doc["source"]
+    out = []
+    for i in range(draw(st.integers(1, 3))):
+        q = draw(st.sampled_from(OBS_QUANTITIES))
+        o: dict = {"name": f"obs_{i}", "quantity": q}
+        imports = [s["name"] for s in srcs if s["kind"] == "import"]
+        pool = [] if q in ("demand", "shortfall") else imports if q == "dispatched" else [s["name"] for s in srcs]
+        if pool and draw(st.booleans()):
+            o["source"] = draw(st.sampled_from(pool))
+        a = draw(st.integers(0, horizon - 1))
+        b = draw(st.integers(a, horizon - 1))
+        if a > 0 or draw(st.booleans()):
+            o["from"] = start + dt.timedelta(days=a)
+        o["to"] = start + dt.timedelta(days=b)
+        stats = ["sum", "mean_per_day"] + (["at_end"] if q == "stock" else []) + (
+            ["share_of_fired"] if "source" in o and q != "stock" else [])
+        o["statistic"] = draw(st.sampled_from(stats))
+        o["value"] = draw(st.sampled_from([{"dist": "uniform", "low": 0, "high": 1},
+                                           {"dist": "normal", "mean": 1000, "sd": 100},
+                                           {"dist": "lognormal", "median": 1000, "sigma": 0.5}]))
+        o["cite"] = draw(st.lists(st.sampled_from(["N33", "D01", "R01"]), min_size=1, max_size=2))
+        out.append(o)
+    doc["observation"] = out
     return doc
 
 
@@ -474,12 +509,48 @@ def _m_many_sources(draw, doc):
     return Mutation(doc, "too many sources", "source", True, "source")
 
 
+def _m_observation(draw, doc):
+    """One bad [[observation]]: a window outside the horizon or reversed, an unknown quantity or source,
+    share_of_fired without a source, a band with low > high, a cite that does not resolve."""
+    start, horizon = doc["scenario"]["start_date"], doc["scenario"]["horizon_days"]
+    if start.year > 2099 or start.year < 1901:
+        doc["scenario"]["start_date"] = start = dt.date(2024, 1, 1)
+    last = start + dt.timedelta(days=horizon - 1)
+    o = {"name": "bad", "quantity": "fired", "to": last, "statistic": "sum",
+         "value": {"dist": "uniform", "low": 0, "high": 1}, "cite": ["N33"]}
+    how = draw(st.sampled_from(["after", "before", "reversed", "quantity", "source", "share", "band", "cite"]))
+    key = {"after": "to", "before": "from", "reversed": "to", "quantity": "quantity", "source": "source",
+           "share": "source", "band": "value", "cite": "cite"}[how]
+    if how == "after":
+        o["to"] = last + dt.timedelta(days=draw(st.integers(1, 400)))
+    elif how == "before":
+        o["from"] = start - dt.timedelta(days=draw(st.integers(1, 400)))
+    elif how == "reversed":
+        if horizon < 2:
+            doc["scenario"]["horizon_days"] = horizon = 2
+            last = start + dt.timedelta(days=1)
+        o["from"], o["to"] = last, start
+    elif how == "quantity":
+        o["quantity"] = draw(st.sampled_from(["firing", "stocks", "", "Fired"]))
+    elif how == "source":
+        o["source"] = draw(names.filter(lambda n: n not in [s["name"] for s in doc["source"]]))
+    elif how == "share":
+        o["statistic"] = "share_of_fired"
+    elif how == "band":
+        o["value"] = {"dist": "uniform", "low": 2, "high": draw(st.sampled_from([1, 2, -5]))}
+    else:
+        o["cite"] = ["N33", draw(st.sampled_from(["Z99", "N999", "n33", "", "X01"]))]
+    doc["observation"] = [o]
+    path = f"observation[0].{key}"
+    return Mutation(doc, f"bad observation ({how})", path, True, path)
+
+
 MUTATIONS = {
     "wrong type": _m_wrong_type, "missing key": _m_delete, "unknown key": _m_unknown_key,
     "bad number": _m_bad_number, "probability outside [0, 1]": _m_fraction, "min > max": _m_min_max,
     "empty source list": _m_empty_sources, "duplicate source name": _m_duplicate_name,
     "date out of range": _m_date, "absurd value": _m_absurd, "unicode string": _m_unicode,
-    "too many sources": _m_many_sources,
+    "too many sources": _m_many_sources, "bad observation": _m_observation,
 }
 
 

@@ -279,6 +279,7 @@ class Sim:
     daily: engine.Daily
     runs: int
     per_regime: np.ndarray | None = None
+    observed: np.ndarray | None = None  # runs x observations (model.observed)
 
     def total(self, name: str) -> np.ndarray:
         return self.totals[:, TOTAL_COLS[name]]
@@ -307,7 +308,8 @@ def simulate(loaded_or_text, runs: int, seed: int = 12345, **kw) -> Sim:
     """Run a scenario (a Loaded or a TOML string) in memory."""
     loaded = load_scenario(loaded_or_text) if isinstance(loaded_or_text, str) else loaded_or_text
     model, cat, daily = runner.simulate_in_memory(loaded, runs, seed, **kw)
-    return Sim(model, cat["params"], cat["totals"], cat["per_source"], daily, runs, cat["per_regime"])
+    return Sim(model, cat["params"], cat["totals"], cat["per_source"], daily, runs, cat["per_regime"],
+               cat["observed"])
 
 
 def assert_refused(result, *needles: str) -> str:

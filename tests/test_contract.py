@@ -27,7 +27,8 @@ def _out(km, runs=3):
     ns, nr = km.kinds.shape[0], max(km.reg_mult.shape[0], 1)
     return contract.RunOutputs(totals=np.zeros((runs, layout.N_TOTALS), dtype=np.int64),
                                per_source=np.zeros((runs, ns, layout.N_PER_SOURCE), dtype=np.int64),
-                               per_regime=np.zeros((runs, nr, layout.N_PER_REGIME), dtype=np.int64))
+                               per_regime=np.zeros((runs, nr, layout.N_PER_REGIME), dtype=np.int64),
+                               observed=np.zeros((runs, km.obs.shape[0], 2), dtype=np.int64))
 
 
 def test_model_kernel_tables_satisfy_the_contract(km):

@@ -31,7 +31,9 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 KINDS = ("fan", "depletion", "sources", "histogram", "tornado", "sweep", "solve", "compare", "heatmap", "swing",
-         "stock")
+         "stock", "calibration")
+#: kinds that use a calibrated file's run weights (the others draw the prior runs and say so)
+WEIGHTED_KINDS = ("depletion", "histogram", "calibration")
 #: kinds drawn from two files (``against=`` the second)
 TWO_FILE_KINDS = ("compare",)
 FORMATS = ("png", "svg")
@@ -68,7 +70,24 @@ def _runs(ds: xr.Dataset) -> int:
     return int(ds.sizes.get("run", 0))
 
 
+def _weights(ds: xr.Dataset) -> np.ndarray | None:
+    return np.asarray(ds["weight"].values, dtype=np.float64) if "weight" in ds.variables else None
+
+
+def _calibrated_note(ds: xr.Dataset, kind: str) -> str:
+    if "weight" not in ds.variables:
+        return ""
+    from artysim.analysis.stats import effective_sample_size
+
+    ess = effective_sample_size(_weights(ds))
+    if kind in WEIGHTED_KINDS:
+        return f"calibrated on {ds.attrs.get('calibrated_on', '')}: runs weighted, effective sample size {ess:,.0f}"
+    return "prior runs (this kind does not use the calibration weights)"
+
+
 def _title(ax: Axes, ds: xr.Dataset, what: str, note: str = "") -> None:
+    cal = ds.attrs.get("_artysim_plot_note", "")
+    note = "; ".join(x for x in (note, cal) if x)
     sub = f"{_runs(ds):,} runs" + (f"; {note}" if note else "")
     ax.set_title(f"{_name(ds)}: {what}\n{sub}", fontsize=11, loc="left")
 
@@ -148,6 +167,16 @@ def depletion(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = N
     t = _dates(ds)
     n = _runs(ds)
     pd_ = np.asarray(ds["p_depleted"].values, dtype=np.float64)
+    w = _weights(ds)
+    if w is not None:  # calibrated: the weighted share depleted by each day; Wilson bands with the ESS
+        from artysim.analysis.stats import effective_sample_size
+
+        fsd = np.asarray(ds["first_shortage_day"].values, dtype=np.float64)
+        fin = np.isfinite(fsd)
+        by_day = np.bincount(fsd[fin].astype(np.int64), weights=w[fin], minlength=len(t))[:len(t)]
+        pd_ = np.cumsum(by_day) / w.sum()
+        n = max(effective_sample_size(w), 1.0)
+        ds = ds.drop_vars("p_short", errors="ignore")  # per-day counts are kept over all runs, unweighted
     # a subset of runs (--where) has no per-day share short: those counts are kept over all runs only
     ps = np.asarray(ds["p_short"].values, dtype=np.float64) if "p_short" in ds.variables else np.zeros(0)
     curves = ((pd_, pal.VERMILLION, "depleted: first shortage day on or before the date", "-"),
@@ -251,7 +280,9 @@ def histogram(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = N
     T = len(t)
     n = _runs(ds)
     fsd = np.asarray(ds["first_shortage_day"].values, dtype=np.float64)
-    short = fsd[np.isfinite(fsd)].astype(np.int64)
+    w = _weights(ds)
+    fin = np.isfinite(fsd)
+    short = fsd[fin].astype(np.int64)
     if bin_days:
         edges = np.arange(0, T + bin_days, bin_days)
         edges[-1] = T
@@ -262,11 +293,15 @@ def histogram(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = N
         edges = np.unique(edges)
         unit = "month"
     counts = np.histogram(short, bins=edges)[0]
+    n_short = len(short)
+    if w is not None:  # calibrated: shares of the total weight
+        counts = np.histogram(short, bins=edges, weights=w[fin] * (n / w.sum()))[0]
+        n_short = float(w[fin].sum() * n / w.sum())
     left = t[0] + edges[:-1].astype("timedelta64[D]")
     width = np.diff(edges)
     ax.bar(left, 100 * counts / n, width=width * 0.92, align="edge", color=pal.VERMILLION,
            label=f"first shortage in that {unit}")
-    never = n - len(short)
+    never = n - n_short
     p_never = 100 * never / n
     top = 100 * (counts.max() if len(counts) else 0) / n * 1.35
     cut = top > 0 and p_never > top  # the censored bar would flatten the others: cut it and say so
@@ -294,7 +329,7 @@ def histogram(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = N
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     _title(ax, ds, "date of the first shortage day",
-           f"{100 * len(short) / n:.1f} % of runs run short; bars add up to 100 % with the grey one")
+           f"{100 * n_short / n:.1f} % of runs run short; bars add up to 100 % with the grey one")
     return fig
 
 
@@ -957,10 +992,67 @@ def runs_subset(ds: xr.Dataset, sub: xr.Dataset, info: dict) -> xr.Dataset:
     return out
 
 
+def calibration(ds: xr.Dataset, ax: Axes | None = None, **_kw) -> Figure:
+    """A calibrated file: each sampled parameter's prior (grey) against its posterior (the weighted
+    runs, vermillion), and each observation's prior predictive against its band (or its error model's
+    95 % range), one panel each."""
+    import json as _json
+
+    if "weight" not in ds.variables:
+        raise ResultsError("--kind calibration needs a calibrated file (artysim calibrate RESULTS.nc -o OUT.nc)")
+    from artysim.analysis.calibrate import _centre_and_band, evidence
+
+    w = _weights(ds)
+    params = [str(p) for p in ds["parameter"].values]
+    defs = _json.loads(str(ds["observed"].attrs["definitions"]))
+    n = len(params) + len(defs)
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(4.2 * cols, 3.0 * rows + 0.6), layout="constrained", dpi=100)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+
+    def panel(a, x, title, band=None):
+        x = np.asarray(x, dtype=np.float64)
+        ok = np.isfinite(x)
+        lo, hi = (np.quantile(x[ok], [0.001, 0.999]) if ok.any() else (0.0, 1.0))
+        if band is not None:
+            lo, hi = min(lo, band[0]), max(hi, band[1])
+        edges = np.linspace(lo, hi if hi > lo else lo + 1, 41)
+        a.hist(x[ok], bins=edges, density=True, color=pal.GREY, alpha=0.6, label="prior")
+        a.hist(x[ok], bins=edges, weights=w[ok], density=True, histtype="step", lw=2, color=pal.VERMILLION,
+               label="posterior")
+        if band is not None:
+            a.axvspan(band[0], band[1], color=pal.BLUE, alpha=0.15, label="evidence")
+        a.set_title(title, fontsize=9, loc="left")
+        a.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _p: short_number(v)))
+        a.set_yticks([])
+
+    P = np.asarray(ds["parameters"].values, dtype=np.float64) if params else np.zeros((0, 0))
+    for j, name in enumerate(params):
+        panel(axes[j], P[:, j], name)
+    obs = np.asarray(ds["observed"].values, dtype=np.float64)
+    for k, d in enumerate(defs):
+        _, blo, bhi = _centre_and_band(evidence(d["value"]))
+        panel(axes[len(params) + k], obs[:, k], f"observed: {d['name']}", (blo, bhi))
+    for a in axes[n:]:
+        a.set_visible(False)
+    axes[0].legend(fontsize=7)
+    from artysim.analysis.stats import effective_sample_size
+
+    fig.suptitle(f"{_name(ds)}: calibration on {ds.attrs.get('calibrated_on', '')}\n{_runs(ds):,} runs, "
+                 f"effective sample size {effective_sample_size(w):,.0f}", fontsize=11, x=0.01, ha="left")
+    return fig
+
+
 def plot(ds: xr.Dataset, kind: str, **kw) -> Figure:
-    """The figure of one kind (dispatcher for the CLI and the accessor)."""
+    """The figure of one kind (dispatcher for the CLI and the accessor); a calibrated file's title says
+    whether the kind used its weights."""
     if kind not in KINDS:
         raise ArtysimError(f"--kind must be one of {', '.join(KINDS)} (found {kind!r})")
+    note = _calibrated_note(ds, kind)
+    if note:
+        ds = ds.copy()
+        ds.attrs["_artysim_plot_note"] = note
     return globals()[kind](ds, **kw)
 
 

@@ -42,7 +42,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from artysim.analysis.stats import Z95, mean_se, ratio_of_means
+from artysim.analysis.stats import (
+    Z95,
+    effective_sample_size,
+    mean_se,
+    ratio_of_means,
+    weighted_mean_se,
+    weighted_quantile,
+    weighted_quantile_ci,
+    weighted_ratio,
+)
 from artysim.errors import ArtysimError
 from artysim.results import schema
 
@@ -219,6 +228,11 @@ class PShortBy(Expr):
         if n == 0:
             return Estimate(math.nan, math.nan, runs=0)
         short = ~np.isnan(f) if self.day is None else (f <= self.day)  # NaN <= d is False
+        w = _weights(cols)
+        if w is not None:  # calibrated: the weighted share, its SE from the effective sample size
+            p = weighted_mean_se(short.astype(np.float64), w)[0]
+            ess = effective_sample_size(w)
+            return _normal(p, math.sqrt(max(p * (1 - p), 0.0) / ess) if ess > 0 else math.nan, n)
         p = float(np.count_nonzero(short)) / n
         return _normal(p, math.sqrt(max(p * (1 - p), 0.0) / n), n)
 
@@ -233,7 +247,8 @@ class Mean(Expr):
 
     def evaluate(self, cols) -> Estimate:
         x = cols.get(self.var, self.source)
-        m, se = mean_se(x)
+        w = _weights(cols)
+        m, se = mean_se(x) if w is None else weighted_mean_se(x, w)
         return _normal(m, se, len(x))
 
 
@@ -247,7 +262,8 @@ class Ratio(Expr):
 
     def evaluate(self, cols) -> Estimate:
         num, den = cols.get(self.num), cols.get(self.den)
-        r, se = ratio_of_means(num, den)
+        w = _weights(cols)
+        r, se = ratio_of_means(num, den) if w is None else weighted_ratio(num, den, w)
         return _normal(r, se, len(num))
 
 
@@ -265,6 +281,15 @@ class Quantile(Expr):
         n = len(x)
         if n == 0:
             return Estimate(math.nan, math.nan, runs=0)
+        w = _weights(cols)
+        if w is not None:  # calibrated: the weighted inverted-cdf quantile, interval from the ESS
+            x = np.where(np.isnan(x), np.inf, x)
+            v = weighted_quantile(x, w, self.q)
+            a, b = weighted_quantile_ci(x, w, self.q)
+            se = (b - a) / (2 * Z95) if math.isfinite(b) and math.isfinite(a) else None
+            fin = math.isfinite(v)
+            return Estimate(v if fin else None, se, (a if math.isfinite(a) else None,
+                                                     b if math.isfinite(b) else None), beyond_horizon=not fin, runs=n)
         x = np.sort(np.where(np.isnan(x), np.inf, x))  # first_shortage_day: never short = beyond
         k = order_rank(self.q, n)
         lo, hi = quantile_ranks(self.q, n)
@@ -287,6 +312,11 @@ class SeOf(Expr):
         e = self.inner.evaluate(cols)
         v = None if e.se is None else self.factor * e.se
         return Estimate(v, None, (v, v), runs=e.runs)
+
+
+def _weights(cols) -> np.ndarray | None:
+    """The runs' calibration weights when the columns come from a calibrated file, else None."""
+    return getattr(cols, "weights", None)
 
 
 def order_rank(q: float, n: int) -> int:
@@ -501,6 +531,11 @@ class DatasetColumns:
         self.runs = runs
         self.sources = [str(s) for s in ds["source"].values]
         self.cache: dict = {}
+        #: a calibrated file's weights (``artysim calibrate``): every estimator then weighs the runs
+        self.weights = None
+        if "weight" in ds.variables:
+            w = ds["weight"] if runs is None else ds["weight"][runs]
+            self.weights = np.asarray(w.values, dtype=np.float64)
 
     def get(self, var: str, source: str | None = None) -> np.ndarray:
         key = (var, source)

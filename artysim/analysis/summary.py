@@ -13,8 +13,12 @@ from artysim.analysis.stats import (
     Moments,
     censored_percentile_ci,
     censored_percentiles,
+    effective_sample_size,
     fmt_value,
     jsonable,
+    weighted_mean_se,
+    weighted_quantile,
+    weighted_quantile_ci,
     wilson,
 )
 
@@ -32,6 +36,40 @@ MECHANISM_RUN_VARS = ("rationed_days", "depot_strikes", "refire_asked_total")
 MECHANISM_SOURCE_VARS = ("refurbished", "lost", "rejected", "reworked", "refired")
 
 
+def weights_of(ds: xr.Dataset) -> np.ndarray | None:
+    """A calibrated file's run weights (``artysim calibrate``), or None."""
+    return np.asarray(ds["weight"].values, dtype=np.float64) if "weight" in ds.variables else None
+
+
+def calibration_info(ds: xr.Dataset) -> dict | None:
+    """What a calibrated file says of its weights: the observations and the effective sample size."""
+    if "weight" not in ds.variables:
+        return None
+    w = weights_of(ds)
+    return {"calibrated_on": str(ds.attrs.get("calibrated_on", "")), "effective_sample_size":
+            effective_sample_size(w)}
+
+
+def calibration_line(info: dict | None) -> str | None:
+    """The line every reading command prints for a calibrated file."""
+    if not info:
+        return None
+    return (f"calibrated: runs weighted by the evidence on {info['calibrated_on']} (effective sample size "
+            f"{info['effective_sample_size']:,.1f}); estimates are weighted, their SEs from the effective sample size")
+
+
+def _weighted_percentiles(fsd: np.ndarray, w: np.ndarray, qs) -> tuple[dict, dict]:
+    """Censored first-shortage-day percentiles and their intervals under weights (None: beyond)."""
+    x = np.where(np.isnan(fsd), np.inf, fsd)
+
+    def fin(v):
+        return float(v) if math.isfinite(v) else None
+
+    pct = {q: fin(weighted_quantile(x, w, q)) for q in qs}
+    ci = {q: tuple(fin(v) for v in weighted_quantile_ci(x, w, q)) for q in qs}
+    return pct, ci
+
+
 def _regime_shares(ds: xr.Dataset, n: int, horizon: int) -> list[dict] | None:
     """Share of days in each intensity regime, with its standard error over runs (runs are
     independent, so the SE of the mean of per-run shares is honest despite the chain's memory)."""
@@ -39,9 +77,10 @@ def _regime_shares(ds: xr.Dataset, n: int, horizon: int) -> list[dict] | None:
         return None
     names = [str(x) for x in ds["regime"].values]
     mom = Moments(len(names))
+    w = weights_of(ds)
     for i0 in range(0, n, BLOCK):
         i1 = min(n, i0 + BLOCK)
-        mom.add(ds["regime_days"][i0:i1, :].values.astype(np.float64) / horizon)
+        mom.add(ds["regime_days"][i0:i1, :].values.astype(np.float64) / horizon, None if w is None else w[i0:i1])
     return [{"name": name, "share_of_days": mom.mean_se(j)} for j, name in enumerate(names)]
 
 
@@ -55,9 +94,19 @@ def summarize(ds: xr.Dataset) -> dict:
     start = dt.date.fromisoformat(str(ds.attrs["start_date"]))
     fsd = np.asarray(ds["first_shortage_day"].values, dtype=np.float64)
     n_short = int(np.sum(~np.isnan(fsd)))
-    lo, hi = wilson(n_short, n)
-    pct = censored_percentiles(fsd, horizon)
-    pct_ci = censored_percentile_ci(fsd, tuple(pct))
+    w = weights_of(ds)
+    if w is None:
+        lo, hi = wilson(n_short, n)
+        p_short = n_short / n if n else math.nan
+        p_se = math.sqrt(max(p_short * (1 - p_short), 0) / n) if n else math.nan
+        pct = censored_percentiles(fsd, horizon)
+        pct_ci = censored_percentile_ci(fsd, tuple(pct))
+    else:  # calibrated: weighted share, Wilson interval and SE with the effective sample size for n
+        ess = effective_sample_size(w)
+        p_short = weighted_mean_se((~np.isnan(fsd)).astype(np.float64), w)[0]
+        p_se = math.sqrt(max(p_short * (1 - p_short), 0) / ess) if ess > 0 else math.nan
+        lo, hi = wilson(p_short * ess, ess) if ess > 0 else (math.nan, math.nan)
+        pct, pct_ci = _weighted_percentiles(fsd, w, (0.05, 0.25, 0.5, 0.75, 0.95))
     del fsd
     names = [str(x) for x in ds["source"].values]
     ns = len(names)
@@ -72,7 +121,7 @@ def summarize(ds: xr.Dataset) -> dict:
         for v in per_src:
             block = ds[v][i0:i1, :].values.astype(np.float64)
             cols += [block[:, j] for j in range(ns)]
-        mom.add(np.column_stack(cols))
+        mom.add(np.column_stack(cols), None if w is None else w[i0:i1])
     col = {v: k for k, v in enumerate(per_run)}
     for a, v in enumerate(per_src):
         for j in range(ns):
@@ -103,8 +152,8 @@ def summarize(ds: xr.Dataset) -> dict:
         "seed": str(ds.attrs.get("seed")),
         "start_date": start.isoformat(),
         "horizon_days": horizon,
-        "p_any_shortage": n_short / n if n else math.nan,
-        "p_any_shortage_se": math.sqrt(max(n_short / n * (1 - n_short / n), 0) / n) if n else math.nan,
+        "p_any_shortage": p_short,
+        "p_any_shortage_se": p_se,
         "p_any_shortage_ci95": [lo, hi],
         "runs_short": n_short,
         "first_shortage_day_percentiles": {str(q): v for q, v in pct.items()},
@@ -123,6 +172,9 @@ def summarize(ds: xr.Dataset) -> dict:
     for v in MECHANISM_RUN_VARS:
         out[v] = mom.mean_se(col[v]) if v in col else None
     out["regimes"] = _regime_shares(ds, n, horizon)
+    cal = calibration_info(ds)
+    if cal is not None:
+        out["calibration"] = cal
     if "missing_runs" in ds.attrs:  # a partial set of shards: say which runs are not counted
         out["missing_runs"] = str(ds.attrs["missing_runs"])
     return out
@@ -135,6 +187,7 @@ def format_table(s: dict) -> str:
         f"scenario {s['scenario']}: {s['runs']:,} runs (runs {s['run_range'][0]}..{s['run_range'][1] - 1}), "
         f"seed {s['seed']}, {s['horizon_days']} days from {s['start_date']}",
         _where_line(s),
+        calibration_line(s.get("calibration")),
         "(± is one Monte Carlo standard error)",
         "",
         f"P(any shortage day)        {s['p_any_shortage']:.4f} ± {s['p_any_shortage_se']:.4f}"
@@ -189,7 +242,8 @@ def format_stats(s: dict, est: dict) -> str:
     from artysim.analysis.statistics import format_estimate
 
     lines = [f"scenario {s['scenario']}: {s['runs']:,} runs, seed {s['seed']}, {s['horizon_days']} days from "
-             f"{s['start_date']}", _where_line(s), "(± is one Monte Carlo standard error)", ""]
+             f"{s['start_date']}", _where_line(s), calibration_line(s.get("calibration")),
+             "(± is one Monte Carlo standard error)", ""]
     lines += [format_estimate(t, e) for t, e in est.items()]
     return "\n".join(x for x in lines if x is not None)
 

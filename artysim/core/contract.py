@@ -7,7 +7,7 @@ place: ``KernelModel`` by the model (``artysim.model.build.Model.kernel``), the 
 no longer be swapped unnoticed. ``check`` verifies dtypes and shapes against each other.
 
 Shapes: NS sources, NR regimes (0: no regime chain), NP schedule pieces at most, T days, R runs of a
-batch, P per-run parameters, NK streams (``layout.n_streams(NS)``), NB histogram bins, NT threads.
+batch, P per-run parameters, NK streams (``layout.n_streams(NS)``), NB histogram bins, NT threads, NO observations.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ KernelModel = namedtuple("KernelModel", [
     "issue",  # int: ISSUE_PROPORTIONAL or ISSUE_PRIORITY
     "order",  # int64 (NS,): sources in issue priority
     "threshold",  # float: a day is short when shortfall > threshold * demand
+    "obs",  # int64 (NO, N_OB): each observation's window, source and accumulation (layout.OB_*)
 ])
 
 #: One batch of runs: global runs run0 .. run0 + R - 1.
@@ -57,6 +58,7 @@ RunOutputs = namedtuple("RunOutputs", [
     "totals",  # int64 (R, N_TOTALS)
     "per_source",  # int64 (R, NS, N_PER_SOURCE)
     "per_regime",  # int64 (R, max(NR, 1), N_PER_REGIME)
+    "observed",  # int64 (R, NO, 2): each observation's window sum (and, for a share, all rounds fired)
 ])
 
 #: Per-day statistics, *added to* (so several batches may be fed into them); all but the trajectories
@@ -113,6 +115,7 @@ def check(model: KernelModel, batch: BatchInputs | None = None, out: RunOutputs 
     _expect("reg_cum", model.reg_cum, f8, (nr, nr))
     _expect("reg_pi", model.reg_pi, f8, (nr,))
     _expect("order", model.order, i8, (None,))
+    _expect("obs", model.obs, i8, (None, layout.N_OB))
     if batch is not None:
         for name in ("run0", "n_sample"):
             if not isinstance(getattr(batch, name), int):
@@ -124,6 +127,7 @@ def check(model: KernelModel, batch: BatchInputs | None = None, out: RunOutputs 
         _expect("totals", out.totals, i8, (R, layout.N_TOTALS))
         _expect("per_source", out.per_source, i8, (R, ns, layout.N_PER_SOURCE))
         _expect("per_regime", out.per_regime, i8, (R, max(nr, 1), layout.N_PER_REGIME))
+        _expect("observed", out.observed, i8, (R, model.obs.shape[0], 2))
     if daily is not None:
         nt = daily.hist.shape[0] if isinstance(daily.hist, np.ndarray) else None
         _expect("hist", daily.hist, np.int32, (nt, T, layout.N_DAILY, None))

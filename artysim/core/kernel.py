@@ -16,7 +16,8 @@ chunking or batch boundaries.
 A block's runs are set up (``_setup_runs``, ``_setup_regimes``, ``_setup_sources``), then each day
 runs the phases ``_schedule_changes``, ``_arrivals`` (``_produce`` with ``_disruptions``; ``_ship``
 with ``_dispatch`` and ``_receive``; ``_refurbish``), ``_losses``, ``_regime_step``, ``_demand``,
-``_issue``, ``_effect`` and ``_account``, and ``_write_outputs`` ends the block. The phases are
+``_issue``, ``_effect``, ``_account`` and ``_observe``, and ``_write_outputs`` (with
+``_write_observed``) ends the block. The phases are
 inlined by numba (``inline="always"``), so the compiled loop is the single function it was; each
 helper's docstring names the state it writes.
 """
@@ -62,6 +63,16 @@ from artysim.core.layout import (
     O_STOCK_FINAL,
     O_STOCK_MIN,
     O_STRIKES,
+    OB_MODE,
+    OB_PS,
+    OB_SHARE,
+    OB_SRC,
+    OB_T0,
+    OB_T1,
+    OB_TOT,
+    OM_FLOW,
+    OM_STOCK_END,
+    OM_STOCK_SUM,
     P_DISPATCHED,
     P_DISRUPTIONS,
     P_DUDS,
@@ -910,6 +921,77 @@ def _write_outputs(m, st, out, blk, nb):
             per_regime[r, 0, Q_ENTRIES] = 1
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _observed_now(st, row, b) -> int:
+    """The value an observation row accumulates for run b at the end of the day: the running total of
+    its flow (all sources from fire.tot, or summed over the sources' src.ps), or the end-of-day stock."""
+    s, ctot, cps = row[OB_SRC], row[OB_TOT], row[OB_PS]
+    ps, stock = st.src.ps, st.src.stock
+    if cps < 0 and ctot < 0:  # stock
+        if s >= 0:
+            return stock[s, b]
+        v = 0
+        for k in range(stock.shape[0]):
+            v += stock[k, b]
+        return v
+    if s >= 0:
+        return ps[s, cps, b]
+    if ctot >= 0:
+        return st.fire.tot[ctot, b]
+    v = 0
+    for k in range(ps.shape[0]):
+        v += ps[k, cps, b]
+    return v
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _observe(m, st, nb, t):
+    """Phase 7: each observation's window (no random draws). A flow's window sum is its running total
+    at the end of the last day minus that at the end of the day before the first (two passes over the
+    block per window, whatever its length); a stock is added up each day of its window, or taken on
+    its last day. Writes obs (NO, 2, B); cleared on day 0."""
+    obs, acc = m.obs, st.obs
+    NO = obs.shape[0]
+    if NO == 0:
+        return
+    if t == 0:
+        for o in range(NO):
+            for b in range(nb):
+                acc[o, 0, b] = 0
+                acc[o, 1, b] = 0
+    for o in range(NO):
+        row = obs[o]
+        mode, t0, t1 = row[OB_MODE], row[OB_T0], row[OB_T1]
+        if mode == OM_FLOW:
+            sign = 1 if t == t1 else (-1 if t == t0 - 1 else 0)
+            if sign == 0:
+                continue
+            for b in range(nb):
+                acc[o, 0, b] += sign * _observed_now(st, row, b)
+            if row[OB_SHARE] == 1:
+                tot = st.fire.tot
+                for b in range(nb):
+                    acc[o, 1, b] += sign * tot[O_FIRED, b]
+        elif mode == OM_STOCK_SUM:
+            if t0 <= t <= t1:
+                for b in range(nb):
+                    acc[o, 0, b] += _observed_now(st, row, b)
+        elif mode == OM_STOCK_END:
+            if t == t1:
+                for b in range(nb):
+                    acc[o, 0, b] = _observed_now(st, row, b)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _write_observed(m, st, out, blk, nb):
+    """Each observation's window sums of the block's runs. Writes out.observed[r] (NO, 2)."""
+    acc, observed = st.obs, out.observed
+    for o in range(m.obs.shape[0]):
+        for b in range(nb):
+            observed[blk + b, o, 0] = acc[o, 0, b]
+            observed[blk + b, o, 1] = acc[o, 1, b]
+
+
 # _nrt=False: the chunk and the phases inlined into it update no reference counts. Numba counts a
 # reference each time an array is bound to a name (a field read from a named tuple, an argument of an
 # inlined helper): atomic updates that, once per phase, field and day, made the kernel 40 % slower.
@@ -950,4 +1032,6 @@ def simulate_chunk(m, inp, out, daily, st, tid, r_lo, r_hi):
                 _refire(m, st, daily, tid, nb, t)
             _account(m, inp, st, daily, tid, blk, nb, t)
             _account_sources(st, daily, tid, nb, t)
+            _observe(m, st, nb, t)
         _write_outputs(m, st, out, blk, nb)
+        _write_observed(m, st, out, blk, nb)

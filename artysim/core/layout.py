@@ -176,3 +176,29 @@ def sched_rate(s: int) -> int:
 
 def sched_size(s: int, n_sources: int) -> int:
     return 1 + n_sources + s
+
+
+# ---- observations (``[[observation]]``): one row per observation of the kernel's table ``obs``
+OB_MODE = 0  # OM_*: how the window is accumulated
+OB_T0 = 1  # first day of the window (inclusive)
+OB_T1 = 2  # last day of the window (inclusive)
+OB_SRC = 3  # source index, -1 = all sources
+OB_TOT = 4  # O_* column of the all-source total of a flow (-1: sum the sources' P_* column)
+OB_PS = 5  # P_* column of a flow by source (-1: stock)
+OB_SHARE = 6  # 1: also accumulate all rounds fired (the denominator of share_of_fired)
+N_OB = 7
+OM_FLOW = 0  # a flow summed over the window: cumulative total at t1 minus at t0 - 1
+OM_STOCK_SUM = 1  # end-of-day stock added up over the window's days
+OM_STOCK_END = 2  # end-of-day stock on t1
+#: quantity -> (O_* all-source total or -1, P_* per-source column or -1 for stock); one table for the
+#: model builder and the docs
+OBS_QUANTITIES = {
+    "demand": (O_DEMAND, -1),
+    "fired": (O_FIRED, P_FIRED),
+    "effective": (O_EFFECTIVE, P_EFFECTIVE),
+    "duds": (-1, P_DUDS),
+    "received": (-1, P_RECEIVED),
+    "dispatched": (-1, P_DISPATCHED),
+    "stock": (-1, -1),
+    "shortfall": (O_SHORTFALL, -1),
+}

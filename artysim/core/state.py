@@ -75,7 +75,9 @@ Fire = namedtuple("Fire", ["dbase", "dmult", "dmu", "dsig", "dem", "avail", "fir
 #: Regime chain (NR or 1, B): rmult demand multiplier, rleave daily leaving probability; reg (B,) the
 #: current regime; preg (NR or 1, N_PER_REGIME, B) per-regime totals.
 Regimes = namedtuple("Regimes", ["rmult", "rleave", "reg", "preg"])
-BlockState = namedtuple("BlockState", ["mech", "x", "src", "plant", "imp", "refurb", "fire", "regs"])
+#: Observations: obs (NO or 1, 2, B) int64, each observation's window sum so far (and, for a share of
+#: fire, all rounds fired in the window).
+BlockState = namedtuple("BlockState", ["mech", "x", "src", "plant", "imp", "refurb", "fire", "regs", "obs"])
 
 
 def mechanisms(m) -> Mechanisms:
@@ -157,4 +159,5 @@ def allocate(m) -> BlockState:
     NRB = NR if mech.has_regimes else 1
     regs = Regimes(np.ones((NRB, B)), np.zeros((NRB, B)), np.zeros(B, dtype=np.int64),
                    np.zeros((NRB, N_PER_REGIME, B), dtype=np.int64))
-    return BlockState(mech, x, src, plant, imp, refurb, fire, regs)
+    obs = np.zeros((max(m.obs.shape[0], 1), 2, B), dtype=np.int64)
+    return BlockState(mech, x, src, plant, imp, refurb, fire, regs, obs)

@@ -5,7 +5,7 @@ reading never compile anything)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import special
@@ -74,6 +74,27 @@ class Model:
     corr_factor: np.ndarray  # Gaussian-copula factor (len(corr_cols) square)
     corr_pairs: list[tuple[str, str, float]]
     design: object | None = None  # a design.SobolDesign: its rows replace the streams' uniforms
+    obs: np.ndarray = field(default_factory=lambda: np.zeros((0, layout.N_OB), dtype=np.int64))  # kernel rows
+
+    @property
+    def observations(self) -> list:
+        """The scenario's ``[[observation]]`` tables (``scenario.Observation``), in order."""
+        return list(self.scenario.observation or [])
+
+    def observed(self, sums: np.ndarray) -> np.ndarray:
+        """Each run's observed values (runs x observations, float64) from the kernel's window sums
+        (runs x observations x 2): a sum as it is, a mean per day divided by the window's days, a
+        share of fire divided by all rounds fired in the window (NaN where none were fired)."""
+        out = np.asarray(sums[:, :, 0], dtype=np.float64).copy()
+        for k, o in enumerate(self.observations):
+            if o.statistic == "mean_per_day":
+                t0, t1 = self.obs[k, layout.OB_T0], self.obs[k, layout.OB_T1]
+                out[:, k] /= float(t1 - t0 + 1)
+            elif o.statistic == "share_of_fired":
+                den = np.asarray(sums[:, k, 1], dtype=np.float64)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    out[:, k] = np.where(den > 0, out[:, k] / np.where(den > 0, den, 1.0), np.nan)
+        return out
 
     @property
     def sampled(self) -> list[int]:
@@ -91,7 +112,7 @@ class Model:
             erows=self.erows, sched_cols=self.sched_cols, sched_piece=self.sched_piece,
             sched_change=self.sched_change, dcode=dcode, dpar=dpar, ddv=ddv, ddc=ddc, logf=rng.LOGF,
             reg_mult=self.reg_mult, reg_days=self.reg_days, reg_cum=self.reg_cum, reg_pi=self.reg_pi,
-            issue=int(self.issue), order=self.order, threshold=float(self.threshold),
+            issue=int(self.issue), order=self.order, threshold=float(self.threshold), obs=self.obs,
         )
 
     @property
@@ -305,8 +326,30 @@ def build(scn: Scenario) -> Model:
         regime_names=names_r, reg_mult=reg_mult, reg_days=reg_days, reg_cum=reg_cum, reg_pi=reg_pi,
         issue=issue, order=order, threshold=scn.output.shortage_threshold, horizon=T,
         n_sample=scn.output.trajectory_sample, ring=_ring_days(scn),
-        corr_cols=corr_cols, corr_factor=corr_factor, corr_pairs=corr_pairs,
+        corr_cols=corr_cols, corr_factor=corr_factor, corr_pairs=corr_pairs, obs=_observation_rows(scn),
     )
+
+
+def _observation_rows(scn: Scenario) -> np.ndarray:
+    """The kernel's table of the scenario's observations (``layout.OB_*`` columns), one row each."""
+    obs = scn.observation or []
+    rows = np.zeros((len(obs), layout.N_OB), dtype=np.int64)
+    names = scn.source_names()
+    for k, o in enumerate(obs):
+        ctot, cps = layout.OBS_QUANTITIES[o.quantity]
+        src = -1 if o.source is None else names.index(o.source)
+        if o.quantity == "stock":
+            mode = layout.OM_STOCK_END if o.statistic == "at_end" else layout.OM_STOCK_SUM
+        else:
+            mode = layout.OM_FLOW
+        rows[k, layout.OB_MODE] = mode
+        rows[k, layout.OB_T0] = 0 if o.from_ is None else (o.from_ - scn.start_date).days
+        rows[k, layout.OB_T1] = (o.to - scn.start_date).days
+        rows[k, layout.OB_SRC] = src
+        rows[k, layout.OB_TOT] = ctot if src < 0 else -1
+        rows[k, layout.OB_PS] = cps
+        rows[k, layout.OB_SHARE] = 1 if o.statistic == "share_of_fired" else 0
+    return rows
 
 
 def _schedule_tables(scheds: list[list[tuple[int, int]]], T: int):

@@ -17,7 +17,7 @@ from pydantic import AfterValidator, Discriminator, Field, Tag, ValidationError,
 
 from artysim.errors import ScenarioError
 from artysim.model.base import Strict, shorten
-from artysim.model.distributions import DIST_NAMES, Quantity
+from artysim.model.distributions import DIST_NAMES, Lognormal, Normal, Quantity, Uniform
 
 NAME_RE = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
 MAX_ROUNDS = 1e13  # refuse quantities that could overflow 64-bit totals over long horizons
@@ -317,6 +317,69 @@ class Correlation(Strict):
         return v
 
 
+OBS_NAME_RE = r"^[a-z0-9_]+$"
+QUANTITIES = ("demand", "fired", "effective", "duds", "received", "dispatched", "stock", "shortfall")
+STATISTICS = ("sum", "mean_per_day", "at_end", "share_of_fired")
+#: the evidence about an observation: a band (accept or reject) or an error model (a density)
+Evidence = Annotated[Uniform | Normal | Lognormal, Field(discriminator="dist")]
+
+
+class Observation(Strict):
+    """A quantity the simulation produces per run, over a window of days, with the evidence about it
+    (``value``: a uniform band, or a normal or lognormal error model) and the figures rows it rests on."""
+
+    name: str = Field(pattern=OBS_NAME_RE, max_length=64)
+    quantity: Literal["demand", "fired", "effective", "duds", "received", "dispatched", "stock", "shortfall"]
+    source: str | None = None
+    from_: dt.date | None = Field(None, alias="from")
+    to: dt.date
+    statistic: Literal["sum", "mean_per_day", "at_end", "share_of_fired"]
+    value: Evidence
+    cite: list[str] = Field(min_length=1, max_length=100)
+    sources: Sources = None
+
+    @field_validator("from_", "to", mode="before")
+    @classmethod
+    def _d(cls, v):
+        return _date_or_error(v)
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _evidence(cls, v):
+        if isinstance(v, dict) and v.get("dist") not in (None, "uniform", "normal", "lognormal"):
+            raise ValueError(f"expected a band {{ dist = \"uniform\", low, high }} or an error model (normal, "
+                             f"lognormal), found dist = '{shorten(str(v.get('dist')))}'")
+        if not isinstance(v, dict) and not isinstance(v, bool):
+            raise ValueError("expected a band { dist = \"uniform\", low, high } or an error model { dist = "
+                             "\"normal\", mean, sd } / { dist = \"lognormal\", median, sigma }")
+        if isinstance(v, dict) and v.get("dist") == "normal" and ("low" in v or "high" in v):
+            raise ValueError("a normal error model takes mean and sd (no low/high truncation)")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        q, stat = self.quantity, self.statistic
+        if self.source is not None and q in ("demand", "shortfall"):
+            raise _RelPathError("source", f"{q} is not counted by source (leave source out)")
+        if stat == "share_of_fired":
+            if self.source is None:
+                raise _RelPathError("source", "statistic = \"share_of_fired\" needs a source (whose share of "
+                                    "all rounds fired)")
+            if q in ("stock", "demand", "shortfall"):
+                raise _RelPathError("statistic", f"share_of_fired divides a flow by source by all rounds fired; "
+                                    f"{q} is not one")
+        if stat == "at_end" and q != "stock":
+            raise _RelPathError("statistic", "at_end is the stock on `to`: use quantity = \"stock\" (a flow "
+                                "is a sum or a mean_per_day)")
+        if self.from_ is not None and self.from_ > self.to:
+            raise _RelPathError("to", f"the window is reversed: to = {self.to} is before from = {self.from_}")
+        if stat == "share_of_fired" and isinstance(self.value, Uniform) and not (0 <= self.value.low
+                                                                               and self.value.high <= 1):
+            raise _RelPathError("value", "a share of fire lies in [0, 1]; the band "
+                                f"[{self.value.low:g}, {self.value.high:g}] leaves it")
+        return self
+
+
 class Output(Strict):
     shortage_threshold: float = Field(0.05, ge=0, lt=1)
     quantiles: list[float] = Field(default_factory=lambda: [0.05, 0.25, 0.5, 0.75, 0.95],
@@ -342,6 +405,7 @@ class Scenario(Strict):
     strikes: Strikes | None = None
     correlation: list[Correlation] | None = Field(None, max_length=200)
     output: Output = Field(default_factory=Output)
+    observation: list[Observation] | None = Field(None, max_length=256)
     sources: Sources = None
 
     @model_validator(mode="after")
@@ -366,6 +430,7 @@ class Scenario(Strict):
                 )
         elif p.order is not None:
             raise _PathError("policy.order", "order is only used with issue = \"priority\"")
+        self._observations(names)
         start = self.scenario.start_date
         sched = [("demand.base", self.demand.base)]
         for i, src in enumerate(self.source):
@@ -377,6 +442,45 @@ class Scenario(Strict):
                 raise _PathError(f"{path}[0].from", f"the first piece of a schedule must start on or before "
                                  f"scenario.start_date ({start}); found {v[0].from_}")
         return self
+
+    def _observations(self, names: list[str]) -> None:
+        """Names unique, sources known (dispatched: an import), windows inside the horizon, cites in the
+        figures table."""
+        if not self.observation:
+            return
+        start = self.scenario.start_date
+        last = start + dt.timedelta(days=self.scenario.horizon_days - 1)
+        seen: dict[str, int] = {}
+        table = None
+        for i, o in enumerate(self.observation):
+            at = f"observation[{i}]"
+            if o.name in seen:
+                raise _PathError(f"{at}.name", f"duplicate observation name '{o.name}' (also "
+                                 f"observation[{seen[o.name]}])")
+            seen[o.name] = i
+            if o.source is not None:
+                if o.source not in names:
+                    raise _PathError(f"{at}.source", f"unknown source '{shorten(o.source)}'; sources are {names}")
+                kind = self.source[names.index(o.source)].kind
+                if o.quantity == "dispatched" and kind != "import":
+                    raise _PathError(f"{at}.source", f"dispatched counts what an import supplier ships; "
+                                     f"'{o.source}' is a {kind}")
+            for key, d in (("from", o.from_), ("to", o.to)):
+                if d is not None and not start <= d <= last:
+                    raise _PathError(f"{at}.{key}", f"{d} is outside the horizon {start} .. {last}")
+            if table is None:
+                from artysim.model import figures  # the figures table: read once, only with observations
+
+                try:
+                    path = figures.figures_path()
+                    table = figures.read_table(path)
+                except Exception as e:  # no table, or a damaged one
+                    raise _PathError(f"{at}.cite", f"cannot resolve citations: {_one_line(str(e))}") from None
+                known = figures.row_ids(table)
+            for j, c in enumerate(o.cite):
+                if c not in known:
+                    raise _PathError(f"{at}.cite[{j}]", f"'{shorten(c)}' is not a row of {path.name} "
+                                     f"(rows look like N33, D01)")
 
     @property
     def start_date(self) -> dt.date:

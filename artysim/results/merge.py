@@ -42,7 +42,7 @@ def estimate_memory(shards: list[shards_mod.ShardInfo]) -> tuple[int, dict]:
     return MERGE_BASE + sum(parts.values()), parts
 
 
-_PER_RUN = {v.name for v in schema.PER_RUN}
+_PER_RUN = {v.name for v in schema.PER_RUN + schema.OBSERVED}
 _MERGEABLE = {v.name for v in schema.MERGEABLE}
 #: resident memory of a merge before it reads data (Python, numpy, netCDF4, the scenario's model)
 MERGE_BASE = 260 * 2**20
@@ -75,9 +75,9 @@ def _matches_model(s: shards_mod.ShardInfo, model) -> None:
     """The shard's dimensions are those of the scenario it carries (a crafted file could differ)."""
     sizes = s.structure.sizes
     want = {"time": model.horizon, "source": len(model.kinds), "parameter": len(model.sampled),
-            "quantile": len(model.scenario.output.quantiles)}
+            "quantile": len(model.scenario.output.quantiles), "observation": len(model.observations)}
     for d, n in want.items():
-        if sizes[d] != n:
+        if sizes.get(d, 0) != n:
             raise ResultsError(f"{s.path}: inconsistent artysim results file: {d} dimension of {sizes[d]}, but "
                                f"its scenario_toml gives {n}")
     if int(s.attrs["trajectory_sample"]) != model.n_sample:
@@ -117,6 +117,10 @@ def merge(inputs: list[str], output: str | Path, *, allow_partial: bool = False,
     if resource_check:
         check_resources(shards, out)
     a0 = shards[0].attrs
+    for s in shards:
+        if "calibrated_on" in s.attrs:
+            raise ResultsError(f"{s.path}: is a calibrated file (artysim calibrate); merge the shards as run, then "
+                               "calibrate the merged file")
     origin = str(a0.get("scenario_file", "<shard>"))  # recorded again in the merged file
     try:  # the scenario a shard carries: a problem in it is the shard's, not its original file's
         loaded = loads(str(a0["scenario_toml"]), [x for x in str(a0.get("scenario_overrides", "")).split("\n")
@@ -156,7 +160,7 @@ def merge(inputs: list[str], output: str | Path, *, allow_partial: bool = False,
                 if nc.dimensions["run"].size != n:
                     raise ResultsError(f"{s.path}: run dimension ({nc.dimensions['run'].size}) does not "
                                        f"match its run range ({n})")
-                arrays = {v.name: nc[v.name][:] for v in schema.PER_RUN}
+                arrays = {v.name: nc[v.name][:] for v in schema.per_run(nc.dimensions)}
                 part = {v.name: np.asarray(nc[v.name][:], dtype=np.int64) for v in schema.MERGEABLE}
                 for name, x in part.items():
                     if x.size and x.min() < 0:

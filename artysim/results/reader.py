@@ -171,7 +171,11 @@ def combine_shards(paths: list[Path]) -> xr.Dataset:
     first = dss[0]
     n = sum(int(d.sizes["run"]) for d in dss)
     data_vars = {}
-    for v in schema.PER_RUN:
+    for d, i in zip(dss, infos):
+        if "calibrated_on" in d.attrs:
+            raise ResultsError(f"{i.path}: is a calibrated file (artysim calibrate); read shards as run, or "
+                               "calibrate their merged file")
+    for v in schema.per_run(first.dims):
         parts = [d[v.name].variable for d in dss]
         lazy = indexing.LazilyIndexedArray(_Backend(parts))
         data_vars[v.name] = xr.Variable(first[v.name].dims, lazy, attrs=dict(first[v.name].attrs))

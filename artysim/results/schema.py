@@ -44,7 +44,7 @@ class Coord(Var):
     ``values(frame)`` gives the whole array; the ``run`` coordinate is written a block at a time."""
 
     values: Callable | None = None
-    optional: bool = False  # written only when its dimension exists (correlations)
+    optional: bool = False  # written only when its dimensions exist (correlations, observations)
 
 
 @dataclass
@@ -64,6 +64,8 @@ class Frame:
                "bin": bins.NBINS, "regime": len(regime_labels(m))}
         if m.corr_pairs:
             out["correlation"] = len(m.corr_pairs)
+        if m.observations:
+            out["observation"] = len(m.observations)
         return out
 
     def runs(self, i0: int, i1: int) -> np.ndarray:
@@ -75,6 +77,21 @@ class Frame:
 
 def regime_labels(model) -> list[str]:
     return model.regime_names or ["constant"]
+
+
+def _obs_labels(what):
+    """One text label per observation (the ``observation_*`` coordinates)."""
+    def values(f: Frame) -> list[str]:
+        return [what(o) for o in f.model.observations]
+    return values
+
+
+def observation_definition(o) -> dict:
+    """An observation as plain JSON values: what the ``observed`` variable's ``definitions`` attribute
+    holds, and what ``calibrate`` reads back."""
+    return {"name": o.name, "quantity": o.quantity, "source": o.source, "from": None if o.from_ is None else
+            o.from_.isoformat(), "to": o.to.isoformat(), "statistic": o.statistic,
+            "value": o.value.model_dump(by_alias=True, exclude_none=True), "cite": list(o.cite)}
 
 
 def _sampled(model, what: str) -> list[str]:
@@ -111,6 +128,22 @@ COORDS = [
           values=lambda f: np.array([rho for _, _, rho in f.model.corr_pairs], dtype=np.float64)),
     Coord("correlation_achieved", ("correlation",), "f8", "1",
           "Spearman rank correlation of the parameters over the runs of this file", optional=True),
+    Coord("observation", ("observation",), "str", None, "name of an observation ([[observation]] of the scenario)",
+          optional=True, values=_obs_labels(lambda o: o.name)),
+    Coord("observation_quantity", ("observation",), "str", None,
+          "quantity observed (demand, fired, effective, duds, received, dispatched, stock, shortfall)",
+          optional=True, values=_obs_labels(lambda o: o.quantity)),
+    Coord("observation_source", ("observation",), "str", None, "source observed (\"all\": every source)",
+          optional=True, values=_obs_labels(lambda o: o.source or "all")),
+    Coord("observation_window", ("observation",), "str", None, "first and last date of the window, inclusive",
+          optional=True, values=lambda f: [f"{(o.from_ or f.model.scenario.start_date).isoformat()}/"
+                                           f"{o.to.isoformat()}" for o in f.model.observations]),
+    Coord("observation_statistic", ("observation",), "str", None,
+          "statistic of the window (sum, mean_per_day, at_end, share_of_fired)",
+          optional=True, values=_obs_labels(lambda o: o.statistic)),
+    Coord("observation_cite", ("observation",), "str", None,
+          "rows of the figures table the observation's evidence rests on (comma-separated ids)",
+          optional=True, values=_obs_labels(lambda o: ", ".join(o.cite))),
     Coord("parameter", ("parameter",), "str", None, "scenario path of a sampled input parameter",
           values=lambda f: _sampled(f.model, "path")),
     Coord("parameter_units", ("parameter",), "str", None, "UDUNITS unit of each sampled parameter",
@@ -187,6 +220,24 @@ PER_RUN = [
         column=("per_regime", layout.Q_ENTRIES)),
 ]
 
+#: per-run variables of scenarios with observations (dimension ``observation``); written after PER_RUN
+OBSERVED = [
+    Var("observed", ("run", "observation"), "f8", "1",
+        "each run's value of each observation (rounds for sum and at_end, rounds per day for mean_per_day, a "
+        "fraction for share_of_fired; NaN: a share of no fire); definitions in the attribute definitions",
+        column=("observed",)),
+]
+#: written by ``artysim calibrate`` into a copy of a results file
+WEIGHT = Var("weight", ("run",), "f8", "1",
+             "calibration weight of each run: the likelihood of the evidence (the observations in the global "
+             "attribute calibrated_on) given the run's observed values, uniform bands as 0/1")
+
+
+def per_run(sizes) -> list[Var]:
+    """The per-run variables of a file with these dimensions (``observed`` only with observations)."""
+    return PER_RUN + (OBSERVED if "observation" in sizes else [])
+
+
 DAILY_NAMES = ("stock", "fired", "effective", "shortfall")
 _DAILY_LONG = {
     "stock": "end-of-day rounds on hand, all sources",
@@ -247,4 +298,4 @@ MERGEABLE = (
 )
 
 ALL = PER_RUN + PER_DAY + MERGEABLE
-BY_NAME = {v.name: v for v in ALL}
+BY_NAME = {v.name: v for v in ALL}  # every file has these (observed, weight: OBSERVED, WEIGHT)

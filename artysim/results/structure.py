@@ -165,6 +165,14 @@ def _attributes(a: dict) -> dict:
         _int(a, "sobol_n", 1)
         _int(a, "sobol_d", 0)
     out["seed"] = str(seed)
+    if "calibrated_on" in a or "effective_sample_size" in a:
+        _str(a, "calibrated_on")
+        ess = a.get("effective_sample_size")
+        if isinstance(ess, np.ndarray) and ess.shape == (1,):
+            ess = ess[0]
+        if isinstance(ess, (bool, np.bool_)) or not isinstance(ess, (float, int, np.floating, np.integer)) \
+                or not 0 <= float(ess) < 1e300:
+            raise _Bad(f"attribute effective_sample_size must be a number >= 0 (found {_shown(ess)})")
     if "sweep_paths" in a:
         text = _str(a, "sweep_paths")
         try:
@@ -189,8 +197,13 @@ def _itemsize(x: netCDF4.Variable) -> int:
 
 
 def _variables(nc: netCDF4.Dataset, a: dict, sizes: dict, sweep: bool) -> None:
-    expected: list[schema.Var] = [c for c in schema.COORDS if not (c.optional and "correlation" not in sizes)]
-    expected += schema.ALL
+    expected: list[schema.Var] = [c for c in schema.COORDS
+                                  if not (c.optional and not all(d in sizes for d in c.dims))]
+    expected += schema.ALL + (schema.OBSERVED if "observation" in sizes else [])
+    if "weight" in nc.variables or "calibrated_on" in a:
+        expected.append(schema.WEIGHT)
+        if "observation" not in sizes:
+            raise _Bad("a weight variable (calibrated) without observations")
     missing = [v.name for v in expected if v.name not in nc.variables]
     if missing:
         raise ResultsError(f"incomplete artysim results file (missing {', '.join(missing[:5])})")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -126,7 +127,7 @@ class ResultsWriter:
         chunk = max(1, min(self.n_runs, RUN_CHUNK))
         for var in schema.COORDS:
             if not all(d in sizes for d in var.dims):
-                continue  # an optional coordinate (no correlations requested)
+                continue  # an optional coordinate (no correlations requested, no observations)
             kw = {}
             if var.dims == ("run",):  # compressed in blocks of runs, like the per-run variables
                 kw = dict(chunksizes=(chunk,), **COMPRESSION)
@@ -150,8 +151,8 @@ class ResultsWriter:
             elif len(vals):
                 x[:] = vals
         shape = {"run": chunk, "parameter": max(1, sizes["parameter"]), "source": sizes["source"],
-                 "regime": sizes["regime"]}
-        for var in schema.PER_RUN:
+                 "regime": sizes["regime"], "observation": sizes.get("observation", 1)}
+        for var in schema.per_run(sizes):
             fill = var.fill if var.fill is not None else False
             x = nc.createVariable(var.name, var.dtype, var.dims, fill_value=fill,
                                   chunksizes=tuple(shape[d] for d in var.dims), **COMPRESSION)
@@ -160,6 +161,8 @@ class ResultsWriter:
             nbytes = int(np.prod([shape[d] for d in var.dims])) * np.dtype(var.dtype).itemsize
             x.set_var_chunk_cache(size=2 * nbytes, nelems=7, preemption=1.0)
             self._describe(x, var)
+            if var.name == "observed":
+                x.definitions = json.dumps([schema.observation_definition(o) for o in self.model.observations])
         for var in schema.PER_DAY + schema.MERGEABLE:
             comp = COMPRESSION if "bin" in var.dims or "sample" in var.dims else {}
             x = nc.createVariable(var.name, var.dtype, var.dims, fill_value=False, **comp)
@@ -220,7 +223,7 @@ class ResultsWriter:
         i0 = batch.start - self.run_start
         i1 = batch.stop - self.run_start
         sampled = self.model.sampled
-        for var in schema.PER_RUN:
+        for var in schema.PER_RUN:  # observed: below
             kind = var.column[0]
             if kind == "params":
                 if sampled:
@@ -229,6 +232,8 @@ class ResultsWriter:
                 nc[var.name][i0:i1] = batch.totals[:, var.column[1]]
             else:  # per_source, per_regime: run x source (or regime) x column
                 nc[var.name][i0:i1, :] = getattr(batch, kind)[:, :, var.column[1]]
+        if self.model.observations:
+            nc["observed"][i0:i1, :] = self.model.observed(batch.observed)
 
     def write_runs_raw(self, offset: int, arrays: dict) -> None:
         """Per-run variables by name (as stored in a results file) at run positions offset.. ."""
