@@ -47,6 +47,18 @@ class _Group(click.Group):
 
         try:
             return super().invoke(ctx)
+        except KeyError as e:  # xarray's "No variable named 'X'": a per-run variable the file does not keep
+            import re
+
+            from artysim.model.scenario import PER_RUN_NAMES
+
+            m = re.search(r"No variable named '(\w+)'", str(e))
+            if m is None or m.group(1) not in PER_RUN_NAMES:
+                raise
+            atomic.discard_all()
+            click.echo(f"artysim: error: this needs the per-run variable {m.group(1)}, which the results file does "
+                       "not keep ([output] per_run); add it to output.per_run and run again", err=True)
+            ctx.exit(2)
         except ArtysimError as e:
             atomic.discard_all()
             click.echo(f"artysim: error: {_one_line(str(e))}", err=True)
@@ -133,18 +145,14 @@ def main() -> None:
 def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, force, quiet, design,
         no_resource_check, until, max_runs, executor, scheduler, workers, shard_dir, connect_timeout) -> None:
     """Simulate SCENARIO (a .toml file or a bundled name) and write a results file."""
-    from artysim.analysis import summary
     from artysim.jobs import run as runner
-    from artysim.results.reader import open_results
 
     if executor is not None or scheduler is not None or workers is not None or shard_dir is not None:
         path = _run_executor(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, force, quiet,
                              design, no_resource_check, until, max_runs, executor, scheduler, workers, shard_dir,
                              connect_timeout)
         if not quiet:
-            with open_results(path) as ds:
-                click.echo(summary.format_table(summary.summarize(ds)))
-            click.echo(f"\nwrote {path}")
+            _print_summary(path)
         return
     if until is not None or max_runs is not None:
         _run_until(scenario, until, max_runs, runs, seed, output, threads, sets, shard, shards, skip_valid, force,
@@ -159,9 +167,21 @@ def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, 
                       force=force, quiet=quiet, shard=shard, shards=shards, design=design,
                       resource_check=not no_resource_check, summary=not quiet)
     if not quiet:
-        with open_results(path) as ds:
+        _print_summary(path)
+
+
+def _print_summary(path) -> None:
+    """The summary ``run`` prints after writing, or why not (a file keeping few per-run variables)."""
+    from artysim.analysis import summary
+    from artysim.results.reader import open_results
+
+    with open_results(path) as ds:
+        missing = [n for n in summary.SUMMARY_NEEDS if n not in ds.variables]
+        if missing:
+            click.echo(f"(no summary: [output] per_run does not keep {', '.join(missing)})")
+        else:
             click.echo(summary.format_table(summary.summarize(ds)))
-        click.echo(f"\nwrote {path}")
+    click.echo(f"\nwrote {path}")
 
 
 def _run_executor(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, force, quiet, design,
@@ -288,7 +308,12 @@ def summary_cmd(results, fmt, stats, where) -> None:
         try:
             sel, chosen = (ds, None) if where is None else statistics.where(ds, where)
             est = statistics.stats_of_dataset(sel, list(stats)) if stats else None  # bad EXPR: before reading
-            s = summary.summarize(sel)
+            if est is not None and fmt == "table":  # the heading only: a file keeping few per-run variables works
+                s = {"scenario": sel.attrs.get("scenario_name"), "runs": int(sel.sizes["run"]),
+                     "seed": sel.attrs.get("seed"), "horizon_days": int(sel.sizes["time"]),
+                     "start_date": sel.attrs.get("start_date")}
+            else:
+                s = summary.summarize(sel)
         except (OSError, RuntimeError) as e:  # data that cannot be read back (a damaged file)
             raise ResultsError(f"{what}: cannot read its data, damaged? ({type(e).__name__}: {e})") from None
     if chosen is not None:

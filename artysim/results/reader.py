@@ -171,7 +171,7 @@ def combine_shards(paths: list[Path]) -> xr.Dataset:
     first = dss[0]
     n = sum(int(d.sizes["run"]) for d in dss)
     data_vars = {}
-    for v in schema.PER_RUN:
+    for v in schema.per_run_of_attrs(infos[0].attrs):
         parts = [d[v.name].variable for d in dss]
         lazy = indexing.LazilyIndexedArray(_Backend(parts))
         data_vars[v.name] = xr.Variable(first[v.name].dims, lazy, attrs=dict(first[v.name].attrs))
