@@ -46,7 +46,7 @@ def measure(label: str, sets: list[str], runs: int, shards: int, threads: int, f
     sim_s = time.perf_counter() - t0
     shard_bytes = sum(p.stat().st_size for p in paths)
     infos = [shards_mod.read_info(p) for p in paths]
-    est_mem, _ = merge_mod.estimate_memory(infos)
+    est_mem, est_parts = merge_mod.estimate_memory(infos)
     out = folder / "merged.nc"
     cmd = [sys.executable, "-m", "artysim.cli", "merge", "-o", str(out), "--force", str(folder / "b1.shard-*.nc")]
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -60,17 +60,21 @@ def measure(label: str, sets: list[str], runs: int, shards: int, threads: int, f
     return {"label": label, "per_run": sets, "runs": runs, "shards": shards, "horizon": T, "threads": threads,
             "simulate_s": sim_s, "run_days_per_s": runs * T / sim_s, "shard_bytes": shard_bytes,
             "merged_bytes": merged_bytes, "bytes_per_run": merged_bytes / runs, "merge_s": merge_s,
-            "merge_peak_rss": usage.ru_maxrss * 1024, "merge_estimate": est_mem}
+            "merge_peak_rss": usage.ru_maxrss * 1024, "merge_estimate": est_mem,
+            "merge_estimate_parts": est_parts}
 
 
 def extrapolate(m: dict, target: int, shards: int) -> dict:
-    """Linear in runs: file bytes, merge time and simulation time; the merge's memory is that of one
-    shard's runs (it reads one shard at a time) plus what does not grow with the runs."""
+    """Linear in runs: file bytes, merge time (an upper bound: the measured time includes the merge's
+    fixed costs) and simulation time. The merge's memory is its own estimate (results/merge.py,
+    calibrated by benchmarks/resources.py --merge): one shard's runs, which grow with the shard's size,
+    plus the per-day counts and trajectory sample, which do not."""
     f = target / m["runs"]
-    per_shard_growth = (m["merge_peak_rss"] - merge_mod.MERGE_BASE) * (m["shards"] / shards) * f  # one shard's share
+    parts = dict(m["merge_estimate_parts"])
+    parts["one shard's runs"] *= (target / shards) / (m["runs"] / m["shards"])
     return {"runs": target, "shards": shards, "merged_bytes": m["merged_bytes"] * f,
             "disk_bytes": (m["merged_bytes"] + m["shard_bytes"]) * f, "merge_s": m["merge_s"] * f,
-            "merge_memory": merge_mod.MERGE_BASE + max(per_shard_growth, 0.0),
+            "merge_memory": merge_mod.MERGE_BASE + sum(parts.values()),
             "node_hours": target * m["horizon"] / m["run_days_per_s"] / 3600}
 
 
