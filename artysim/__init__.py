@@ -2,12 +2,16 @@
 
 from artysim.version import __version__
 
-__all__ = ["__version__", "open_results", "plots"]
+__all__ = ["__version__", "open_results", "plots", "run_sharded"]
 
 
 def __getattr__(name: str):
-    """``artysim.open_results`` and ``artysim.plots`` are imported on first use: the CLI's `run` should
-    not pay for xarray or matplotlib."""
+    """``artysim.open_results``, ``artysim.plots`` and ``artysim.run_sharded`` are imported on first use:
+    the CLI's `run` should not pay for xarray or matplotlib."""
+    if name == "run_sharded":
+        from artysim.jobs.executor import run_sharded
+
+        return run_sharded
     if name == "open_results":
         from artysim.results.reader import open_results
 

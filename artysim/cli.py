@@ -47,6 +47,18 @@ class _Group(click.Group):
 
         try:
             return super().invoke(ctx)
+        except KeyError as e:  # xarray's "No variable named 'X'": a per-run variable the file does not keep
+            import re
+
+            from artysim.model.scenario import PER_RUN_NAMES
+
+            m = re.search(r"No variable named '(\w+)'", str(e))
+            if m is None or m.group(1) not in PER_RUN_NAMES:
+                raise
+            atomic.discard_all()
+            click.echo(f"artysim: error: this needs the per-run variable {m.group(1)}, which the results file does "
+                       "not keep ([output] per_run); add it to output.per_run and run again", err=True)
+            ctx.exit(2)
         except ArtysimError as e:
             atomic.discard_all()
             click.echo(f"artysim: error: {_one_line(str(e))}", err=True)
@@ -119,13 +131,29 @@ def main() -> None:
                    "e.g. 'se(p_any_shortage) <= 0.005'; the file equals a plain run of the final run count.")
 @click.option("--max-runs", type=click.IntRange(min=1), help="--until: stop here if the rule is not met "
                                                              "(default 1,000,000).")
+@click.option("--executor", type=click.Choice(["local", "dask"]),
+              help="Run the --shards as tasks of an executor and merge them: local (a pool of processes) or dask "
+                   "(--scheduler ADDRESS, or a local dask cluster); --threads is then per task (default 1).")
+@click.option("--scheduler", metavar="ADDRESS", help="--executor dask: the scheduler, e.g. tcp://10.0.0.5:8786.")
+@click.option("--workers", type=click.IntRange(min=1), help="--executor local, or dask without --scheduler: "
+                                                           "worker processes (default: the cores).")
+@click.option("--shard-dir", type=click.Path(file_okay=False),
+              help="--executor: folder the tasks write their shards to, reachable by every worker (kept); default "
+                   "OUTPUT.shards beside the output, removed after the merge.")
+@click.option("--connect-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="--scheduler: seconds to wait for the scheduler.")
 def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, force, quiet, design,
-        no_resource_check, until, max_runs) -> None:
+        no_resource_check, until, max_runs, executor, scheduler, workers, shard_dir, connect_timeout) -> None:
     """Simulate SCENARIO (a .toml file or a bundled name) and write a results file."""
-    from artysim.analysis import summary
     from artysim.jobs import run as runner
-    from artysim.results.reader import open_results
 
+    if executor is not None or scheduler is not None or workers is not None or shard_dir is not None:
+        path = _run_executor(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, force, quiet,
+                             design, no_resource_check, until, max_runs, executor, scheduler, workers, shard_dir,
+                             connect_timeout)
+        if not quiet:
+            _print_summary(path)
+        return
     if until is not None or max_runs is not None:
         _run_until(scenario, until, max_runs, runs, seed, output, threads, sets, shard, shards, skip_valid, force,
                    quiet, design, no_resource_check)
@@ -139,9 +167,42 @@ def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, 
                       force=force, quiet=quiet, shard=shard, shards=shards, design=design,
                       resource_check=not no_resource_check, summary=not quiet)
     if not quiet:
-        with open_results(path) as ds:
+        _print_summary(path)
+
+
+def _print_summary(path) -> None:
+    """The summary ``run`` prints after writing, or why not (a file keeping few per-run variables)."""
+    from artysim.analysis import summary
+    from artysim.results.reader import open_results
+
+    with open_results(path) as ds:
+        missing = [n for n in summary.SUMMARY_NEEDS if n not in ds.variables]
+        if missing:
+            click.echo(f"(no summary: [output] per_run does not keep {', '.join(missing)})")
+        else:
             click.echo(summary.format_table(summary.summarize(ds)))
-        click.echo(f"\nwrote {path}")
+    click.echo(f"\nwrote {path}")
+
+
+def _run_executor(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, force, quiet, design,
+                  no_resource_check, until, max_runs, executor, scheduler, workers, shard_dir, connect_timeout):
+    """``run --executor``: the shards as tasks of a process pool or a dask cluster, then merged."""
+    from artysim.errors import ArtysimError
+    from artysim.jobs import executor as ex
+
+    if executor is None:
+        raise ArtysimError("--scheduler, --workers and --shard-dir go with --executor local|dask")
+    if shards is None:
+        raise ArtysimError("--executor needs --shards K (the number of tasks)")
+    if shard is not None or skip_valid or until is not None or max_runs is not None:
+        raise ArtysimError("--executor runs every shard and merges them: drop --shard/--skip-valid/--until/--max-runs")
+    note = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
+    plan = ex.plan_sharded(scenario, runs=runs, shards=shards, out=output, seed=seed, sets=list(sets),
+                           threads=threads or 1, shard_dir=shard_dir, force=force, design=design,
+                           resource_check=not no_resource_check)  # refused before an executor starts
+    with ex.open_executor(executor, scheduler=scheduler, workers=workers, connect_timeout=connect_timeout) as pool:
+        note(f"artysim: {shards} shard tasks on the {executor} executor")
+        return ex.execute(plan, pool, note)
 
 
 def _run_until(scenario, until, max_runs, runs, seed, output, threads, sets, shard, shards, skip_valid, force,
@@ -247,7 +308,12 @@ def summary_cmd(results, fmt, stats, where) -> None:
         try:
             sel, chosen = (ds, None) if where is None else statistics.where(ds, where)
             est = statistics.stats_of_dataset(sel, list(stats)) if stats else None  # bad EXPR: before reading
-            s = summary.summarize(sel)
+            if est is not None and fmt == "table":  # the heading only: a file keeping few per-run variables works
+                s = {"scenario": sel.attrs.get("scenario_name"), "runs": int(sel.sizes["run"]),
+                     "seed": sel.attrs.get("seed"), "horizon_days": int(sel.sizes["time"]),
+                     "start_date": sel.attrs.get("start_date")}
+            else:
+                s = summary.summarize(sel)
         except (OSError, RuntimeError) as e:  # data that cannot be read back (a damaged file)
             raise ResultsError(f"{what}: cannot read its data, damaged? ({type(e).__name__}: {e})") from None
     if chosen is not None:
@@ -442,6 +508,17 @@ def sweep_cmd(scenario, varies, output, runs, seed, sets, threads, force, quiet,
         with open_results(path) as ds:
             click.echo(summary.format_sweep_table(summary.summarize(ds)))
         click.echo(f"\nwrote {path}")
+
+
+@main.command()
+@click.option("--threads", type=click.IntRange(min=1), help="Threads (default: all cores).")
+def warm(threads) -> None:
+    """Compile the kernel into the cache ($NUMBA_CACHE_DIR, or ~/.cache/artysim) and exit: run it once
+    where the workers' cache lives, before a job array or a cluster's tasks start."""
+    from artysim.jobs import executor as ex
+
+    where, seconds = ex.warm(threads=threads)
+    click.echo(f"artysim: kernel compiled or loaded in {seconds:.1f} s; cache: {where}")
 
 
 @main.command()

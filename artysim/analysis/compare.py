@@ -19,6 +19,7 @@ import numpy as np
 from artysim.analysis.stats import censored_percentiles, mean_se, wilson
 from artysim.analysis.stats import fmt_value as _f
 from artysim.errors import ResultsError
+from artysim.results import schema
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -33,6 +34,10 @@ OUTCOMES = {
     "shortfall_total": ("shortfall, rounds", False),
     "shortage_days": ("shortage days", False),
 }
+
+
+#: the per-run variables compare reads (pairing itself needs only the run indices and seeds)
+COMPARE_NEEDS = ("first_shortage_day", *OUTCOMES, "received", "initial_stock")
 
 
 def _describe(ds: xr.Dataset) -> dict:
@@ -127,6 +132,8 @@ def compare(a: xr.Dataset, b: xr.Dataset) -> dict:
         if "variant" in ds.dims:
             raise ResultsError(f"{name} is a sweep file; compare one variant of it (ds.isel(variant=i))")
     paired, why = pairing(a, b)
+    for name, ds in (("A", a), ("B", b)):
+        schema.require(ds, COMPARE_NEEDS, f"compare (file {name})")
     out: dict = {"compare_version": COMPARE_VERSION, "a": _describe(a), "b": _describe(b),
                  "paired": paired, "pairing": why}
     na, nb = int(a.sizes["run"]), int(b.sizes["run"])

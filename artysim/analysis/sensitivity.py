@@ -19,6 +19,7 @@ import numpy as np
 from scipy import stats
 
 from artysim.errors import ResultsError
+from artysim.results import schema
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -48,6 +49,9 @@ def outcome_values(ds: xr.Dataset, outcome: str | None = None) -> tuple[np.ndarr
     """(values per run, name, one line saying what they are). Refuses unknown names with the choices."""
     name = outcome or DEFAULT_OUTCOME
     horizon = int(ds.attrs.get("horizon_days", ds.sizes.get("time", 0)))
+    if name == "first_shortage_day" or name in DERIVED or name.partition(":")[0] in schema.PER_RUN_NAMES:
+        needs = DERIVED[name][:2] if name in DERIVED else [name.partition(":")[0]]
+        schema.require(ds, needs, f"--outcome {name}")
     if name == "first_shortage_day":
         x = np.asarray(ds["first_shortage_day"].values, dtype=np.float64)
         never = ~np.isfinite(x)
@@ -227,6 +231,8 @@ def analyze(ds: xr.Dataset, outcome: str | None = None, *, variant: int | None =
     treats 0 as "unseeded"), so the same file always gives the same intervals.
     """
     ds = _single(ds, variant)
+    if ds.sizes.get("parameter", 0):
+        schema.require(ds, ["parameters"], "sensitivity")
     if "parameters" not in ds.data_vars or ds.sizes.get("parameter", 0) == 0:
         raise ResultsError("this file has no sampled parameters: nothing to rank")
     params = [str(p) for p in ds["parameter"].values]

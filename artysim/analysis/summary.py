@@ -21,6 +21,7 @@ from artysim.analysis.stats import (
     weighted_quantile_ci,
     wilson,
 )
+from artysim.results import schema
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -84,11 +85,18 @@ def _regime_shares(ds: xr.Dataset, n: int, horizon: int) -> list[dict] | None:
     return [{"name": name, "share_of_days": mom.mean_se(j)} for j, name in enumerate(names)]
 
 
+#: the per-run variables the summary reads (a file keeping fewer, [output] per_run, is refused naming them)
+SUMMARY_NEEDS = ("first_shortage_day", "demand_total", "fired_total", "effective_total", "shortage_days",
+                 "stock_final", "shortfall_total", "stock_min", "initial_stock", "received", "fired_by_source",
+                 "duds", "effective_by_source")
+
+
 def summarize(ds: xr.Dataset) -> dict:
     """The summary as a plain dict (stable keys, documented in docs/summary-json.md); a sweep file
     (with a ``variant`` dimension) gives one compact row per variant instead."""
     if "variant" in ds.dims:
         return summarize_sweep(ds)
+    schema.require(ds, SUMMARY_NEEDS, "the summary")
     n = int(ds.sizes["run"])
     horizon = int(ds.sizes["time"])
     start = dt.date.fromisoformat(str(ds.attrs["start_date"]))

@@ -70,10 +70,11 @@ def human(n: float) -> str:
     return f"{n:.1f} TB"  # pragma: no cover
 
 
-def _per_run_bytes(n_params: int, n_sources: int) -> int:
-    """Uncompressed bytes of one run in the results file (the run coordinate included)."""
+def _per_run_bytes(n_params: int, n_sources: int, kept=None) -> int:
+    """Uncompressed bytes of one run in the results file (the run coordinate included); ``kept``: the
+    per-run variables the file keeps (default all)."""
     b = 8  # run index
-    for v in schema.PER_RUN:
+    for v in schema.PER_RUN if kept is None else kept:
         width = n_params if "parameter" in v.dims else n_sources if "source" in v.dims else 1
         b += width * np.dtype(v.dtype).itemsize
     return b
@@ -110,14 +111,15 @@ def estimate(model, runs: int, threads: int, batch_size: int, *, summary: bool =
         # trajectory_sample above the run count was counted as the run count (10.6 GB for 14.5 measured)
         "trajectory sample": (2 * max(model.n_sample, 1) + 2 * n_engine + 2 * n_sample) * T * i8,
         # netCDF chunk caches: two chunks of each per-run variable, and a chunk being compressed
-        "file buffers": 3 * min(runs, 1 << 16) * _per_run_bytes(S, NS),
+        "file buffers": 3 * min(runs, 1 << 16) * _per_run_bytes(S, NS, schema.per_run_kept(model)),
     }
     if summary:  # the summary printed after the run: a block of columns and the first shortage days
         parts["summary"] = min(runs, SUMMARY_BLOCK) * (S + 8 + 4 * NS) * i8 * 2 + runs * 16
     mem = BASE_BYTES + sum(parts.values())
     per_day = (T * (2 * Q + 2 + 4) * i8 + layout.N_DAILY * T * i8 * 2 + 2 * n_sample * T * i8)
     hist_bytes = (layout.N_DAILY + NS + 1) * T * bins.NBINS * i8 * 0.01  # mostly zeros: compress ~100x
-    file = int(runs * _per_run_bytes(S, NS) * COMPRESSION_RATIO + per_day + hist_bytes + 64 * 1024)
+    run_bytes = _per_run_bytes(S, NS, schema.per_run_kept(model))
+    file = int(runs * run_bytes * COMPRESSION_RATIO + per_day + hist_bytes + 64 * 1024)
     return Estimate(memory=int(mem), file=file, memory_parts=parts)
 
 

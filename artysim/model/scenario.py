@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import hashlib
 import json
 import math
@@ -380,11 +381,23 @@ class Observation(Strict):
         return self
 
 
+#: the per-run variables of a results file, in file order (results/schema.py declares each and checks
+#: that it declares exactly these); ``[output] per_run`` keeps a subset
+PER_RUN_NAMES = (
+    "parameters", "first_shortage_day", "shortage_days", "demand_total", "fired_total", "effective_total",
+    "shortfall_total", "stock_min", "stock_final", "initial_stock", "received", "fired_by_source", "duds",
+    "effective_by_source", "stock_final_by_source", "dispatched", "refurbished", "lost", "rejected", "reworked",
+    "disruptions", "refired", "refire_asked_total", "rationed_days", "depot_strikes", "regime_days", "regime_entries",
+)
+
+
 class Output(Strict):
     shortage_threshold: float = Field(0.05, ge=0, lt=1)
     quantiles: list[float] = Field(default_factory=lambda: [0.05, 0.25, 0.5, 0.75, 0.95],
                                    min_length=1, max_length=99)
     trajectory_sample: int = Field(100, ge=0, le=10000)
+    #: the per-run variables kept in the results file (None: all); per-day statistics are always kept
+    per_run: list[str] | None = Field(None, min_length=1, max_length=len(PER_RUN_NAMES))
 
     @field_validator("quantiles")
     @classmethod
@@ -416,6 +429,13 @@ class Scenario(Strict):
             if n in seen:
                 raise _PathError(f"source[{i}].name", f"duplicate source name '{n}'")
             seen.add(n)
+        for i, name in enumerate(self.output.per_run or []):  # [output] per_run: known, distinct names
+            if name not in PER_RUN_NAMES:
+                near = difflib.get_close_matches(name[:200], PER_RUN_NAMES, n=1, cutoff=0.5)
+                hint = f"; did you mean '{near[0]}'?" if near else f"; per-run variables are {', '.join(PER_RUN_NAMES)}"
+                raise _PathError(f"output.per_run[{i}]", f"unknown per-run variable '{shorten(name)}'{hint}")
+            if name in self.output.per_run[:i]:
+                raise _PathError(f"output.per_run[{i}]", f"'{name}' is listed twice")
         p = self.policy
         if p.issue == "priority":
             if not p.order:

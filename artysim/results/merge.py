@@ -160,7 +160,8 @@ def merge(inputs: list[str], output: str | Path, *, allow_partial: bool = False,
                 if nc.dimensions["run"].size != n:
                     raise ResultsError(f"{s.path}: run dimension ({nc.dimensions['run'].size}) does not "
                                        f"match its run range ({n})")
-                arrays = {v.name: nc[v.name][:] for v in schema.per_run(nc.dimensions)}
+                arrays = {v.name: nc[v.name][:] for v in schema.per_run_kept(model)
+                          + (schema.OBSERVED if "observation" in nc.dimensions else [])}
                 part = {v.name: np.asarray(nc[v.name][:], dtype=np.int64) for v in schema.MERGEABLE}
                 for name, x in part.items():
                     if x.size and x.min() < 0:

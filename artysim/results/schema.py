@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from artysim.core import bins, layout
+from artysim.model.scenario import PER_RUN_NAMES
 
 SCHEMA_VERSION = 2  # 2: mechanisms of model depth (regimes, rationing, refurbishment, losses, rework)
 FILL_DAY = -1  # first_shortage_day of a run never short
@@ -233,9 +234,10 @@ WEIGHT = Var("weight", ("run",), "f8", "1",
              "attribute calibrated_on) given the run's observed values, uniform bands as 0/1")
 
 
-def per_run(sizes) -> list[Var]:
-    """The per-run variables of a file with these dimensions (``observed`` only with observations)."""
-    return PER_RUN + (OBSERVED if "observation" in sizes else [])
+def per_run(sizes, attrs: dict | None = None) -> list[Var]:
+    """The per-run variables of a file with these dimensions and global attributes: those its
+    ``[output] per_run`` keeps (all by default), and ``observed`` only with observations."""
+    return per_run_of_attrs(attrs or {}) + (OBSERVED if "observation" in sizes else [])
 
 
 DAILY_NAMES = ("stock", "fired", "effective", "shortfall")
@@ -298,4 +300,35 @@ MERGEABLE = (
 )
 
 ALL = PER_RUN + PER_DAY + MERGEABLE
+if tuple(v.name for v in PER_RUN) != PER_RUN_NAMES:  # the scenario validates [output] per_run against these
+    raise ImportError("results.schema.PER_RUN and model.scenario.PER_RUN_NAMES disagree")
+#: global attribute of a file that keeps only some per-run variables ([output] per_run): their names
+KEPT_ATTR = "per_run_variables"
+
+
+def per_run_kept(model) -> list[Var]:
+    """The per-run variables a model's results file keeps (all unless ``[output] per_run`` chooses)."""
+    chosen = model.scenario.output.per_run
+    return list(PER_RUN) if chosen is None else [v for v in PER_RUN if v.name in set(chosen)]
+
+
+def per_run_of_attrs(attrs: dict) -> list[Var]:
+    """The per-run variables a file says it keeps (files without the attribute keep all)."""
+    names = str(attrs.get(KEPT_ATTR, "")).split()
+    return [v for v in PER_RUN if v.name in set(names)] if names else list(PER_RUN)
+
+
 BY_NAME = {v.name: v for v in ALL}  # every file has these (observed, weight: OBSERVED, WEIGHT)
+
+
+def require(ds, names, what: str) -> None:
+    """Refuse, naming them, what needs per-run variables that a file does not keep (``[output] per_run``)."""
+    missing = [n for n in dict.fromkeys(names) if n not in ds.variables]
+    if missing:
+        from artysim.errors import ResultsError
+
+        kept = str(ds.attrs.get(KEPT_ATTR, "")) or "all"
+        raise ResultsError(f"{what} needs the per-run variable{'s' if len(missing) > 1 else ''} "
+                           f"{', '.join(missing)}, which this results file does not keep (its [output] per_run "
+                           f"keeps {', '.join(kept.split())}); add {'them' if len(missing) > 1 else 'it'} to "
+                           "output.per_run and run again")

@@ -173,6 +173,12 @@ def _attributes(a: dict) -> dict:
         if isinstance(ess, (bool, np.bool_)) or not isinstance(ess, (float, int, np.floating, np.integer)) \
                 or not 0 <= float(ess) < 1e300:
             raise _Bad(f"attribute effective_sample_size must be a number >= 0 (found {_shown(ess)})")
+    if schema.KEPT_ATTR in a:  # [output] per_run: the per-run variables kept, known names
+        kept = _str(a, schema.KEPT_ATTR).split()
+        unknown = [n for n in kept if n not in schema.PER_RUN_NAMES]
+        if not kept or unknown or len(set(kept)) != len(kept):
+            raise _Bad(f"attribute {schema.KEPT_ATTR} is not a list of distinct per-run variables "
+                       f"(found {_shown(a[schema.KEPT_ATTR])})")
     if "sweep_paths" in a:
         text = _str(a, "sweep_paths")
         try:
@@ -199,7 +205,7 @@ def _itemsize(x: netCDF4.Variable) -> int:
 def _variables(nc: netCDF4.Dataset, a: dict, sizes: dict, sweep: bool) -> None:
     expected: list[schema.Var] = [c for c in schema.COORDS
                                   if not (c.optional and not all(d in sizes for d in c.dims))]
-    expected += schema.ALL + (schema.OBSERVED if "observation" in sizes else [])
+    expected += schema.per_run(sizes, a) + schema.PER_DAY + schema.MERGEABLE
     if "weight" in nc.variables or "calibrated_on" in a:
         expected.append(schema.WEIGHT)
         if "observation" not in sizes:
@@ -287,7 +293,7 @@ def _values(nc: netCDF4.Dataset, a: dict, sizes: dict) -> None:
         if len(r) and (r[0] <= prev or np.any(np.diff(r) <= 0) or r[-1] >= hi):
             raise _Bad(f"run indices are not increasing runs within its run range {lo}..{hi - 1}")
         prev = int(r[-1]) if len(r) else prev
-    for v in schema.PER_RUN:
+    for v in schema.per_run_of_attrs(a):
         if np.dtype(v.dtype).kind != "i":
             continue
         floor = v.fill if v.fill is not None else 0

@@ -59,6 +59,9 @@ class ResultsWriter:
                 sample_runs = self.run_index[self.run_index < model.n_sample]
         self.sample_runs = np.asarray(sample_runs, dtype=np.int64)
         self.extra_attrs = dict(extra_attrs or {})
+        self.per_run = schema.per_run_kept(model)
+        if len(self.per_run) < len(schema.PER_RUN):
+            self.extra_attrs[schema.KEPT_ATTR] = " ".join(v.name for v in self.per_run)
         self.tmp: AtomicFile | None = None
         self.nc: netCDF4.Dataset | None = None
         self._signals = DeferSignals()
@@ -152,7 +155,7 @@ class ResultsWriter:
                 x[:] = vals
         shape = {"run": chunk, "parameter": max(1, sizes["parameter"]), "source": sizes["source"],
                  "regime": sizes["regime"], "observation": sizes.get("observation", 1)}
-        for var in schema.per_run(sizes):
+        for var in self.per_run + (schema.OBSERVED if "observation" in sizes else []):
             fill = var.fill if var.fill is not None else False
             x = nc.createVariable(var.name, var.dtype, var.dims, fill_value=fill,
                                   chunksizes=tuple(shape[d] for d in var.dims), **COMPRESSION)
@@ -223,7 +226,7 @@ class ResultsWriter:
         i0 = batch.start - self.run_start
         i1 = batch.stop - self.run_start
         sampled = self.model.sampled
-        for var in schema.PER_RUN:  # observed: below
+        for var in self.per_run:  # observed: below
             kind = var.column[0]
             if kind == "params":
                 if sampled:
