@@ -195,6 +195,16 @@ def _noise_hi(cv: float) -> float:
     return math.exp(-0.5 * s * s + Z_MAX * s)
 
 
+def _line_hi(annual, annual_end, daily_cv, T: int) -> tuple[float, float]:
+    """Upper bounds [rounds] of a production line's output in a day and over the horizon."""
+    if annual is None:
+        return 0.0, 0.0
+    rate = max(_hi(annual), _hi(annual_end) if annual_end is not None else 0.0) / 365.0
+    cv = _hi(daily_cv)
+    # over the horizon the mean-one noise sums to about T (sd cv sqrt(T)), plus one extreme day
+    return rate * _noise_hi(cv), rate * (T + 10 * cv * math.sqrt(T) + _noise_hi(cv))
+
+
 def magnitudes(model) -> dict:
     """Upper bounds [rounds] of the per-day and per-run counts of one run."""
     scn = model.scenario
@@ -209,13 +219,16 @@ def magnitudes(model) -> dict:
             if src.legacy is not None:
                 stock += _hi(src.legacy)
                 arrivals_day = max(arrivals_day, min(_hi(src.legacy), _hi(src.refurbish_per_day) + 1))
+        elif src.kind == "production" and src.components is not None:
+            # assembled: never more than the scarcest line ever holds (its initial inventory and all it makes)
+            most = min(_line_hi(c.annual, c.annual_end, c.daily_cv, T)[1] + (_hi(c.initial) if c.initial is not None
+                       else 0.0) for c in src.components)
+            arrivals_day = max(arrivals_day, most)
+            stock += most
         elif src.kind == "production":
-            rate = max(_hi(src.annual), _hi(src.annual_end) if src.annual_end is not None else 0.0) / 365.0
-            cv = _hi(src.daily_cv)
-            day = rate * _noise_hi(cv)
+            day, total = _line_hi(src.annual, src.annual_end, src.daily_cv, T)
             arrivals_day = max(arrivals_day, day)
-            # over the horizon the mean-one noise sums to about T (sd cv sqrt(T)), plus one extreme day
-            stock += rate * (T + 10 * cv * math.sqrt(T) + _noise_hi(cv))
+            stock += total
         else:
             lam = _hi(src.shipments_per_month) / (365.0 / 12.0)
             ships_day = lam + 10 * math.sqrt(lam) + 10
