@@ -27,7 +27,8 @@ KernelModel = namedtuple("KernelModel", [
     "kinds",  # int64 (NS,): KIND_* of each source
     "roles",  # int64 (NS, N_ROLES): parameter column of each source role, -1 = absent
     "erows",  # int64 (NS, N_EROWS): coded-distribution row of each source event, -1 = none
-    "sched_cols",  # int64 (1 + 2 NS + NC, NP): per schedule row (SCHED_DEMAND, sched_rate, sched_size, sched_component),
+    "sched_cols",  # int64 (1 + 2 NS + NC, NP): per schedule row (SCHED_DEMAND, sched_rate, sched_size,
+    #               sched_component),
     #               the parameter column (rates) or coded row (sizes) of each piece, -1 = none
     "sched_piece",  # int64 (1 + 2 NS + NC, T): the piece of each schedule row in force on each day
     "sched_change",  # bool (T,): days on which some piece starts

@@ -304,7 +304,8 @@ def _setup_components(m, inp, st, s, blk, nb):
     the counts. Writes comp.* [c, :] for its lines c."""
     params, T, sched_cols, sched_piece, roles = inp.params, m.horizon, m.sched_cols, m.sched_piece, m.comp_roles
     cp = st.comp
-    inv, rate0, slope, smu, ssig, init, made, bound = cp.inv, cp.rate0, cp.slope, cp.smu, cp.ssig, cp.init, cp.made, cp.bound
+    inv, rate0, slope, smu, ssig = cp.inv, cp.rate0, cp.slope, cp.smu, cp.ssig
+    init, made, bound = cp.init, cp.made, cp.bound
     NS = m.kinds.shape[0]
     for c in range(st.mech.comp_lo[s], st.mech.comp_hi[s]):
         row = 1 + 2 * NS + c  # layout.sched_component
@@ -471,7 +472,8 @@ def _assemble(m, st, s, nb, t):
     x.work as scratch."""
     SS, G, noise, work = st.x.SS, st.x.G, st.x.noise, st.x.work
     cp, k_comp = st.comp, st.mech.k_comp
-    inv, rate0, slope, smu, ssig, made, bound, fac = cp.inv, cp.rate0, cp.slope, cp.smu, cp.ssig, cp.made, cp.bound, cp.fac
+    inv, rate0, slope, smu, ssig = cp.inv, cp.rate0, cp.slope, cp.smu, cp.ssig
+    made, bound, fac = cp.made, cp.bound, cp.fac
     stock, ps = st.src.stock, st.src.ps
     lo, hi = st.mech.comp_lo[s], st.mech.comp_hi[s]
     for b in range(nb):

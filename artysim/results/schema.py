@@ -236,6 +236,8 @@ OBSERVED = [
 ]
 #: per-run variables of scenarios with components (dimension ``component``); written after OBSERVED
 COMPONENTS = [
+    Var("component_initial", ("run", "component"), "i8", "1",
+        "component units in inventory on day 0", column=("per_component", layout.C_INITIAL)),
     Var("component_produced", ("run", "component"), "i8", "1",
         "component units made by each component line over the horizon", column=("per_component", layout.C_PRODUCED)),
     Var("component_final", ("run", "component"), "i8", "1",
