@@ -447,25 +447,10 @@ def _disruptions(m, st, s, nb, t):
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def _produce(m, st, s, nb, t):
-    """Production source s: output (rate0 + slope t) times lognormal noise (arrivals stream) times the
-    disruptions' factor, rounded stochastically. Writes src.stock, ps[s, P_RECEIVED]; every lot of a
-    plant has the run's dud rate, so q is unchanged. Uses x.noise, x.work as scratch."""
-    S, noise = st.x.SS[st.mech.k_arrivals[s]], st.x.noise
-    rate0, slope, stock, ps = st.plant.rate0, st.plant.slope, st.src.stock, st.src.ps
-    lognormal_noise_block(S, st.x.G, nb, st.plant.smu[s], st.plant.ssig[s], noise, st.x.work)
-    if st.mech.has_dis[s]:
-        _disruptions(m, st, s, nb, t)
-    for b in range(nb):
-        a = _round_stochastic(S, b, (rate0[s, b] + slope[s, b] * t) * noise[b])
-        stock[s, b] += a
-        ps[s, P_RECEIVED, b] += a
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
 def _assemble(m, st, s, nb, t):
-    """Production source s assembled from component lines: each line makes (rate0 + slope t) times its
-    lognormal noise (its own stream) times the plant's disruption factor, rounded stochastically, into
+    """Production source s assembled from component lines (called by _produce with the plant's disruption
+    factor in x.noise): each line makes (rate0 + slope t) times its lognormal noise (its own stream)
+    times that factor, rounded stochastically, into
     its inventory; the day's output is the minimum of the inventories, taken from each, and every line
     at that minimum counts a binding day. Writes comp.inv, made, bound, fac, src.stock,
     ps[s, P_RECEIVED]; every assembled round has the run's dud rate, so q is unchanged. Uses x.noise,
@@ -476,10 +461,6 @@ def _assemble(m, st, s, nb, t):
     made, bound, fac = cp.made, cp.bound, cp.fac
     stock, ps = st.src.stock, st.src.ps
     lo, hi = st.mech.comp_lo[s], st.mech.comp_hi[s]
-    for b in range(nb):
-        noise[b] = 1.0
-    if st.mech.has_dis[s]:
-        _disruptions(m, st, s, nb, t)  # multiplies noise by the active cuts
     for b in range(nb):
         fac[b] = noise[b]
     for c in range(lo, hi):
@@ -499,6 +480,32 @@ def _assemble(m, st, s, nb, t):
             inv[c, b] -= n
         stock[s, b] += n
         ps[s, P_RECEIVED, b] += n
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _produce(m, st, s, nb, t):
+    """Production source s: output (rate0 + slope t) times lognormal noise (arrivals stream) times the
+    disruptions' factor, rounded stochastically; a source assembled from component lines hands the
+    disruptions' factor to _assemble instead (``_disruptions`` is inlined once either way: each inlined
+    copy costs cold compile). Writes src.stock, ps[s, P_RECEIVED]; every lot of a plant has the run's
+    dud rate, so q is unchanged. Uses x.noise, x.work as scratch."""
+    S, noise = st.x.SS[st.mech.k_arrivals[s]], st.x.noise
+    rate0, slope, stock, ps = st.plant.rate0, st.plant.slope, st.src.stock, st.src.ps
+    has_comp = st.mech.has_comp[s]
+    if has_comp:
+        for b in range(nb):
+            noise[b] = 1.0
+    else:
+        lognormal_noise_block(S, st.x.G, nb, st.plant.smu[s], st.plant.ssig[s], noise, st.x.work)
+    if st.mech.has_dis[s]:
+        _disruptions(m, st, s, nb, t)
+    if has_comp:
+        _assemble(m, st, s, nb, t)
+        return
+    for b in range(nb):
+        a = _round_stochastic(S, b, (rate0[s, b] + slope[s, b] * t) * noise[b])
+        stock[s, b] += a
+        ps[s, P_RECEIVED, b] += a
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -612,14 +619,11 @@ def _arrivals(m, st, nb, t):
     """Phase 1: rounds arriving today at every source, in source order: production (_produce, or
     _assemble from component lines),
     imports (_dispatch, then _receive), and refurbished legacy rounds of stockpiles (_refurbish)."""
-    kinds, has_legacy, has_comp = m.kinds, st.mech.has_legacy, st.mech.has_comp
+    kinds, has_legacy = m.kinds, st.mech.has_legacy
     for s in range(kinds.shape[0]):
         kd = kinds[s]
         if kd == KIND_PRODUCTION:
-            if has_comp[s]:
-                _assemble(m, st, s, nb, t)
-            else:
-                _produce(m, st, s, nb, t)
+            _produce(m, st, s, nb, t)
         elif kd == KIND_IMPORT:
             _dispatch(m, st, s, nb, t)
             _receive(m, st, s, nb, t)

@@ -70,11 +70,12 @@ def human(n: float) -> str:
     return f"{n:.1f} TB"  # pragma: no cover
 
 
-def _per_run_bytes(n_params: int, n_sources: int) -> int:
+def _per_run_bytes(n_params: int, n_sources: int, n_components: int = 0) -> int:
     """Uncompressed bytes of one run in the results file (the run coordinate included)."""
     b = 8  # run index
-    for v in schema.PER_RUN:
-        width = n_params if "parameter" in v.dims else n_sources if "source" in v.dims else 1
+    for v in schema.PER_RUN + (schema.COMPONENTS if n_components else []):
+        width = (n_params if "parameter" in v.dims else n_sources if "source" in v.dims
+                 else n_components if "component" in v.dims else 1)
         b += width * np.dtype(v.dtype).itemsize
     return b
 
@@ -85,6 +86,7 @@ def estimate(model, runs: int, threads: int, batch_size: int, *, summary: bool =
     global run ``run_stop``, default ``runs``: a later shard holds more of the trajectory sample)."""
     T = model.horizon
     NS = len(model.kinds)
+    NC = len(model.component_names)
     P = len(model.params)
     S = len(model.sampled)
     Q = len(model.scenario.output.quantiles)
@@ -103,21 +105,22 @@ def estimate(model, runs: int, threads: int, batch_size: int, *, summary: bool =
         "goods in transit": threads * NS * layout.BLOCK * model.ring * 16,
         # a batch: uniforms, parameters, totals, per-source totals; two alive (one being written),
         # plus the writer's contiguous copies of one
-        "run batches": nb * (2 * (S * i8 + P * i8 + layout.N_TOTALS * i8 + NS * layout.N_PER_SOURCE * i8)
+        "run batches": nb * (2 * (S * i8 + P * i8 + layout.N_TOTALS * i8 + NS * layout.N_PER_SOURCE * i8
+                                  + max(NC, 1) * layout.N_PER_COMPONENT * i8)
                              + S * i8 + NS * i8 + i8),
         # jobs.run's Daily holds trajectory_sample rows however few the runs (stock and fired), the
         # engine its own up to the last run's index, and the writer a copy of the file's rows: a
         # trajectory_sample above the run count was counted as the run count (10.6 GB for 14.5 measured)
         "trajectory sample": (2 * max(model.n_sample, 1) + 2 * n_engine + 2 * n_sample) * T * i8,
         # netCDF chunk caches: two chunks of each per-run variable, and a chunk being compressed
-        "file buffers": 3 * min(runs, 1 << 16) * _per_run_bytes(S, NS),
+        "file buffers": 3 * min(runs, 1 << 16) * _per_run_bytes(S, NS, NC),
     }
     if summary:  # the summary printed after the run: a block of columns and the first shortage days
         parts["summary"] = min(runs, SUMMARY_BLOCK) * (S + 8 + 4 * NS) * i8 * 2 + runs * 16
     mem = BASE_BYTES + sum(parts.values())
     per_day = (T * (2 * Q + 2 + 4) * i8 + layout.N_DAILY * T * i8 * 2 + 2 * n_sample * T * i8)
     hist_bytes = (layout.N_DAILY + NS + 1) * T * bins.NBINS * i8 * 0.01  # mostly zeros: compress ~100x
-    file = int(runs * _per_run_bytes(S, NS) * COMPRESSION_RATIO + per_day + hist_bytes + 64 * 1024)
+    file = int(runs * _per_run_bytes(S, NS, NC) * COMPRESSION_RATIO + per_day + hist_bytes + 64 * 1024)
     return Estimate(memory=int(mem), file=file, memory_parts=parts)
 
 
