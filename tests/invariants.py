@@ -94,6 +94,28 @@ def check_run_outputs(model, totals: np.ndarray, per_source: np.ndarray) -> None
     assert (short[sd == 0] <= dem[sd == 0]).all()
 
 
+def check_components(comp_src: np.ndarray, T: int, received: np.ndarray, per_component: np.ndarray) -> None:
+    """Per-run invariants of component lines (comp_src: the source of each line; received: runs x sources;
+    per_component: runs x lines x N_PER_COMPONENT): each line's units are conserved (initial + produced =
+    assembled + final), every day some line of the source binds (it is left at 0), so its lines' binding
+    days add to at least the horizon and one of them ends empty."""
+    k = layout
+    pc = per_component
+    for s in np.unique(comp_src):
+        lines = np.flatnonzero(comp_src == s)
+        assembled = received[:, s][:, None]
+        bal = pc[:, lines, k.C_INITIAL] + pc[:, lines, k.C_PRODUCED] - assembled - pc[:, lines, k.C_FINAL]
+        assert (bal == 0).all(), _fail("component conservation initial + produced = assembled + final", bal != 0)
+        for col in (k.C_INITIAL, k.C_PRODUCED, k.C_FINAL, k.C_BOUND):
+            assert (pc[:, lines, col] >= 0).all(), _fail("component counts >= 0", pc[:, lines, col] < 0)
+        bound = pc[:, lines, k.C_BOUND]
+        assert (bound <= T).all(), _fail("binding days <= horizon", bound > T)
+        assert (bound.sum(axis=1) >= T).all(), _fail("some line binds every day", bound.sum(axis=1) < T)
+        if T > 0:
+            empty = pc[:, lines, k.C_FINAL].min(axis=1)
+            assert (empty == 0).all(), _fail("the last day's binding line ends empty", empty != 0)
+
+
 def check_dataset(ds) -> None:
     """Assert the per-run invariants on a results file opened with ``artysim.open_results``."""
     bal = balance_dataset(ds)
@@ -114,3 +136,12 @@ def check_dataset(ds) -> None:
     assert (np.asarray(ds["stock_final"].values, dtype=np.int64) == final.sum(axis=1)).all()
     for v in ("stock_sample", "fired_sample"):
         assert (np.asarray(ds[v].values) >= 0).all(), f"{v} negative"
+    if "component" in ds.dims:
+        names = [str(x) for x in ds["source"].values]
+        comp_src = np.array([names.index(str(x)) for x in ds["component_source"].values])
+        pc = np.zeros((int(ds.sizes["run"]), len(comp_src), layout.N_PER_COMPONENT), dtype=np.int64)
+        pc[:, :, layout.C_INITIAL] = np.asarray(ds["component_initial"].values)
+        pc[:, :, layout.C_PRODUCED] = np.asarray(ds["component_produced"].values)
+        pc[:, :, layout.C_FINAL] = np.asarray(ds["component_final"].values)
+        pc[:, :, layout.C_BOUND] = np.asarray(ds["component_bound_days"].values)
+        check_components(comp_src, int(ds.sizes["time"]), np.asarray(ds["received"].values), pc)

@@ -73,7 +73,7 @@ DEMAND_FIELDS = {"base": ("rounds_per_day", True), "daily_cv": ("cv", False), "r
 COMMON_SOURCE_FIELDS = {"dud_rate": ("fraction", False), "accuracy": ("open_fraction", False)}
 SOURCE_FIELDS = {
     "stockpile": {"initial": ("rounds", True)},
-    "production": {"annual": ("rounds_per_year", True), "annual_end": ("rounds_per_year", False),
+    "production": {"annual": ("rounds_per_year", True), "annual_end": ("rounds_per_year", False),  # or components
                    "daily_cv": ("cv", False)},
     "import": {"start_day": ("days", False), "shipments_per_month": ("per_month", True),
                "shipment_size": ("shipment", True), "transit_days": ("days", False),
@@ -256,6 +256,22 @@ def schedule(draw, domain: str, start: dt.date, horizon: int) -> list:
 
 
 @st.composite
+def component(draw, name: str, start: dt.date, horizon: int) -> dict:
+    """A valid component line: an initial inventory above 0 (so it never lacks both output and
+    inventory), an annual output or schedule, optionally a ramp and daily noise."""
+    c: dict = {"name": name, "initial": draw(st.integers(1, 10**5))}
+    if draw(st.booleans()):
+        c["annual"] = draw(schedule("rounds_per_year", start, horizon))
+    elif draw(st.booleans()):
+        c["annual"] = draw(quantity("rounds_per_year"))
+        if draw(st.booleans()):
+            c["annual_end"] = draw(quantity("rounds_per_year"))
+    if draw(st.booleans()):
+        c["daily_cv"] = draw(quantity("cv"))
+    return c
+
+
+@st.composite
 def mechanisms(draw, doc: dict) -> dict:
     """Add some of the model-depth mechanisms (valid combinations) to a valid document, in place."""
     start, horizon = doc["scenario"]["start_date"], doc["scenario"]["horizon_days"]
@@ -295,7 +311,11 @@ def mechanisms(draw, doc: dict) -> dict:
             if draw(st.booleans()):
                 src["refurbished_dud_rate"] = draw(quantity("fraction"))
         elif src["kind"] == "production":
-            if "annual_end" not in src and draw(st.booleans()):
+            if draw(st.booleans()):  # assembled from 1-3 component lines instead of annual
+                for k in ("annual", "annual_end", "daily_cv"):
+                    src.pop(k, None)
+                src["components"] = [draw(component(f"c{i}", start, horizon)) for i in range(draw(st.integers(1, 3)))]
+            elif "annual_end" not in src and draw(st.booleans()):
                 src["annual"] = draw(schedule("rounds_per_year", start, horizon))
             src["disruptions"] = {"per_year": draw(quantity("per_year")), "cut": draw(quantity("fraction")),
                                   "days": draw(quantity("days"))}
@@ -545,12 +565,42 @@ def _m_observation(draw, doc):
     return Mutation(doc, f"bad observation ({how})", path, True, path)
 
 
+def _m_components(draw, doc):
+    """One bad ``components`` list: a line with neither output nor inventory, two lines of one name,
+    components beside annual, or components on a source that is not production."""
+    i = draw(st.integers(0, len(doc["source"]) - 1))
+    src = doc["source"][i]
+    how = draw(st.sampled_from(["empty line", "duplicate", "with annual", "not production"]))
+    if how == "not production":
+        if src["kind"] == "production":
+            src.update(kind="stockpile", initial=1000)
+            for k in ("annual", "annual_end", "daily_cv", "disruptions"):
+                src.pop(k, None)
+        src["components"] = [{"name": "body", "initial": 10}]
+        return Mutation(doc, "bad components", f"source[{i}].components", True, f"source[{i}].components")
+    for k in list(src):
+        if k not in ("name", "dud_rate", "accuracy"):
+            del src[k]
+    src["kind"] = "production"
+    src["components"] = [{"name": "body", "annual": 36500}, {"name": "fuze", "annual": 18250}]
+    if how == "empty line":
+        src["components"][1] = {"name": "fuze"}
+        where = f"source[{i}].components[1].annual"
+    elif how == "duplicate":
+        src["components"][1]["name"] = "body"
+        where = f"source[{i}].components[1].name"
+    else:
+        src["annual"] = 36500
+        where = f"source[{i}].annual"
+    return Mutation(doc, "bad components", where, True, where)
+
+
 MUTATIONS = {
     "wrong type": _m_wrong_type, "missing key": _m_delete, "unknown key": _m_unknown_key,
     "bad number": _m_bad_number, "probability outside [0, 1]": _m_fraction, "min > max": _m_min_max,
     "empty source list": _m_empty_sources, "duplicate source name": _m_duplicate_name,
     "date out of range": _m_date, "absurd value": _m_absurd, "unicode string": _m_unicode,
-    "too many sources": _m_many_sources, "bad observation": _m_observation,
+    "too many sources": _m_many_sources, "bad observation": _m_observation, "bad components": _m_components,
 }
 
 

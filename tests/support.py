@@ -268,6 +268,10 @@ SOURCE_COLS = {
 }
 
 
+COMPONENT_COLS = {"initial": layout.C_INITIAL, "produced": layout.C_PRODUCED, "final": layout.C_FINAL,
+                  "bound": layout.C_BOUND}
+
+
 @dataclass
 class Sim:
     """Everything ``engine.simulate_in_memory`` returns, with named accessors."""
@@ -280,6 +284,12 @@ class Sim:
     runs: int
     per_regime: np.ndarray | None = None
     observed: np.ndarray | None = None  # runs x observations (model.observed)
+    per_component: np.ndarray | None = None  # runs x max(lines, 1) x N_PER_COMPONENT
+
+    def comp(self, line: str, col: str) -> np.ndarray:
+        """A component line's per-run output (``line``: "source.component"; col: COMPONENT_COLS)."""
+        c = self.model.component_names.index(line)
+        return self.per_component[:, c, COMPONENT_COLS[col]]
 
     def total(self, name: str) -> np.ndarray:
         return self.totals[:, TOTAL_COLS[name]]
@@ -309,7 +319,7 @@ def simulate(loaded_or_text, runs: int, seed: int = 12345, **kw) -> Sim:
     loaded = load_scenario(loaded_or_text) if isinstance(loaded_or_text, str) else loaded_or_text
     model, cat, daily = runner.simulate_in_memory(loaded, runs, seed, **kw)
     return Sim(model, cat["params"], cat["totals"], cat["per_source"], daily, runs, cat["per_regime"],
-               cat["observed"])
+               cat["observed"], cat["per_component"])
 
 
 def assert_refused(result, *needles: str) -> str:

@@ -28,7 +28,9 @@ def _out(km, runs=3):
     return contract.RunOutputs(totals=np.zeros((runs, layout.N_TOTALS), dtype=np.int64),
                                per_source=np.zeros((runs, ns, layout.N_PER_SOURCE), dtype=np.int64),
                                per_regime=np.zeros((runs, nr, layout.N_PER_REGIME), dtype=np.int64),
-                               observed=np.zeros((runs, km.obs.shape[0], 2), dtype=np.int64))
+                               observed=np.zeros((runs, km.obs.shape[0], 2), dtype=np.int64),
+                               per_component=np.zeros((runs, max(km.comp_src.shape[0], 1), layout.N_PER_COMPONENT),
+                                                      dtype=np.int64))
 
 
 def test_model_kernel_tables_satisfy_the_contract(km):

@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
-from invariants import check_run_outputs
+from invariants import check_components, check_run_outputs
 from strategies import MUTATIONS, examples, path_str, paths, scenario_doc, to_toml
 
+from artysim.core import layout
 from artysim.errors import ArtysimError, ScenarioError
 from artysim.jobs import resources
 from artysim.jobs import run as runner
@@ -71,6 +72,7 @@ def _simulate_small(loaded: loading.Loaded, runs: int = 8) -> None:
         return
     model, cat, daily = runner.simulate_in_memory(small, runs, seed=1, threads=1)
     check_run_outputs(model, cat["totals"], cat["per_source"])
+    check_components(model.comp_src, model.horizon, cat["per_source"][:, :, layout.P_RECEIVED], cat["per_component"])
     assert (daily.sums >= 0).all()
 
 

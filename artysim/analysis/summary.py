@@ -89,6 +89,26 @@ def _regime_shares(ds: xr.Dataset, n: int, horizon: int) -> list[dict] | None:
 SUMMARY_NEEDS = ("first_shortage_day", "demand_total", "fired_total", "effective_total", "shortage_days",
                  "stock_final", "shortfall_total", "stock_min", "initial_stock", "received", "fired_by_source",
                  "duds", "effective_by_source")
+def _components(ds: xr.Dataset, n: int, horizon: int, w: np.ndarray | None) -> list[dict] | None:
+    """Each component line's mean units made, final inventory, binding days and share of days it bound
+    (None when the scenario assembles nothing from components)."""
+    if "component" not in ds.dims:
+        return None
+    names = [str(x) for x in ds["component"].values]
+    k = len(names)
+    mom = Moments(3 * k)
+    for i0 in range(0, n, BLOCK):
+        i1 = min(n, i0 + BLOCK)
+        cols = [ds[v][i0:i1, :].values.astype(np.float64)
+                for v in ("component_produced", "component_final", "component_bound_days")]
+        mom.add(np.column_stack(cols), None if w is None else w[i0:i1])
+    out = []
+    for j, name in enumerate(names):
+        bound = mom.mean_se(2 * k + j)
+        out.append({"name": name, "source": str(ds["component_source"].values[j]),
+                    "produced": mom.mean_se(j), "final": mom.mean_se(k + j), "bound_days": bound,
+                    "share_of_days_bound": (bound[0] / horizon, bound[1] / horizon) if horizon else (math.nan,) * 2})
+    return out
 
 
 def summarize(ds: xr.Dataset) -> dict:
@@ -180,6 +200,9 @@ def summarize(ds: xr.Dataset) -> dict:
     for v in MECHANISM_RUN_VARS:
         out[v] = mom.mean_se(col[v]) if v in col else None
     out["regimes"] = _regime_shares(ds, n, horizon)
+    comps = _components(ds, n, horizon, w)
+    if comps is not None:
+        out["components"] = comps
     cal = calibration_info(ds)
     if cal is not None:
         out["calibration"] = cal
@@ -240,6 +263,11 @@ def format_table(s: dict) -> str:
         lines += ["", f"{'source':<14}{'kind':<11}" + "".join(f"{v:>22}" for v in flows)]
         for src in s["sources"]:
             lines.append(f"{src['name']:<14}{src['kind']:<11}" + "".join(f"{fmt_value(*src[v]):>22}" for v in flows))
+    if s.get("components"):
+        lines += ["", f"{'component':<24}{'made':>22}{'final inventory':>22}{'days bound':>18}{'share':>8}"]
+        for c in s["components"]:
+            lines.append(f"{c['name']:<24}{fmt_value(*c['produced']):>22}{fmt_value(*c['final']):>22}"
+                         f"{fmt_value(*c['bound_days'], digits=1):>18}{c['share_of_days_bound'][0]:>8.3f}")
     if "missing_runs" in s:
         lines += ["", f"partial: {s['missing_runs']} are missing and not counted"]
     return "\n".join(x for x in lines if x is not None)
@@ -283,6 +311,8 @@ _UNITS = {
     "dud_fraction": "fraction", "share_of_effective": "fraction", "rationed_days": "days",
     "depot_strikes": "strikes", "refurbished": "rounds", "lost": "rounds", "rejected": "rounds",
     "reworked": "rounds", "share_of_days": "fraction", "refire_asked_total": "rounds", "refired": "rounds",
+    "component_produced": "units", "component_final": "units", "component_bound_days": "days",
+    "component_share_of_days_bound": "fraction",
 }
 
 
@@ -314,6 +344,12 @@ def csv_rows(s: dict) -> list[tuple]:
     for r in s.get("regimes") or []:
         m, se = r["share_of_days"]
         rows.append(("share_of_days", f"regime:{r['name']}", m, se, m - Z95 * se, m + Z95 * se, "fraction"))
+    for c in s.get("components") or []:
+        for key, field in (("component_produced", "produced"), ("component_final", "final"),
+                           ("component_bound_days", "bound_days"),
+                           ("component_share_of_days_bound", "share_of_days_bound")):
+            m, se = c[field]
+            rows.append((key, f"component:{c['name']}", m, se, m - Z95 * se, m + Z95 * se, _UNITS[key]))
     for text, e in (s.get("stats") or {}).items():  # summary --stat: the expression is the quantity
         rows.append((text, "", e["value"], e["se"], e["ci95"][0], e["ci95"][1], ""))
     return rows

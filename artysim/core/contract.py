@@ -7,7 +7,8 @@ place: ``KernelModel`` by the model (``artysim.model.build.Model.kernel``), the 
 no longer be swapped unnoticed. ``check`` verifies dtypes and shapes against each other.
 
 Shapes: NS sources, NR regimes (0: no regime chain), NP schedule pieces at most, T days, R runs of a
-batch, P per-run parameters, NK streams (``layout.n_streams(NS)``), NB histogram bins, NT threads, NO observations.
+batch, P per-run parameters, NK streams (``layout.n_streams(NS, NC)``), NB histogram bins, NT threads, NO
+observations, NC component lines.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ KernelModel = namedtuple("KernelModel", [
     "kinds",  # int64 (NS,): KIND_* of each source
     "roles",  # int64 (NS, N_ROLES): parameter column of each source role, -1 = absent
     "erows",  # int64 (NS, N_EROWS): coded-distribution row of each source event, -1 = none
-    "sched_cols",  # int64 (1 + 2 NS, NP): per schedule row (layout.SCHED_DEMAND, sched_rate, sched_size),
+    "sched_cols",  # int64 (1 + 2 NS + NC, NP): per schedule row (SCHED_DEMAND, sched_rate, sched_size,
+    #               sched_component),
     #               the parameter column (rates) or coded row (sizes) of each piece, -1 = none
-    "sched_piece",  # int64 (1 + 2 NS, T): the piece of each schedule row in force on each day
+    "sched_piece",  # int64 (1 + 2 NS + NC, T): the piece of each schedule row in force on each day
     "sched_change",  # bool (T,): days on which some piece starts
     "dcode",  # int64 (ND,): K_* code of each coded-distribution row
     "dpar",  # float64 (ND, KERNEL_PARAMS): its parameters
@@ -43,6 +45,8 @@ KernelModel = namedtuple("KernelModel", [
     "order",  # int64 (NS,): sources in issue priority
     "threshold",  # float: a day is short when shortfall > threshold * demand
     "obs",  # int64 (NO, N_OB): each observation's window, source and accumulation (layout.OB_*)
+    "comp_src",  # int64 (NC,): the production source of each component line (a source's lines are contiguous)
+    "comp_roles",  # int64 (NC, N_CROLES): parameter column of each component role (layout.CR_*), -1 = absent
 ])
 
 #: One batch of runs: global runs run0 .. run0 + R - 1.
@@ -59,6 +63,7 @@ RunOutputs = namedtuple("RunOutputs", [
     "per_source",  # int64 (R, NS, N_PER_SOURCE)
     "per_regime",  # int64 (R, max(NR, 1), N_PER_REGIME)
     "observed",  # int64 (R, NO, 2): each observation's window sum (and, for a share, all rounds fired)
+    "per_component",  # int64 (R, max(NC, 1), N_PER_COMPONENT): each component line's inventory and binding days
 ])
 
 #: Per-day statistics, *added to* (so several batches may be fed into them); all but the trajectories
@@ -90,6 +95,7 @@ def check(model: KernelModel, batch: BatchInputs | None = None, out: RunOutputs 
     """Raise if a field has the wrong dtype, rank or a size that disagrees with the others."""
     ns = model.kinds.shape[0] if isinstance(model.kinds, np.ndarray) else None
     nr = model.reg_mult.shape[0] if isinstance(model.reg_mult, np.ndarray) else None
+    nc = model.comp_src.shape[0] if isinstance(model.comp_src, np.ndarray) else None
     T = model.horizon
     i8, f8 = np.int64, np.float64
     for name in ("horizon", "ring", "issue"):
@@ -101,8 +107,10 @@ def check(model: KernelModel, batch: BatchInputs | None = None, out: RunOutputs 
     _expect("kinds", model.kinds, i8, (ns,))
     _expect("roles", model.roles, i8, (ns, layout.N_ROLES))
     _expect("erows", model.erows, i8, (ns, layout.N_EROWS))
-    _expect("sched_cols", model.sched_cols, i8, (1 + 2 * ns, None))
-    _expect("sched_piece", model.sched_piece, i8, (1 + 2 * ns, T))
+    _expect("comp_src", model.comp_src, i8, (nc,))
+    _expect("comp_roles", model.comp_roles, i8, (nc, layout.N_CROLES))
+    _expect("sched_cols", model.sched_cols, i8, (1 + 2 * ns + nc, None))
+    _expect("sched_piece", model.sched_piece, i8, (1 + 2 * ns + nc, T))
     _expect("sched_change", model.sched_change, np.bool_, (T,))
     nd = model.dcode.shape[0] if isinstance(model.dcode, np.ndarray) else None
     _expect("dcode", model.dcode, i8, (nd,))
@@ -120,7 +128,7 @@ def check(model: KernelModel, batch: BatchInputs | None = None, out: RunOutputs 
         for name in ("run0", "n_sample"):
             if not isinstance(getattr(batch, name), int):
                 raise TypeError(f"kernel contract: {name} must be an int")
-        _expect("keys", batch.keys, np.uint64, (layout.n_streams(ns),))
+        _expect("keys", batch.keys, np.uint64, (layout.n_streams(ns, nc),))
         _expect("params", batch.params, f8, (None, None))
     R = batch.params.shape[0] if batch is not None else None
     if out is not None:
@@ -128,6 +136,7 @@ def check(model: KernelModel, batch: BatchInputs | None = None, out: RunOutputs 
         _expect("per_source", out.per_source, i8, (R, ns, layout.N_PER_SOURCE))
         _expect("per_regime", out.per_regime, i8, (R, max(nr, 1), layout.N_PER_REGIME))
         _expect("observed", out.observed, i8, (R, model.obs.shape[0], 2))
+        _expect("per_component", out.per_component, i8, (R, max(nc, 1), layout.N_PER_COMPONENT))
     if daily is not None:
         nt = daily.hist.shape[0] if isinstance(daily.hist, np.ndarray) else None
         _expect("hist", daily.hist, np.int32, (nt, T, layout.N_DAILY, None))

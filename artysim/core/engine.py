@@ -57,6 +57,7 @@ class Batch:
     per_source: np.ndarray
     per_regime: np.ndarray
     observed: np.ndarray  # runs x observations x 2: window sums (kernel.observed; model.observed finishes them)
+    per_component: np.ndarray  # runs x max(component lines, 1) x N_PER_COMPONENT
 
 
 def resolve_threads(threads: int | None) -> int:
@@ -170,7 +171,9 @@ def _batches(model, seed, run_start, run_stop, daily, batch_size, m, keys, acc, 
         per_regime = np.empty((n, model.n_regimes, layout.N_PER_REGIME), dtype=np.int64)
         inp = contract.BatchInputs(run0=int(r0), keys=keys, params=params, n_sample=int(n_sample))
         observed = np.empty((n, m.obs.shape[0], 2), dtype=np.int64)
-        out = contract.RunOutputs(totals=totals, per_source=per_source, per_regime=per_regime, observed=observed)
+        per_component = np.zeros((n, max(m.comp_src.shape[0], 1), layout.N_PER_COMPONENT), dtype=np.int64)
+        out = contract.RunOutputs(totals=totals, per_source=per_source, per_regime=per_regime, observed=observed,
+                                  per_component=per_component)
         contract.check(m, inp, out)
         _simulate(m, inp, out, acc, states, pool, nthreads, chunks)
         fs = totals[:, layout.O_FIRST_SHORT]
@@ -179,4 +182,4 @@ def _batches(model, seed, run_start, run_stop, daily, batch_size, m, keys, acc, 
         if since_flush > 2**30:  # keep int32 chunk counts far from overflow
             _flush(daily, hist, src_hist, doh_hist)
             since_flush = 0
-        yield Batch(r0, r1, params, totals, per_source, per_regime, observed)
+        yield Batch(r0, r1, params, totals, per_source, per_regime, observed, per_component)

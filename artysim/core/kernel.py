@@ -13,8 +13,10 @@ from its own stream (see ``rng``; stream indices and schedule rows come from ``l
 per-day statistics are integer counts or sums, so results are identical whatever the thread count,
 chunking or batch boundaries.
 
-A block's runs are set up (``_setup_runs``, ``_setup_regimes``, ``_setup_sources``), then each day
-runs the phases ``_schedule_changes``, ``_arrivals`` (``_produce`` with ``_disruptions``; ``_ship``
+A block's runs are set up (``_setup_runs``, ``_setup_regimes``, ``_setup_sources`` with
+``_setup_components``), then each day
+runs the phases ``_schedule_changes``, ``_arrivals`` (``_produce`` with ``_disruptions``, or
+``_assemble`` from component lines; ``_ship``
 with ``_dispatch`` and ``_receive``; ``_refurbish``), ``_losses``, ``_regime_step``, ``_demand``,
 ``_issue``, ``_effect``, ``_account`` and ``_observe``, and ``_write_outputs`` (with
 ``_write_observed``) ends the block. The phases are
@@ -32,6 +34,13 @@ import numpy as np
 from artysim.core.histogram import bin_index
 from artysim.core.layout import (
     BLOCK,
+    C_BOUND,
+    C_FINAL,
+    C_INITIAL,
+    C_PRODUCED,
+    CR_ANNUAL_END,
+    CR_DAILY_CV,
+    CR_INITIAL,
     DAYS_PER_MONTH,
     DAYS_PER_YEAR,
     E_CUT,
@@ -273,7 +282,7 @@ def _setup_plant(m, inp, st, s, blk, nb):
     dlam, edlam, dis_end, dis_f = p.dlam, p.edlam, p.dis_end, p.dis_f
     for b in range(nb):
         r = blk + b
-        a0 = params[r, c_a0]
+        a0 = params[r, c_a0] if c_a0 >= 0 else 0.0  # assembled from components: no annual of its own
         a1 = params[r, c_a1] if c_a1 >= 0 else a0
         rate0[s, b] = a0 / DAYS_PER_YEAR
         slope[s, b] = (a1 - a0) / DAYS_PER_YEAR / T
@@ -286,6 +295,36 @@ def _setup_plant(m, inp, st, s, blk, nb):
             for j in range(KD):
                 dis_end[s, b, j] = 0
                 dis_f[s, b, j] = 1.0
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _setup_components(m, inp, st, s, blk, nb):
+    """The component lines of production source s, runs ``blk .. blk + nb - 1``: rate at day 0 (0 without
+    an annual), ramp slope, daily noise and initial inventory, as _setup_plant does for a plant; clears
+    the counts. Writes comp.* [c, :] for its lines c."""
+    params, T, sched_cols, sched_piece, roles = inp.params, m.horizon, m.sched_cols, m.sched_piece, m.comp_roles
+    cp = st.comp
+    inv, rate0, slope, smu, ssig = cp.inv, cp.rate0, cp.slope, cp.smu, cp.ssig
+    init, made, bound = cp.init, cp.made, cp.bound
+    NS = m.kinds.shape[0]
+    for c in range(st.mech.comp_lo[s], st.mech.comp_hi[s]):
+        row = 1 + 2 * NS + c  # layout.sched_component
+        c_a0 = sched_cols[row, sched_piece[row, 0]]
+        c_a1, c_cv, c_in = roles[c, CR_ANNUAL_END], roles[c, CR_DAILY_CV], roles[c, CR_INITIAL]
+        for b in range(nb):
+            r = blk + b
+            a0 = params[r, c_a0] if c_a0 >= 0 else 0.0
+            a1 = params[r, c_a1] if c_a1 >= 0 else a0
+            rate0[c, b] = a0 / DAYS_PER_YEAR
+            slope[c, b] = (a1 - a0) / DAYS_PER_YEAR / T
+            cvp = params[r, c_cv] if c_cv >= 0 else 0.0
+            ssig[c, b] = math.sqrt(math.log1p(cvp * cvp))
+            smu[c, b] = -0.5 * ssig[c, b] * ssig[c, b]
+            i0 = int(round(params[r, c_in])) if c_in >= 0 else 0
+            inv[c, b] = i0
+            init[c, b] = i0
+            made[c, b] = 0
+            bound[c, b] = 0
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -333,6 +372,8 @@ def _setup_sources(m, inp, st, blk, nb):
         kd = m.kinds[s]
         if kd == KIND_PRODUCTION:
             _setup_plant(m, inp, st, s, blk, nb)
+            if st.mech.has_comp[s]:
+                _setup_components(m, inp, st, s, blk, nb)
         elif kd == KIND_IMPORT:
             _setup_import(m, inp, st, s, blk, nb)
 
@@ -342,7 +383,7 @@ def _setup_sources(m, inp, st, blk, nb):
 def _schedule_changes(m, inp, st, blk, nb, t):
     """On a day a scheduled rate starts a new piece, set today's base demand, production rates and
     shipment rates from the new pieces' parameters. Writes fire.dbase (B,), plant.rate0, imp.lam, elam
-    (NS, B)."""
+    (NS, B) and comp.rate0 (NC, B)."""
     if t == 0 or not m.sched_change[t]:
         return
     params, kinds, sched_cols, sched_piece, r_rate = inp.params, m.kinds, m.sched_cols, m.sched_piece, st.mech.r_rate
@@ -353,12 +394,20 @@ def _schedule_changes(m, inp, st, blk, nb, t):
     for s in range(kinds.shape[0]):
         col = sched_cols[r_rate[s], sched_piece[r_rate[s], t]]
         if kinds[s] == KIND_PRODUCTION:
-            for b in range(nb):
-                rate0[s, b] = params[blk + b, col] / DAYS_PER_YEAR
+            if col >= 0:
+                for b in range(nb):
+                    rate0[s, b] = params[blk + b, col] / DAYS_PER_YEAR
         elif kinds[s] == KIND_IMPORT:
             for b in range(nb):
                 lam[s, b] = params[blk + b, col] / DAYS_PER_MONTH
                 elam[s, b] = math.exp(-lam[s, b])
+    NS, crate = kinds.shape[0], st.comp.rate0
+    for c in range(m.comp_src.shape[0]):  # component lines' scheduled annual rates
+        row = 1 + 2 * NS + c  # layout.sched_component
+        col = sched_cols[row, sched_piece[row, t]]
+        if col >= 0:
+            for b in range(nb):
+                crate[c, b] = params[blk + b, col] / DAYS_PER_YEAR
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -398,15 +447,61 @@ def _disruptions(m, st, s, nb, t):
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
+def _assemble(m, st, s, nb, t):
+    """Production source s assembled from component lines (called by _produce with the plant's disruption
+    factor in x.noise): each line makes (rate0 + slope t) times its lognormal noise (its own stream)
+    times that factor, rounded stochastically, into
+    its inventory; the day's output is the minimum of the inventories, taken from each, and every line
+    at that minimum counts a binding day. Writes comp.inv, made, bound, fac, src.stock,
+    ps[s, P_RECEIVED]; every assembled round has the run's dud rate, so q is unchanged. Uses x.noise,
+    x.work as scratch."""
+    SS, G, noise, work = st.x.SS, st.x.G, st.x.noise, st.x.work
+    cp, k_comp = st.comp, st.mech.k_comp
+    inv, rate0, slope, smu, ssig = cp.inv, cp.rate0, cp.slope, cp.smu, cp.ssig
+    made, bound, fac = cp.made, cp.bound, cp.fac
+    stock, ps = st.src.stock, st.src.ps
+    lo, hi = st.mech.comp_lo[s], st.mech.comp_hi[s]
+    for b in range(nb):
+        fac[b] = noise[b]
+    for c in range(lo, hi):
+        S = SS[k_comp[c]]
+        lognormal_noise_block(S, G, nb, smu[c], ssig[c], noise, work)
+        for b in range(nb):
+            a = _round_stochastic(S, b, (rate0[c, b] + slope[c, b] * t) * noise[b] * fac[b])
+            inv[c, b] += a
+            made[c, b] += a
+    for b in range(nb):
+        n = inv[lo, b]
+        for c in range(lo + 1, hi):
+            n = min(n, inv[c, b])
+        for c in range(lo, hi):
+            if inv[c, b] == n:
+                bound[c, b] += 1
+            inv[c, b] -= n
+        stock[s, b] += n
+        ps[s, P_RECEIVED, b] += n
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def _produce(m, st, s, nb, t):
     """Production source s: output (rate0 + slope t) times lognormal noise (arrivals stream) times the
-    disruptions' factor, rounded stochastically. Writes src.stock, ps[s, P_RECEIVED]; every lot of a
-    plant has the run's dud rate, so q is unchanged. Uses x.noise, x.work as scratch."""
+    disruptions' factor, rounded stochastically; a source assembled from component lines hands the
+    disruptions' factor to _assemble instead (``_disruptions`` is inlined once either way: each inlined
+    copy costs cold compile). Writes src.stock, ps[s, P_RECEIVED]; every lot of a plant has the run's
+    dud rate, so q is unchanged. Uses x.noise, x.work as scratch."""
     S, noise = st.x.SS[st.mech.k_arrivals[s]], st.x.noise
     rate0, slope, stock, ps = st.plant.rate0, st.plant.slope, st.src.stock, st.src.ps
-    lognormal_noise_block(S, st.x.G, nb, st.plant.smu[s], st.plant.ssig[s], noise, st.x.work)
+    has_comp = st.mech.has_comp[s]
+    if has_comp:
+        for b in range(nb):
+            noise[b] = 1.0
+    else:
+        lognormal_noise_block(S, st.x.G, nb, st.plant.smu[s], st.plant.ssig[s], noise, st.x.work)
     if st.mech.has_dis[s]:
         _disruptions(m, st, s, nb, t)
+    if has_comp:
+        _assemble(m, st, s, nb, t)
+        return
     for b in range(nb):
         a = _round_stochastic(S, b, (rate0[s, b] + slope[s, b] * t) * noise[b])
         stock[s, b] += a
@@ -521,7 +616,8 @@ def _refurbish(m, st, s, nb):
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
 def _arrivals(m, st, nb, t):
-    """Phase 1: rounds arriving today at every source, in source order: production (_produce),
+    """Phase 1: rounds arriving today at every source, in source order: production (_produce, or
+    _assemble from component lines),
     imports (_dispatch, then _receive), and refurbished legacy rounds of stockpiles (_refurbish)."""
     kinds, has_legacy = m.kinds, st.mech.has_legacy
     for s in range(kinds.shape[0]):
@@ -893,7 +989,8 @@ def _account(m, inp, st, daily, tid, blk, nb, t):
 @numba.njit(cache=True, error_model="numpy", inline="always")
 def _write_outputs(m, st, out, blk, nb):
     """Per-run outputs of the block: final stocks, totals, per-source and per-regime counts (one
-    regime of T days when there is no chain). Writes out.totals[r], per_source[r], per_regime[r] for
+    regime of T days when there is no chain), per-component inventories and binding days. Writes
+    out.totals[r], per_source[r], per_regime[r], per_component[r] for
     runs r = blk .. blk + nb - 1 of the batch."""
     NR, T, has_regimes = m.reg_mult.shape[0], m.horizon, st.mech.has_regimes
     stock, ps, tot, preg = st.src.stock, st.src.ps, st.fire.tot, st.regs.preg
@@ -919,6 +1016,14 @@ def _write_outputs(m, st, out, blk, nb):
         else:
             per_regime[r, 0, Q_DAYS] = T
             per_regime[r, 0, Q_ENTRIES] = 1
+    cp, per_component = st.comp, out.per_component
+    for c in range(m.comp_src.shape[0]):
+        for b in range(nb):
+            r = blk + b
+            per_component[r, c, C_INITIAL] = cp.init[c, b]
+            per_component[r, c, C_PRODUCED] = cp.made[c, b]
+            per_component[r, c, C_FINAL] = cp.inv[c, b]
+            per_component[r, c, C_BOUND] = cp.bound[c, b]
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")

@@ -91,6 +91,19 @@ P_DISRUPTIONS = 11  # production: disruption events
 P_REFIRED = 12  # re-fire: rounds fired again after failures (also counted in P_FIRED)
 N_PER_SOURCE = 13
 
+# per-run, per-component outputs (production sources with ``components``)
+C_INITIAL = 0  # inventory on day 0
+C_PRODUCED = 1  # made by the component's line over the horizon
+C_FINAL = 2  # inventory left at the end (initial + produced - assembled)
+C_BOUND = 3  # days on which this component's inventory was the minimum (ties: each component at it)
+N_PER_COMPONENT = 4
+
+# columns of the per-component role table: index into the per-run parameter matrix, -1 = absent
+CR_ANNUAL_END = 0  # the ramp's end; the annual rate itself lives in the schedule tables
+CR_DAILY_CV = 1
+CR_INITIAL = 2
+N_CROLES = 3
+
 # per-run, per-regime outputs
 Q_DAYS = 0
 Q_ENTRIES = 1
@@ -149,8 +162,13 @@ def stream_refire(s: int, n_sources: int) -> int:
     return 3 + 3 * n_sources + s
 
 
-def n_streams(n_sources: int) -> int:
-    return 3 + 4 * n_sources
+def stream_component(c: int, n_sources: int) -> int:
+    """Noise of component line c (drawn only by a production source with ``components``)."""
+    return 3 + 4 * n_sources + c
+
+
+def n_streams(n_sources: int, n_components: int = 0) -> int:
+    return 3 + 4 * n_sources + n_components
 
 
 def path_domain(name: str) -> int:
@@ -158,11 +176,12 @@ def path_domain(name: str) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little")
 
 
-def stream_names(sources: list[str]) -> list[str]:
-    """The name of each stream, in kernel order (its key is a hash of the name and the seed)."""
+def stream_names(sources: list[str], components: list[str] = ()) -> list[str]:
+    """The name of each stream, in kernel order (its key is a hash of the name and the seed);
+    ``components`` as ``source.component``, each line's noise on its own stream."""
     return (["model:demand"] + [f"model:arrivals.{n}" for n in sources] + [f"model:effect.{n}" for n in sources]
             + [f"model:events.{n}" for n in sources] + ["model:regime", "model:strikes"]
-            + [f"model:refire.{n}" for n in sources])
+            + [f"model:refire.{n}" for n in sources] + [f"model:component.{n}" for n in components])
 
 
 # ---- rows of the schedule tables: demand.base, then each source's rate (production annual, import
@@ -176,6 +195,11 @@ def sched_rate(s: int) -> int:
 
 def sched_size(s: int, n_sources: int) -> int:
     return 1 + n_sources + s
+
+
+def sched_component(c: int, n_sources: int) -> int:
+    """The annual rate of component line c (after the sizes)."""
+    return 1 + 2 * n_sources + c
 
 
 # ---- observations (``[[observation]]``): one row per observation of the kernel's table ``obs``

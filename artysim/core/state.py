@@ -43,6 +43,9 @@ Mechanisms = namedtuple("Mechanisms", [
     "r_rate", "r_size",  # int64 (NS,): each source's rate and shipment-size rows of the schedule tables
     "has_refire",  # bool: demand.refire is given (failed rounds are fired again)
     "k_refire",  # int64 (NS,): each source's re-fire stream (duds and misses of re-fired rounds)
+    "has_comp",  # bool (NS,): a production source assembled from component lines
+    "comp_lo", "comp_hi",  # int64 (NS,): its component lines comp_lo .. comp_hi - 1
+    "k_comp",  # int64 (NC or 1,): each component line's noise stream
 ])
 #: Random streams and scratch: SS (NK, 4, B) stream states; G (B,) each run's spare normal; noise (B,)
 #: a day's lognormal factors; work (3, B), rest (B,) sampler scratch; duds, hits, misses (B,) and bins
@@ -75,9 +78,14 @@ Fire = namedtuple("Fire", ["dbase", "dmult", "dmu", "dsig", "dem", "avail", "fir
 #: Regime chain (NR or 1, B): rmult demand multiplier, rleave daily leaving probability; reg (B,) the
 #: current regime; preg (NR or 1, N_PER_REGIME, B) per-regime totals.
 Regimes = namedtuple("Regimes", ["rmult", "rleave", "reg", "preg"])
+#: Component lines (NC or 1, B): inv (int64) inventory, rate0 rounds/day at day 0 and slope per day,
+#: smu, ssig the daily lognormal noise; init, made, bound (int64) initial inventory, rounds made and
+#: binding days; fac (B,) the day's disruption factor of the plant being assembled.
+Components = namedtuple("Components", ["inv", "rate0", "slope", "smu", "ssig", "init", "made", "bound", "fac"])
 #: Observations: obs (NO or 1, 2, B) int64, each observation's window sum so far (and, for a share of
 #: fire, all rounds fired in the window).
-BlockState = namedtuple("BlockState", ["mech", "x", "src", "plant", "imp", "refurb", "fire", "regs", "obs"])
+BlockState = namedtuple("BlockState", ["mech", "x", "src", "plant", "imp", "refurb", "fire", "regs", "obs",
+                                       "comp"])
 
 
 def mechanisms(m) -> Mechanisms:
@@ -109,10 +117,21 @@ def mechanisms(m) -> Mechanisms:
         r_size[s] = layout.sched_size(s, NS)
     has_strikes = m.groles[GR_STRIKE_RATE] >= 0
     has_regimes = m.reg_mult.shape[0] > 0
-    use = np.zeros(layout.n_streams(NS), dtype=np.bool_)
+    NC = m.comp_src.shape[0]
+    has_comp = np.zeros(NS, dtype=np.bool_)
+    comp_lo = np.zeros(NS, dtype=np.int64)
+    comp_hi = np.zeros(NS, dtype=np.int64)
+    for c in range(NC - 1, -1, -1):  # a source's lines are contiguous: lo is its first, hi one past its last
+        s = int(m.comp_src[c])
+        if not has_comp[s]:
+            comp_hi[s] = c + 1
+        has_comp[s] = True
+        comp_lo[s] = c
+    k_comp = np.array([layout.stream_component(c, NS) for c in range(max(NC, 1))], dtype=np.int64)
+    use = np.zeros(layout.n_streams(NS, NC), dtype=np.bool_)
     use[layout.stream_demand()] = True
     for s in range(NS):
-        use[k_arrivals[s]] = m.kinds[s] != KIND_STOCKPILE
+        use[k_arrivals[s]] = m.kinds[s] != KIND_STOCKPILE and not has_comp[s]
         use[k_effect[s]] = True
         use[k_events[s]] = has_legacy[s] or has_dis[s] or has_reject[s]
     use[layout.stream_regime(NS)] = has_regimes
@@ -120,10 +139,13 @@ def mechanisms(m) -> Mechanisms:
     has_refire = m.groles[GR_REFIRE] >= 0
     for s in range(NS):
         use[k_refire[s]] = has_refire
+    for c in range(NC):
+        use[k_comp[c]] = True
     return Mechanisms(has_acc, has_legacy, has_dis, has_reject, has_rework, has_rework.any(), has_dis.any(),
                       m.groles[GR_RESERVE] >= 0, has_strikes, has_regimes, use,
                       layout.stream_demand(), layout.stream_regime(NS), layout.stream_strikes(NS),
-                      k_arrivals, k_effect, k_events, r_rate, r_size, has_refire, k_refire)
+                      k_arrivals, k_effect, k_events, r_rate, r_size, has_refire, k_refire,
+                      has_comp, comp_lo, comp_hi, k_comp)
 
 
 def allocate(m) -> BlockState:
@@ -160,4 +182,8 @@ def allocate(m) -> BlockState:
     regs = Regimes(np.ones((NRB, B)), np.zeros((NRB, B)), np.zeros(B, dtype=np.int64),
                    np.zeros((NRB, N_PER_REGIME, B), dtype=np.int64))
     obs = np.zeros((max(m.obs.shape[0], 1), 2, B), dtype=np.int64)
-    return BlockState(mech, x, src, plant, imp, refurb, fire, regs, obs)
+    NCU = max(m.comp_src.shape[0], 1)
+    comp = Components(np.zeros((NCU, B), dtype=np.int64), np.zeros((NCU, B)), np.zeros((NCU, B)),
+                      np.zeros((NCU, B)), np.zeros((NCU, B)), np.zeros((NCU, B), dtype=np.int64),
+                      np.zeros((NCU, B), dtype=np.int64), np.zeros((NCU, B), dtype=np.int64), np.ones(B))
+    return BlockState(mech, x, src, plant, imp, refurb, fire, regs, obs, comp)

@@ -70,12 +70,13 @@ def human(n: float) -> str:
     return f"{n:.1f} TB"  # pragma: no cover
 
 
-def _per_run_bytes(n_params: int, n_sources: int, kept=None) -> int:
+def _per_run_bytes(n_params: int, n_sources: int, kept=None, n_components: int = 0) -> int:
     """Uncompressed bytes of one run in the results file (the run coordinate included); ``kept``: the
     per-run variables the file keeps (default all)."""
     b = 8  # run index
-    for v in schema.PER_RUN if kept is None else kept:
-        width = n_params if "parameter" in v.dims else n_sources if "source" in v.dims else 1
+    for v in (schema.PER_RUN if kept is None else kept) + (schema.COMPONENTS if n_components else []):
+        width = (n_params if "parameter" in v.dims else n_sources if "source" in v.dims
+                 else n_components if "component" in v.dims else 1)
         b += width * np.dtype(v.dtype).itemsize
     return b
 
@@ -86,6 +87,7 @@ def estimate(model, runs: int, threads: int, batch_size: int, *, summary: bool =
     global run ``run_stop``, default ``runs``: a later shard holds more of the trajectory sample)."""
     T = model.horizon
     NS = len(model.kinds)
+    NC = len(model.component_names)
     P = len(model.params)
     S = len(model.sampled)
     Q = len(model.scenario.output.quantiles)
@@ -104,21 +106,22 @@ def estimate(model, runs: int, threads: int, batch_size: int, *, summary: bool =
         "goods in transit": threads * NS * layout.BLOCK * model.ring * 16,
         # a batch: uniforms, parameters, totals, per-source totals; two alive (one being written),
         # plus the writer's contiguous copies of one
-        "run batches": nb * (2 * (S * i8 + P * i8 + layout.N_TOTALS * i8 + NS * layout.N_PER_SOURCE * i8)
+        "run batches": nb * (2 * (S * i8 + P * i8 + layout.N_TOTALS * i8 + NS * layout.N_PER_SOURCE * i8
+                                  + max(NC, 1) * layout.N_PER_COMPONENT * i8)
                              + S * i8 + NS * i8 + i8),
         # jobs.run's Daily holds trajectory_sample rows however few the runs (stock and fired), the
         # engine its own up to the last run's index, and the writer a copy of the file's rows: a
         # trajectory_sample above the run count was counted as the run count (10.6 GB for 14.5 measured)
         "trajectory sample": (2 * max(model.n_sample, 1) + 2 * n_engine + 2 * n_sample) * T * i8,
         # netCDF chunk caches: two chunks of each per-run variable, and a chunk being compressed
-        "file buffers": 3 * min(runs, 1 << 16) * _per_run_bytes(S, NS, schema.per_run_kept(model)),
+        "file buffers": 3 * min(runs, 1 << 16) * _per_run_bytes(S, NS, schema.per_run_kept(model), NC),
     }
     if summary:  # the summary printed after the run: a block of columns and the first shortage days
         parts["summary"] = min(runs, SUMMARY_BLOCK) * (S + 8 + 4 * NS) * i8 * 2 + runs * 16
     mem = BASE_BYTES + sum(parts.values())
     per_day = (T * (2 * Q + 2 + 4) * i8 + layout.N_DAILY * T * i8 * 2 + 2 * n_sample * T * i8)
     hist_bytes = (layout.N_DAILY + NS + 1) * T * bins.NBINS * i8 * 0.01  # mostly zeros: compress ~100x
-    run_bytes = _per_run_bytes(S, NS, schema.per_run_kept(model))
+    run_bytes = _per_run_bytes(S, NS, schema.per_run_kept(model), NC)
     file = int(runs * run_bytes * COMPRESSION_RATIO + per_day + hist_bytes + 64 * 1024)
     return Estimate(memory=int(mem), file=file, memory_parts=parts)
 
@@ -197,6 +200,16 @@ def _noise_hi(cv: float) -> float:
     return math.exp(-0.5 * s * s + Z_MAX * s)
 
 
+def _line_hi(annual, annual_end, daily_cv, T: int) -> tuple[float, float]:
+    """Upper bounds [rounds] of a production line's output in a day and over the horizon."""
+    if annual is None:
+        return 0.0, 0.0
+    rate = max(_hi(annual), _hi(annual_end) if annual_end is not None else 0.0) / 365.0
+    cv = _hi(daily_cv)
+    # over the horizon the mean-one noise sums to about T (sd cv sqrt(T)), plus one extreme day
+    return rate * _noise_hi(cv), rate * (T + 10 * cv * math.sqrt(T) + _noise_hi(cv))
+
+
 def magnitudes(model) -> dict:
     """Upper bounds [rounds] of the per-day and per-run counts of one run."""
     scn = model.scenario
@@ -211,13 +224,16 @@ def magnitudes(model) -> dict:
             if src.legacy is not None:
                 stock += _hi(src.legacy)
                 arrivals_day = max(arrivals_day, min(_hi(src.legacy), _hi(src.refurbish_per_day) + 1))
+        elif src.kind == "production" and src.components is not None:
+            # assembled: never more than the scarcest line ever holds (its initial inventory and all it makes)
+            most = min(_line_hi(c.annual, c.annual_end, c.daily_cv, T)[1] + (_hi(c.initial) if c.initial is not None
+                       else 0.0) for c in src.components)
+            arrivals_day = max(arrivals_day, most)
+            stock += most
         elif src.kind == "production":
-            rate = max(_hi(src.annual), _hi(src.annual_end) if src.annual_end is not None else 0.0) / 365.0
-            cv = _hi(src.daily_cv)
-            day = rate * _noise_hi(cv)
+            day, total = _line_hi(src.annual, src.annual_end, src.daily_cv, T)
             arrivals_day = max(arrivals_day, day)
-            # over the horizon the mean-one noise sums to about T (sd cv sqrt(T)), plus one extreme day
-            stock += rate * (T + 10 * cv * math.sqrt(T) + _noise_hi(cv))
+            stock += total
         else:
             lam = _hi(src.shipments_per_month) / (365.0 / 12.0)
             ships_day = lam + 10 * math.sqrt(lam) + 10

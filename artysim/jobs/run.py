@@ -253,5 +253,6 @@ def simulate_in_memory(loaded: Loaded, runs: int, seed: int, run_start: int = 0,
         "per_source": np.concatenate([b.per_source for b in batches]),
         "per_regime": np.concatenate([b.per_regime for b in batches]),
         "observed": np.concatenate([model.observed(b.observed) for b in batches]),
+        "per_component": np.concatenate([b.per_component for b in batches]),
     }
     return model, cat, daily

@@ -75,6 +75,9 @@ class Model:
     corr_pairs: list[tuple[str, str, float]]
     design: object | None = None  # a design.SobolDesign: its rows replace the streams' uniforms
     obs: np.ndarray = field(default_factory=lambda: np.zeros((0, layout.N_OB), dtype=np.int64))  # kernel rows
+    comp_src: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # source of each line
+    comp_roles: np.ndarray = field(default_factory=lambda: np.zeros((0, layout.N_CROLES), dtype=np.int64))
+    component_names: list[str] = field(default_factory=list)  # "source.component" of each line, in kernel order
 
     @property
     def observations(self) -> list:
@@ -113,6 +116,7 @@ class Model:
             sched_change=self.sched_change, dcode=dcode, dpar=dpar, ddv=ddv, ddc=ddc, logf=rng.LOGF,
             reg_mult=self.reg_mult, reg_days=self.reg_days, reg_cum=self.reg_cum, reg_pi=self.reg_pi,
             issue=int(self.issue), order=self.order, threshold=float(self.threshold), obs=self.obs,
+            comp_src=self.comp_src, comp_roles=self.comp_roles,
         )
 
     @property
@@ -161,7 +165,7 @@ class Model:
         a mechanism or a source leaves the other random numbers unchanged."""
         from artysim.core import rng  # numba: only when sampling
 
-        names = layout.stream_names([s.name for s in self.scenario.source])
+        names = layout.stream_names([s.name for s in self.scenario.source], self.component_names)
         return np.array([rng.stream_key(np.uint64(seed), np.uint64(layout.path_domain(n))) for n in names],
                         dtype=np.uint64)
 
@@ -265,10 +269,16 @@ def build(scn: Scenario) -> Model:
     erows = np.full((ns, layout.N_EROWS), -1, dtype=np.int64)
     rate_scheds: list[list[tuple[int, int]]] = []
     size_scheds: list[list[tuple[int, int]]] = []
+    comp_scheds: list[list[tuple[int, int]]] = []
+    comp_src: list[int] = []
+    comp_roles: list[np.ndarray] = []
+    comp_names: list[str] = []
     for s, src in enumerate(scn.source):
         kinds[s] = _KINDS[src.kind]
         pre = f"source.{src.name}"
-        if src.kind in _SCHEDULED:
+        if isinstance(src, Production) and src.components is not None:
+            rate_scheds.append([(0, -1)])  # assembled: the lines have the rates
+        elif src.kind in _SCHEDULED:
             fname, unit = _SCHEDULED[src.kind]
             rate_scheds.append(bld.schedule(f"{pre}.{fname}", getattr(src, fname), unit))
         else:
@@ -306,8 +316,22 @@ def build(scn: Scenario) -> Model:
         if isinstance(src, Production) and src.disruptions is not None:
             erows[s, layout.E_CUT] = bld.row(src.disruptions.cut)
             erows[s, layout.E_DIS_DAYS] = bld.row(src.disruptions.days)
+        for comp in (src.components or []) if isinstance(src, Production) else []:
+            cpre = f"{pre}.components.{comp.name}"  # each parameter on the stream keyed by its path
+            comp_scheds.append([(0, -1)] if comp.annual is None else bld.schedule(f"{cpre}.annual", comp.annual,
+                                                                                  "year-1"))
+            cr = np.full(layout.N_CROLES, -1, dtype=np.int64)
+            if comp.annual_end is not None:
+                cr[layout.CR_ANNUAL_END] = bld.param(f"{cpre}.annual_end", comp.annual_end, "year-1")
+            if not (comp.daily_cv.is_fixed and comp.daily_cv.mean() == 0.0):
+                cr[layout.CR_DAILY_CV] = bld.param(f"{cpre}.daily_cv", comp.daily_cv, "1")
+            if comp.initial is not None:
+                cr[layout.CR_INITIAL] = bld.param(f"{cpre}.initial", comp.initial, "1")
+            comp_src.append(s)
+            comp_roles.append(cr)
+            comp_names.append(f"{src.name}.{comp.name}")
         assert isinstance(src, (Stockpile, Production, Import))
-    sched_cols, sched_piece, sched_change = _schedule_tables(scheds + rate_scheds + size_scheds, T)
+    sched_cols, sched_piece, sched_change = _schedule_tables(scheds + rate_scheds + size_scheds + comp_scheds, T)
     names = scn.source_names()
     if scn.policy.issue == "priority":
         issue = layout.ISSUE_PRIORITY
@@ -327,6 +351,9 @@ def build(scn: Scenario) -> Model:
         issue=issue, order=order, threshold=scn.output.shortage_threshold, horizon=T,
         n_sample=scn.output.trajectory_sample, ring=_ring_days(scn),
         corr_cols=corr_cols, corr_factor=corr_factor, corr_pairs=corr_pairs, obs=_observation_rows(scn),
+        comp_src=np.array(comp_src, dtype=np.int64),
+        comp_roles=np.array(comp_roles, dtype=np.int64).reshape(len(comp_src), layout.N_CROLES),
+        component_names=comp_names,
     )
 
 

@@ -213,6 +213,14 @@ class _SourceBase(Strict):
     accuracy: OpenFraction = 1.0
     sources: Sources = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _components_only_production(cls, data):
+        if isinstance(data, dict) and "components" in data and data.get("kind") != "production":
+            raise _RelPathError("components", f"only a production source is assembled from components (this "
+                                f"source is kind = \"{shorten(str(data.get('kind')))}\")")
+        return data
+
 
 class Stockpile(_SourceBase):
     kind: Literal["stockpile"]
@@ -243,15 +251,62 @@ class Disruptions(Strict):
     sources: Sources = None
 
 
+def _never_positive(v) -> bool:
+    """A quantity (or every piece of a schedule) that can only be 0."""
+    if v is None:
+        return True
+    if is_schedule(v):
+        return all(_never_positive(p.value) for p in v)
+    return v.support()[1] <= 0.0
+
+
+class Component(Strict):
+    """One component line of a production source (shell bodies, fuzes, charges, fill): its own output
+    (annual, ramp, daily noise) into its own inventory, from an initial inventory."""
+
+    name: str = Field(pattern=NAME_RE, max_length=64)
+    annual: RoundsPerYearSched | None = None
+    annual_end: RoundsPerYear | None = None
+    daily_cv: CV = 0.0
+    initial: Rounds | None = None
+    sources: Sources = None
+
+    @model_validator(mode="after")
+    def _something(self):
+        if self.annual_end is not None and is_schedule(self.annual):
+            raise _RelPathError("annual_end", "a ramp (annual_end) cannot be combined with an annual schedule")
+        if self.annual_end is not None and self.annual is None:
+            raise _RelPathError("annual_end", "a ramp needs the line's annual output at the start (annual)")
+        if _never_positive(self.annual) and _never_positive(self.annual_end) and _never_positive(self.initial):
+            raise _RelPathError("annual", "a component needs some output (annual, rounds/year) or an initial "
+                                "inventory (initial, rounds): without either, the source never assembles a round")
+        return self
+
+
 class Production(_SourceBase):
     kind: Literal["production"]
-    annual: RoundsPerYearSched
+    annual: RoundsPerYearSched | None = None
     annual_end: RoundsPerYear | None = None
     daily_cv: CV = 0.0
     disruptions: Disruptions | None = None
+    components: list[Component] | None = Field(None, min_length=1, max_length=16)
 
     @model_validator(mode="after")
     def _ramp(self):
+        if self.components is not None:
+            if self.annual is not None:
+                raise _RelPathError("annual", "give either annual or components (the output is then the "
+                                    "scarcest component's), not both")
+            for k in ("annual_end", "daily_cv"):
+                if k in self.model_fields_set:
+                    raise _RelPathError(k, "with components, give it per component (components[i]." + k + ")")
+            names = [c.name for c in self.components]
+            for i, n in enumerate(names):
+                if n in names[:i]:
+                    raise _RelPathError(f"components[{i}].name", f"duplicate component name '{n}'")
+            return self
+        if self.annual is None:
+            raise _RelPathError("annual", "a production source needs annual (rounds/year) or components")
         if self.annual_end is not None and is_schedule(self.annual):
             raise _RelPathError("annual_end", "a ramp (annual_end) cannot be combined with an annual schedule")
         return self
@@ -457,6 +512,8 @@ class Scenario(Strict):
             for f in ("annual", "shipments_per_month", "shipment_size"):
                 if hasattr(src, f):
                     sched.append((f"source[{i}].{f}", getattr(src, f)))
+            for j, comp in enumerate(getattr(src, "components", None) or []):
+                sched.append((f"source[{i}].components[{j}].annual", comp.annual))
         for path, v in sched:
             if is_schedule(v) and v[0].from_ > start:
                 raise _PathError(f"{path}[0].from", f"the first piece of a schedule must start on or before "

@@ -42,7 +42,7 @@ def estimate_memory(shards: list[shards_mod.ShardInfo]) -> tuple[int, dict]:
     return MERGE_BASE + sum(parts.values()), parts
 
 
-_PER_RUN = {v.name for v in schema.PER_RUN + schema.OBSERVED}
+_PER_RUN = {v.name for v in schema.PER_RUN + schema.OBSERVED + schema.COMPONENTS}
 _MERGEABLE = {v.name for v in schema.MERGEABLE}
 #: resident memory of a merge before it reads data (Python, numpy, netCDF4, the scenario's model)
 MERGE_BASE = 260 * 2**20
@@ -75,10 +75,11 @@ def _matches_model(s: shards_mod.ShardInfo, model) -> None:
     """The shard's dimensions are those of the scenario it carries (a crafted file could differ)."""
     sizes = s.structure.sizes
     want = {"time": model.horizon, "source": len(model.kinds), "parameter": len(model.sampled),
-            "quantile": len(model.scenario.output.quantiles), "observation": len(model.observations)}
+            "quantile": len(model.scenario.output.quantiles), "observation": len(model.observations),
+            "component": len(model.component_names)}
     for d, n in want.items():
         if sizes.get(d, 0) != n:
-            raise ResultsError(f"{s.path}: inconsistent artysim results file: {d} dimension of {sizes[d]}, but "
+            raise ResultsError(f"{s.path}: inconsistent artysim results file: {d} dimension of {sizes.get(d, 0)}, but "
                                f"its scenario_toml gives {n}")
     if int(s.attrs["trajectory_sample"]) != model.n_sample:
         raise ResultsError(f"{s.path}: inconsistent artysim results file: trajectory_sample "
@@ -161,7 +162,7 @@ def merge(inputs: list[str], output: str | Path, *, allow_partial: bool = False,
                     raise ResultsError(f"{s.path}: run dimension ({nc.dimensions['run'].size}) does not "
                                        f"match its run range ({n})")
                 arrays = {v.name: nc[v.name][:] for v in schema.per_run_kept(model)
-                          + (schema.OBSERVED if "observation" in nc.dimensions else [])}
+                          + schema.optional_per_run(nc.dimensions)}
                 part = {v.name: np.asarray(nc[v.name][:], dtype=np.int64) for v in schema.MERGEABLE}
                 for name, x in part.items():
                     if x.size and x.min() < 0:

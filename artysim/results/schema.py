@@ -67,6 +67,8 @@ class Frame:
             out["correlation"] = len(m.corr_pairs)
         if m.observations:
             out["observation"] = len(m.observations)
+        if m.component_names:
+            out["component"] = len(m.component_names)
         return out
 
     def runs(self, i0: int, i1: int) -> np.ndarray:
@@ -145,6 +147,11 @@ COORDS = [
     Coord("observation_cite", ("observation",), "str", None,
           "rows of the figures table the observation's evidence rests on (comma-separated ids)",
           optional=True, values=_obs_labels(lambda o: ", ".join(o.cite))),
+    Coord("component", ("component",), "str", None,
+          "component line of a production source assembled from components, as source.component",
+          optional=True, values=lambda f: list(f.model.component_names)),
+    Coord("component_source", ("component",), "str", None, "production source the component line belongs to",
+          optional=True, values=lambda f: [n.split(".", 1)[0] for n in f.model.component_names]),
     Coord("parameter", ("parameter",), "str", None, "scenario path of a sampled input parameter",
           values=lambda f: _sampled(f.model, "path")),
     Coord("parameter_units", ("parameter",), "str", None, "UDUNITS unit of each sampled parameter",
@@ -228,16 +235,35 @@ OBSERVED = [
         "fraction for share_of_fired; NaN: a share of no fire); definitions in the attribute definitions",
         column=("observed",)),
 ]
+#: per-run variables of scenarios with components (dimension ``component``); written after OBSERVED
+COMPONENTS = [
+    Var("component_initial", ("run", "component"), "i8", "1",
+        "component units in inventory on day 0", column=("per_component", layout.C_INITIAL)),
+    Var("component_produced", ("run", "component"), "i8", "1",
+        "component units made by each component line over the horizon", column=("per_component", layout.C_PRODUCED)),
+    Var("component_final", ("run", "component"), "i8", "1",
+        "component units left in inventory at the end of the horizon (initial + produced - assembled)",
+        column=("per_component", layout.C_FINAL)),
+    Var("component_bound_days", ("run", "component"), "i4", "day",
+        "days on which the component's inventory was the minimum, bounding the assembled output (on a tie "
+        "every component at the minimum counts)", column=("per_component", layout.C_BOUND)),
+]
 #: written by ``artysim calibrate`` into a copy of a results file
 WEIGHT = Var("weight", ("run",), "f8", "1",
              "calibration weight of each run: the likelihood of the evidence (the observations in the global "
              "attribute calibrated_on) given the run's observed values, uniform bands as 0/1")
 
 
+def optional_per_run(sizes) -> list[Var]:
+    """The per-run variables a file has only with these dimensions (observations, components)."""
+    return (OBSERVED if "observation" in sizes else []) + (COMPONENTS if "component" in sizes else [])
+
+
 def per_run(sizes, attrs: dict | None = None) -> list[Var]:
     """The per-run variables of a file with these dimensions and global attributes: those its
-    ``[output] per_run`` keeps (all by default), and ``observed`` only with observations."""
-    return per_run_of_attrs(attrs or {}) + (OBSERVED if "observation" in sizes else [])
+    ``[output] per_run`` keeps (all by default), ``observed`` only with observations and
+    ``component_*`` only with components."""
+    return per_run_of_attrs(attrs or {}) + optional_per_run(sizes)
 
 
 DAILY_NAMES = ("stock", "fired", "effective", "shortfall")
@@ -318,7 +344,7 @@ def per_run_of_attrs(attrs: dict) -> list[Var]:
     return [v for v in PER_RUN if v.name in set(names)] if names else list(PER_RUN)
 
 
-BY_NAME = {v.name: v for v in ALL}  # every file has these (observed, weight: OBSERVED, WEIGHT)
+BY_NAME = {v.name: v for v in ALL}  # every file has these (observed, weight, component_*: OBSERVED, WEIGHT, COMPONENTS)
 
 
 def require(ds, names, what: str) -> None:

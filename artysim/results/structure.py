@@ -277,7 +277,7 @@ def _values(nc: netCDF4.Dataset, a: dict, sizes: dict) -> None:
     lo_edges, hi_edges = bins.bin_edges()
     if not (_rows_equal(nc["bin"][:], lo_edges) and _rows_equal(nc["bin_upper"][:], hi_edges)):
         raise _Bad("bin edges are not artysim's")
-    for name in ("source", "regime", "parameter"):
+    for name in ("source", "regime", "parameter") + (("component",) if "component" in sizes else ()):
         labels = [str(x) for x in np.asarray(nc[name][:], dtype=object).ravel()]
         if len(set(labels)) != len(labels) or not all(labels):
             raise _Bad(f"{name} labels {_shown(labels)} are not distinct names")
@@ -293,7 +293,7 @@ def _values(nc: netCDF4.Dataset, a: dict, sizes: dict) -> None:
         if len(r) and (r[0] <= prev or np.any(np.diff(r) <= 0) or r[-1] >= hi):
             raise _Bad(f"run indices are not increasing runs within its run range {lo}..{hi - 1}")
         prev = int(r[-1]) if len(r) else prev
-    for v in schema.per_run_of_attrs(a):
+    for v in schema.per_run_of_attrs(a) + (schema.COMPONENTS if "component" in sizes else []):
         if np.dtype(v.dtype).kind != "i":
             continue
         floor = v.fill if v.fill is not None else 0
@@ -371,7 +371,7 @@ def _check(p: Path, nc, memory, values) -> Structure:
                 raise _Bad(f"dimension {d} is missing")
         if sizes["time"] != a["horizon_days"]:
             raise _Bad(f"time dimension of {sizes['time']} days, but horizon_days = {a['horizon_days']}")
-        for d in ("quantile", "source", "regime"):
+        for d in ("quantile", "source", "regime") + (("component",) if "component" in sizes else ()):
             if sizes[d] < 1:
                 raise _Bad(f"{d} dimension of 0")
         if sizes["bin"] != bins.NBINS:

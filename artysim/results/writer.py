@@ -154,8 +154,9 @@ class ResultsWriter:
             elif len(vals):
                 x[:] = vals
         shape = {"run": chunk, "parameter": max(1, sizes["parameter"]), "source": sizes["source"],
-                 "regime": sizes["regime"], "observation": sizes.get("observation", 1)}
-        for var in self.per_run + (schema.OBSERVED if "observation" in sizes else []):
+                 "regime": sizes["regime"], "observation": sizes.get("observation", 1),
+                 "component": sizes.get("component", 1)}
+        for var in self.per_run + schema.optional_per_run(sizes):
             fill = var.fill if var.fill is not None else False
             x = nc.createVariable(var.name, var.dtype, var.dims, fill_value=fill,
                                   chunksizes=tuple(shape[d] for d in var.dims), **COMPRESSION)
@@ -226,7 +227,7 @@ class ResultsWriter:
         i0 = batch.start - self.run_start
         i1 = batch.stop - self.run_start
         sampled = self.model.sampled
-        for var in self.per_run:  # observed: below
+        for var in self.per_run:  # observed, component_*: below
             kind = var.column[0]
             if kind == "params":
                 if sampled:
@@ -237,6 +238,9 @@ class ResultsWriter:
                 nc[var.name][i0:i1, :] = getattr(batch, kind)[:, :, var.column[1]]
         if self.model.observations:
             nc["observed"][i0:i1, :] = self.model.observed(batch.observed)
+        nc_ = len(self.model.component_names)
+        for var in schema.COMPONENTS if nc_ else []:
+            nc[var.name][i0:i1, :] = batch.per_component[:, :nc_, var.column[1]]
 
     def write_runs_raw(self, offset: int, arrays: dict) -> None:
         """Per-run variables by name (as stored in a results file) at run positions offset.. ."""
