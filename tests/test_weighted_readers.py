@@ -322,5 +322,8 @@ def test_report_weights_its_headline_says_it_is_calibrated_and_explains_what_it_
     assert f'data-key="p_any_shortage" data-file="0" data-unit="%" data-digits="2">{100 * p:,.2f}<' in html
     prior = float(np.mean(np.isfinite(f["ds"]["a_cal"]["first_shortage_day"].values)))
     assert f"(prior, all runs unweighted, {100 * prior:.2f} %)" in html
+    n = f["ds"]["n_cal"]  # an error model's weights: the section's posterior is numpy's weighted average
+    pw = np.average(np.isfinite(n["first_shortage_day"].values), weights=n["weight"].values)
+    assert f"weighted (posterior) P(any shortage) {100 * pw:.2f}" in html
     assert "Not compared:" in html and "different calibration weights" in html
     assert "Weighted: calibrated on fired_all" in html  # the sensitivity section

@@ -102,9 +102,10 @@ def weights_for(a: xr.Dataset, b: xr.Dataset, paired: bool) -> tuple[np.ndarray 
     if wa is not None and wb is not None:
         if not np.allclose(wa, wb, rtol=1e-12, atol=0.0):
             raise ResultsError(
-                f"A ({on['a']}) and B ({on['b']}) carry different calibration weights: a paired comparison needs "
-                "one posterior over the shared runs (the product would count evidence twice); compare B's "
-                "uncalibrated file against A, or A's against B, and the weights of the calibrated one apply to both")
+                f"A (calibrated on {on['a']}) and B (calibrated on {on['b']}) carry different calibration weights: "
+                "a paired comparison needs one posterior over the shared runs (the product would count evidence "
+                "twice); compare B's uncalibrated file against A, or A's against B, and the weights of the "
+                "calibrated one apply to both")
         src = "both (equal)"
     else:
         src = "a" if wa is not None else "b"
