@@ -188,7 +188,12 @@ def observation_rows(d: Path) -> list[tuple[str, str, int, str]]:
     cli(["run", plain_scn, "-o", plain, "-q"])
     cli(["run", scn, "-o", withobs, "-q"])
     cli(["calibrate", withobs, "-o", calibrated])
-    for klass, args in (("calibrating a file written without observations", ["calibrate", plain, "-o", d / "c.nc"]),
+    scn2, withobs2, calibrated2 = d / "obs2.toml", d / "obs2.nc", d / "calibrated2.nc"  # other weights, same runs
+    scn2.write_text(text.replace('{ dist = "uniform", low = 1, high = 2 }', '{ dist = "normal", mean = 0, sd = 1e9 }'))
+    cli(["run", scn2, "-o", withobs2, "-q"])
+    cli(["calibrate", withobs2, "-o", calibrated2])
+    for klass, args in (("comparing two files calibrated with different weights", ["compare", calibrated, calibrated2]),
+                        ("calibrating a file written without observations", ["calibrate", plain, "-o", d / "c.nc"]),
                         ("calibrating a file already calibrated", ["calibrate", calibrated, "-o", d / "c.nc"]),
                         ("calibrate onto an existing file", ["calibrate", withobs, "-o", plain]),
                         ("calibrate onto its input", ["calibrate", withobs, "-o", withobs, "--force"])):

@@ -123,6 +123,11 @@ CASES = [
     ("summary", "{nc} --where 'source.old.initial > 1e9'", ["selects no run"]),
     ("summary", "{nc} --where 'demand.base > 5'", ["unknown parameter 'demand.base'"]),
     ("summary", "{nc} --where 'source.old.initial >'", ["expected a value or quantile(Q)"]),
+    # calibrate (its refusals of files are in test_calibrate.py)
+    ("calibrate", "{nc}", ["Missing option", "-o"]),
+    ("calibrate", "{nc} -o {missing}.nc --format xml", ["--format"]),
+    ("calibrate", "{missing}.nc -o {missing}-cal.nc", ["no such file"]),
+    ("calibrate", "{nc} -o {missing}-cal.nc", ["without observations"]),
     # compare
     ("compare", "{nc}", ["Missing argument"]),
     ("compare", "{nc} {nc} --format xml", ["--format"]),

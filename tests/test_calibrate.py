@@ -290,7 +290,7 @@ def test_plots_of_a_calibrated_file_use_the_weights_and_say_so(files, tmp_path):
         fig = plots.plot(ds, "depletion")
         title = fig.axes[0].get_title(loc="left")
         assert "calibrated on fired_all" in title
-        assert "does not use the calibration weights" in plots.plot(ds, "fan").axes[0].get_title(loc="left")
+        assert "PRIOR runs, not weighted" in plots.plot(ds, "fan").axes[0].get_title(loc="left")
         w = ds["weight"].values
         fsd = ds["first_shortage_day"].values
         line = fig.axes[0].lines[0].get_ydata()  # % depleted by the last day: the weighted share

@@ -239,20 +239,6 @@ def test_report_refuses_with_one_line(files, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.nc"]
 
 
-def test_weights_add_a_calibration_section(files, tmp_path):
-    with open_file(files["a"]) as ds:
-        w = ds.load()
-    n = w.sizes["run"]
-    w["weight"] = ("run", np.linspace(0.5, 1.5, n))
-    p = tmp_path / "weighted.nc"
-    w.to_netcdf(p)
-    text = report.build([p])
-    assert "Calibration" in text and "effective sample size" in text
-    short = np.isfinite(w.first_shortage_day.values)
-    pw = float(np.sum(w.weight.values * short) / w.weight.values.sum())
-    assert f"weighted P(any shortage) {100 * pw:.2f}" in text
-
-
 def test_a_sweep_report_shows_the_sweep_json(tmp_path):
     sw = sweeper.run_sweep(str(CONFIGS / "baseline-2023.toml"),
                            ["demand.base=15000,30000", "source.domestic.daily_cv=0.1,0.2"], tmp_path / "sw.nc",

@@ -7,6 +7,15 @@ Files that do not pair are compared as independent samples (Welch standard error
 
 Never-short runs are censored at the horizon: their first shortage day is only known to be beyond
 it, so delays involving them are lower bounds and are reported as such.
+
+Calibrated files (``artysim calibrate``: a per-run ``weight``) are compared under their weights, every
+estimate self-normalised and its SE from the effective sample size (``stats.weighted_mean_se``):
+- paired: run i of A and of B share their random inputs, so the weight of run i (the likelihood of the
+  evidence given those inputs) applies to both; one file's weights, or both when they are equal, weigh
+  every paired statistic. Two different sets of weights are refused: their product would count evidence
+  twice (or mix two posteriors), and a paired difference needs one posterior over the shared runs.
+- unpaired: independent samples, each under its own weights (none for an uncalibrated file); Welch SEs
+  with each file's effective sample size.
 """
 
 from __future__ import annotations
@@ -16,7 +25,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from artysim.analysis.stats import censored_percentiles, mean_se, wilson
+from artysim.analysis.stats import (
+    censored_percentiles,
+    effective_sample_size,
+    mean_se,
+    weighted_mean_se,
+    weighted_quantile,
+    wilson,
+)
 from artysim.analysis.stats import fmt_value as _f
 from artysim.errors import ResultsError
 from artysim.results import schema
@@ -70,6 +86,98 @@ def _p_se(k: int, n: int) -> list:
     return [p, math.sqrt(max(p * (1 - p), 0.0) / n) if n else math.nan]
 
 
+def _weights(ds: xr.Dataset) -> np.ndarray | None:
+    return np.asarray(ds["weight"].values, dtype=np.float64) if "weight" in ds.variables else None
+
+
+def weights_for(a: xr.Dataset, b: xr.Dataset, paired: bool) -> tuple[np.ndarray | None, np.ndarray | None, dict | None]:
+    """(weights of A's runs, of B's runs, what the comparison says of them); see the module docstring.
+    Raises ResultsError for a paired comparison of two files with different weights."""
+    wa, wb = _weights(a), _weights(b)
+    if wa is None and wb is None:
+        return None, None, None
+    on = {k: str(ds.attrs.get("calibrated_on", "")) for k, ds in (("a", a), ("b", b)) if _weights(ds) is not None}
+    if not paired:
+        info = {"weights_from": "each file its own", "calibrated_on": on,
+                "effective_sample_size": {k: effective_sample_size(w) for k, w in (("a", wa), ("b", wb))
+                                          if w is not None},
+                "note": "independent samples: each calibrated file weighted by its own runs' weights (an "
+                        "uncalibrated one unweighted); SEs from each file's effective sample size"}
+        return wa, wb, info
+    if wa is not None and wb is not None:
+        if not np.allclose(wa, wb, rtol=1e-12, atol=0.0):
+            raise ResultsError(
+                f"A (calibrated on {on['a']}) and B (calibrated on {on['b']}) carry different calibration weights: "
+                "a paired comparison needs one posterior over the shared runs (the product would count evidence "
+                "twice); compare B's uncalibrated file against A, or A's against B, and the weights of the "
+                "calibrated one apply to both")
+        src = "both (equal)"
+    else:
+        src = "a" if wa is not None else "b"
+    w = wa if wa is not None else wb
+    info = {"weights_from": src, "calibrated_on": on["a" if src != "b" else "b"],
+            "effective_sample_size": effective_sample_size(w),
+            "note": f"paired: runs weighted by {'A' if src == 'a' else 'B' if src == 'b' else 'A and B'}'s "
+                    "calibration weights (run i of both files shares its inputs, so one weight applies to both); "
+                    "estimates weighted, SEs from the effective sample size"}
+    return w, w, info
+
+
+def _ms(x: np.ndarray, w: np.ndarray | None) -> list:
+    """Mean and SE: plain, or weighted with the SE from the effective sample size."""
+    return list(mean_se(x)) if w is None else list(weighted_mean_se(x, w))
+
+
+def _var(x: np.ndarray, w: np.ndarray | None) -> float:
+    """Variance over runs (ddof 1), or the weighted variance times ESS / (ESS - 1) (ddof 1 for 0/1 weights)."""
+    if w is None:
+        return float(np.var(x, ddof=1))
+    keep = w > 0
+    x, w = np.asarray(x, np.float64)[keep], w[keep]
+    n = effective_sample_size(w)
+    if n <= 1:
+        return math.nan
+    m = float(np.dot(w, x) / w.sum())
+    return float(np.dot(w, (x - m) ** 2) / w.sum()) * n / (n - 1)
+
+
+def _n(x: np.ndarray, w: np.ndarray | None) -> float:
+    return float(len(x)) if w is None else effective_sample_size(w)
+
+
+def _share(ind: np.ndarray, w: np.ndarray | None) -> list:
+    """A share of runs [p, se]; weighted: sum w ind / sum w, se sqrt(p (1 - p) / ESS)."""
+    if w is None:
+        return _p_se(int(np.sum(ind)), len(ind))
+    n = effective_sample_size(w)
+    p = weighted_mean_se(ind.astype(np.float64), w)[0] if n > 0 else math.nan
+    return [p, math.sqrt(max(p * (1 - p), 0.0) / n) if n > 0 else math.nan]
+
+
+def _quantile(x: np.ndarray, w: np.ndarray | None, q: float) -> float:
+    return float(np.quantile(x, q, method="inverted_cdf")) if w is None else weighted_quantile(x, w, q)
+
+
+def _pct(fsd: np.ndarray, horizon: int, w: np.ndarray | None) -> dict:
+    """Censored first-shortage-day percentiles (None: beyond the horizon), weighted for a calibrated file."""
+    if w is None:
+        return {str(q): v for q, v in censored_percentiles(fsd, horizon, QS).items()}
+    x = np.where(np.isnan(fsd), np.inf, fsd)
+    return {str(q): (v if math.isfinite(v := weighted_quantile(x, w, q)) else None) for q in QS}
+
+
+def _p_b_greater(xa: np.ndarray, wa: np.ndarray | None, xb: np.ndarray, wb: np.ndarray | None) -> float:
+    """P(a random B run > a random A run) + P(tie) / 2 for independent samples, each under its weights
+    (Mann-Whitney's U / (na nb) without weights)."""
+    wa = np.ones(len(xa)) if wa is None else wa
+    wb = np.ones(len(xb)) if wb is None else wb
+    order = np.argsort(xa, kind="stable")
+    sa, cw = xa[order], np.concatenate([[0.0], np.cumsum(wa[order])])
+    below = cw[np.searchsorted(sa, xb, side="left")]
+    tied = cw[np.searchsorted(sa, xb, side="right")] - below
+    return float(np.dot(wb, below + tied / 2) / (wa.sum() * wb.sum()))
+
+
 def _per_run(ds: xr.Dataset, name: str) -> np.ndarray:
     return np.asarray(ds[name].values, dtype=np.float64)
 
@@ -81,8 +189,12 @@ def _supplied(ds: xr.Dataset) -> dict[str, np.ndarray]:
     return {str(s): vals[:, j] for j, s in enumerate(ds["source"].values)}
 
 
-def _ratio_paired(num: np.ndarray, den: np.ndarray) -> list:
+def _ratio_paired(num: np.ndarray, den: np.ndarray, w: np.ndarray | None = None) -> list:
     n = len(num)
+    if w is not None:
+        from artysim.analysis.stats import weighted_ratio
+
+        return list(weighted_ratio(num, den, w))
     md = float(np.mean(den)) if n else math.nan
     if n < 2 or md == 0:
         return [math.nan, math.nan]
@@ -90,36 +202,45 @@ def _ratio_paired(num: np.ndarray, den: np.ndarray) -> list:
     return [r, float(np.std(num - r * den, ddof=1)) / (abs(md) * math.sqrt(n))]
 
 
-def _ratio_unpaired(na: np.ndarray, da: np.ndarray, nb: np.ndarray, db: np.ndarray) -> list:
-    """(mean nb - mean na) / (mean db - mean da), delta-method SE for independent samples."""
-    den = float(np.mean(db) - np.mean(da))
-    if den == 0 or len(na) < 2 or len(nb) < 2:
+def _ratio_unpaired(na: np.ndarray, da: np.ndarray, nb: np.ndarray, db: np.ndarray,
+                    wa: np.ndarray | None = None, wb: np.ndarray | None = None) -> list:
+    """(mean nb - mean na) / (mean db - mean da), delta-method SE for independent samples (each file's
+    means under its own weights, SEs from its effective sample size)."""
+    den = _ms(db, wb)[0] - _ms(da, wa)[0]
+    if den == 0 or _n(na, wa) < 2 or _n(nb, wb) < 2:
         return [math.nan, math.nan]
-    r = float(np.mean(nb) - np.mean(na)) / den
-    var = np.var(nb - r * db, ddof=1) / len(nb) + np.var(na - r * da, ddof=1) / len(na)
+    r = (_ms(nb, wb)[0] - _ms(na, wa)[0]) / den
+    var = _var(nb - r * db, wb) / _n(nb, wb) + _var(na - r * da, wa) / _n(na, wa)
     return [r, float(math.sqrt(var)) / abs(den)]
 
 
-def _delay(fa: np.ndarray, fb: np.ndarray, horizon: int) -> dict:
+def _delay(fa: np.ndarray, fb: np.ndarray, horizon: int, w: np.ndarray | None = None) -> dict:
     """Days by which B delays A's first shortage, among runs where A runs short. A run where B never
-    runs short contributes horizon - A's day, a lower bound (B's day is only known to be >= horizon)."""
-    sel = ~np.isnan(fa)
+    runs short contributes horizon - A's day, a lower bound (B's day is only known to be >= horizon).
+    With weights, the runs of weight 0 are left out and the mean and percentiles are weighted."""
+    sel = ~np.isnan(fa) if w is None else ~np.isnan(fa) & (w > 0)
     a, b = fa[sel], fb[sel]
+    ws = None if w is None else w[sel]
     cens = np.isnan(b)
     d = np.where(cens, horizon, b) - a
     n, c = len(d), int(cens.sum())
-    out: dict = {"runs": n, "runs_b_never_short": c, "mean": list(mean_se(d)) if n else [math.nan, math.nan],
+    out: dict = {"runs": n, "runs_b_never_short": c, "mean": _ms(d, ws) if n else [math.nan, math.nan],
                  "mean_is_lower_bound": c > 0, "percentiles": {}, "percentiles_upper": {},
                  "percentile_is_exact": {}}
     if n == 0:
         return out
     # the true percentile lies between that of the bounds (censored delays at their bound) and that with
     # censored delays unbounded; it is known exactly where the two agree
+    if ws is not None:
+        out["effective_runs"] = effective_sample_size(ws)
     low = np.sort(d)
     high = np.sort(np.where(cens, np.inf, d))
     for q in QS:
-        k = max(1, math.ceil(q * n))
-        lo, hi = float(low[k - 1]), float(high[k - 1])
+        if ws is None:
+            k = max(1, math.ceil(q * n))
+            lo, hi = float(low[k - 1]), float(high[k - 1])
+        else:
+            lo, hi = weighted_quantile(d, ws, q), weighted_quantile(np.where(cens, np.inf, d), ws, q)
         out["percentiles"][str(q)] = lo
         out["percentiles_upper"][str(q)] = hi if math.isfinite(hi) else None
         out["percentile_is_exact"][str(q)] = lo == hi
@@ -127,70 +248,82 @@ def _delay(fa: np.ndarray, fb: np.ndarray, horizon: int) -> dict:
 
 
 def compare(a: xr.Dataset, b: xr.Dataset) -> dict:
-    """The comparison of B against A as a dict (keys documented in docs/summary-json.md)."""
+    """The comparison of B against A as a dict (keys documented in docs/summary-json.md); calibrated
+    files are compared under their weights (module docstring) and the dict's ``calibration`` says how."""
     for name, ds in (("A", a), ("B", b)):
         if "variant" in ds.dims:
             raise ResultsError(f"{name} is a sweep file; compare one variant of it (ds.isel(variant=i))")
     paired, why = pairing(a, b)
     for name, ds in (("A", a), ("B", b)):
         schema.require(ds, COMPARE_NEEDS, f"compare (file {name})")
+    wa, wb, cal = weights_for(a, b, paired)
     out: dict = {"compare_version": COMPARE_VERSION, "a": _describe(a), "b": _describe(b),
                  "paired": paired, "pairing": why}
+    if cal is not None:
+        out["calibration"] = cal
     na, nb = int(a.sizes["run"]), int(b.sizes["run"])
     fa, fb = _per_run(a, "first_shortage_day"), _per_run(b, "first_shortage_day")
     sa, sb = ~np.isnan(fa), ~np.isnan(fb)
-    ka, kb = int(sa.sum()), int(sb.sum())
-    short = {"a": _p_se(ka, na) + [list(wilson(ka, na))], "b": _p_se(kb, nb) + [list(wilson(kb, nb))]}
+
+    def with_wilson(ind: np.ndarray, w: np.ndarray | None) -> list:
+        p, se = _share(ind, w)
+        n = _n(ind, w)
+        return [p, se, list(wilson(p * n, n) if w is not None else wilson(int(ind.sum()), len(ind)))]
+
+    short = {"a": with_wilson(sa, wa), "b": with_wilson(sb, wb)}
     if paired:
         diff = sb.astype(np.float64) - sa.astype(np.float64)
-        short["difference"] = list(mean_se(diff))
+        short["difference"] = _ms(diff, wa)
     else:
-        pa, pb = ka / na, kb / nb
-        short["difference"] = [pb - pa, math.sqrt(pa * (1 - pa) / na + pb * (1 - pb) / nb)]
+        (pa, _, _), (pb, _, _) = short["a"], short["b"]
+        short["difference"] = [pb - pa, math.sqrt(pa * (1 - pa) / _n(sa, wa) + pb * (1 - pb) / _n(sb, wb))]
     out["p_any_shortage"] = short
 
     T = int(a.sizes["time"])
     fsd: dict = {
         "censoring": f"runs never short are censored at the horizon ({T} days): their first shortage day is "
                      f"only known to be >= {T}",
-        "percentiles_a": {str(q): v for q, v in censored_percentiles(fa, T, QS).items()},
-        "percentiles_b": {str(q): v for q, v in censored_percentiles(fb, int(b.sizes["time"]), QS).items()},
+        "percentiles_a": _pct(fa, T, wa),
+        "percentiles_b": _pct(fb, int(b.sizes["time"]), wb),
     }
     if paired:
         ea, eb = np.where(sa, fa, np.inf), np.where(sb, fb, np.inf)  # never short = later than any day
-        n = na
-        fsd["p_b_later"] = _p_se(int(np.sum(eb > ea)), n)
-        fsd["p_b_earlier"] = _p_se(int(np.sum(eb < ea)), n)
-        fsd["p_same"] = _p_se(int(np.sum(eb == ea)), n)
-        fsd["runs_both_never_short"] = int(np.sum(~sa & ~sb))
-        fsd["delay_where_a_short"] = _delay(fa, fb, T)
+        fsd["p_b_later"] = _share(eb > ea, wa)
+        fsd["p_b_earlier"] = _share(eb < ea, wa)
+        fsd["p_same"] = _share(eb == ea, wa)
+        both = ~sa & ~sb if wa is None else ~sa & ~sb & (wa > 0)
+        fsd["runs_both_never_short"] = int(np.sum(both))
+        fsd["delay_where_a_short"] = _delay(fa, fb, T, wa)
     out["first_shortage_day"] = fsd
 
     for name in OUTCOMES:
         xa, xb = _per_run(a, name), _per_run(b, name)
         larger_better = OUTCOMES[name][1]
-        va, vb = float(np.var(xa, ddof=1)), float(np.var(xb, ddof=1))
-        item: dict = {"a": list(mean_se(xa)), "b": list(mean_se(xb)), "larger_is_better": larger_better}
-        se_unpaired = math.sqrt(va / na + vb / nb)
+        va, vb = _var(xa, wa), _var(xb, wb)
+        item: dict = {"a": _ms(xa, wa), "b": _ms(xb, wb), "larger_is_better": larger_better}
+        se_unpaired = math.sqrt(va / _n(xa, wa) + vb / _n(xb, wb))
         if paired:
             d = xb - xa
-            m, se = mean_se(d)
-            vd = float(np.var(d, ddof=1))
+            m, se = _ms(d, wa)
+            vd = _var(d, wa)
             better = d > 0 if larger_better else d < 0
             item.update({
                 "difference": [m, se],
-                "difference_percentiles": {str(q): float(np.quantile(d, q, method="inverted_cdf")) for q in QS},
-                "p_b_better": _p_se(int(better.sum()), na),
-                "p_b_worse": _p_se(int(((d < 0) if larger_better else (d > 0)).sum()), na),
+                "difference_percentiles": {str(q): _quantile(d, wa, q) for q in QS},
+                "p_b_better": _share(better, wa),
+                "p_b_worse": _share((d < 0) if larger_better else (d > 0), wa),
                 "var_difference": vd, "var_a_plus_var_b": va + vb,
                 "variance_reduction": 1 - vd / (va + vb) if va + vb > 0 else math.nan,
                 "se_if_unpaired": se_unpaired,
             })
         else:
-            from scipy.stats import mannwhitneyu
+            if wa is None and wb is None:
+                from scipy.stats import mannwhitneyu
 
-            u = float(mannwhitneyu(xb, xa).statistic) / (na * nb)  # P(B > A) + P(tie)/2, independent runs
-            item.update({"difference": [float(xb.mean() - xa.mean()), se_unpaired],
+                u = float(mannwhitneyu(xb, xa).statistic) / (na * nb)  # P(B > A) + P(tie)/2, independent runs
+            else:
+                u = _p_b_greater(xa, wa, xb, wb)
+            item.update({"difference": [item["b"][0] - item["a"][0], se_unpaired],
                          "p_b_better": [u if larger_better else 1 - u, math.nan]})
         out[name] = item
 
@@ -199,22 +332,22 @@ def compare(a: xr.Dataset, b: xr.Dataset) -> dict:
     for s in rb:
         xa = ra.get(s, np.zeros(na))
         if paired:
-            m, se = mean_se(rb[s] - xa)
+            m, se = _ms(rb[s] - xa, wa)
         else:
-            m = float(rb[s].mean() - xa.mean())
-            se = math.sqrt(np.var(rb[s], ddof=1) / nb + np.var(xa, ddof=1) / na)
+            m = _ms(rb[s], wb)[0] - _ms(xa, wa)[0]
+            se = math.sqrt(_var(rb[s], wb) / _n(rb[s], wb) + _var(xa, wa) / _n(xa, wa))
         if m > 3 * (0.0 if math.isnan(se) else se):
             more.append(s)
     ea_, eb_ = _per_run(a, "effective_total"), _per_run(b, "effective_total")
     rec_a = sum((ra[s] for s in more if s in ra), np.zeros(na))
     rec_b = sum((rb[s] for s in more), np.zeros(nb))
     if paired:
-        ratio = _ratio_paired(eb_ - ea_, rec_b - rec_a)
-        extra_rec, extra_eff = list(mean_se(rec_b - rec_a)), list(mean_se(eb_ - ea_))
+        ratio = _ratio_paired(eb_ - ea_, rec_b - rec_a, wa)
+        extra_rec, extra_eff = _ms(rec_b - rec_a, wa), _ms(eb_ - ea_, wa)
     else:
-        ratio = _ratio_unpaired(ea_, rec_a, eb_, rec_b)
-        extra_rec = [float(rec_b.mean() - rec_a.mean()),
-                     math.sqrt(np.var(rec_b, ddof=1) / nb + np.var(rec_a, ddof=1) / na)]
+        ratio = _ratio_unpaired(ea_, rec_a, eb_, rec_b, wa, wb)
+        extra_rec = [_ms(rec_b, wb)[0] - _ms(rec_a, wa)[0],
+                     math.sqrt(_var(rec_b, wb) / _n(rec_b, wb) + _var(rec_a, wa) / _n(rec_a, wa))]
         extra_eff = out["effective_total"]["difference"]
     out["effective_per_delivered_shell"] = {
         "value": ratio, "sources": more, "extra_supplied": extra_rec, "extra_effective": extra_eff,
@@ -222,6 +355,19 @@ def compare(a: xr.Dataset, b: xr.Dataset) -> dict:
                    "sources that supply more in B",
     }
     return out
+
+
+def calibration_text(c: dict) -> str | None:
+    """The line a comparison of calibrated files prints: whose weights, on what, and the ESS."""
+    cal = c.get("calibration")
+    if not cal:
+        return None
+    if isinstance(cal["effective_sample_size"], dict):
+        ess = ", ".join(f"{k.upper()} {v:,.1f}" for k, v in cal["effective_sample_size"].items())
+        on = "; ".join(f"{k.upper()} on {v}" for k, v in cal["calibrated_on"].items())
+        return f"calibrated ({on}): {cal['note']} (effective sample size {ess})"
+    return (f"calibrated on {cal['calibrated_on']}: {cal['note']} (effective sample size "
+            f"{cal['effective_sample_size']:,.1f})")
 
 
 def format_table(c: dict) -> str:
@@ -232,9 +378,11 @@ def format_table(c: dict) -> str:
         f"seed {B['seed']})",
         ("paired: " if c["paired"] else "NOT paired: ") + c["pairing"]
         + ("" if c["paired"] else "; compared as independent samples (Welch standard errors)"),
+        calibration_text(c),
         "(± is one Monte Carlo standard error)",
         "",
     ]
+    lines = [x for x in lines if x is not None]
     p = c["p_any_shortage"]
     lines.append(f"P(any shortage day)   A {_f(p['a'][0], p['a'][1], 4)}   B {_f(p['b'][0], p['b'][1], 4)}   "
                  f"B − A {_f(p['difference'][0], p['difference'][1], 4, sign=True)}")

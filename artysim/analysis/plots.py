@@ -33,7 +33,10 @@ if TYPE_CHECKING:
 KINDS = ("fan", "depletion", "sources", "histogram", "tornado", "sweep", "solve", "compare", "heatmap", "swing",
          "stock", "calibration")
 #: kinds that use a calibrated file's run weights (the others draw the prior runs and say so)
-WEIGHTED_KINDS = ("depletion", "histogram", "calibration")
+WEIGHTED_KINDS = ("depletion", "histogram", "calibration", "tornado", "swing", "compare", "sources")
+#: kinds drawn from per-day statistics stored over all runs: a calibrated file's weights cannot reach them
+#: (reweighting a per-day quantile needs each run's trajectory, which the file does not keep)
+PRIOR_ONLY_KINDS = ("fan", "stock")
 #: kinds drawn from two files (``against=`` the second)
 TWO_FILE_KINDS = ("compare",)
 FORMATS = ("png", "svg")
@@ -80,9 +83,46 @@ def _calibrated_note(ds: xr.Dataset, kind: str) -> str:
     from artysim.analysis.stats import effective_sample_size
 
     ess = effective_sample_size(_weights(ds))
+    on = f"calibrated on {ds.attrs.get('calibrated_on', '')}"
+    if kind == "sources":
+        return (f"{on}: totals weighted (effective sample size {ess:,.0f}); per-day panel: PRIOR runs (per-day "
+                "means are stored over all runs)")
     if kind in WEIGHTED_KINDS:
-        return f"calibrated on {ds.attrs.get('calibrated_on', '')}: runs weighted, effective sample size {ess:,.0f}"
+        return f"{on}: runs weighted, effective sample size {ess:,.0f}"
+    if kind in PRIOR_ONLY_KINDS:
+        return (f"PRIOR runs, not weighted ({on}): per-day quantiles are stored over all runs and cannot be "
+                "reweighted without per-run trajectories")
     return "prior runs (this kind does not use the calibration weights)"
+
+
+def _suptitle(fig: Figure, ds: xr.Dataset, text: str, **kw) -> None:
+    """A figure title, with a calibrated file's note (weighted or prior runs) on a second line."""
+    cal = ds.attrs.get("_artysim_plot_note", "")
+    fig.suptitle(text + (f"\n{cal}" if cal else ""), **kw)
+
+
+def _wmean(ds: xr.Dataset, var: str) -> np.ndarray:
+    """Mean over runs of a per-run (or per-run, per-source) variable, weighted for a calibrated file."""
+    w = _weights(ds)
+    if w is None:
+        return np.asarray(ds[var].mean("run").values, dtype=np.float64)
+    v = np.asarray(ds[var].values, dtype=np.float64)
+    keep = w > 0
+    return np.tensordot(w[keep], v[keep], axes=(0, 0)) / w.sum()
+
+
+def _depleted_by_day(ds: xr.Dataset, w: np.ndarray | None) -> tuple[np.ndarray, float]:
+    """(share of runs depleted by each day, the run count behind it): the file's own curve, or with
+    weights the weighted share from the per-run first shortage days and the effective sample size."""
+    if w is None:
+        return np.asarray(ds["p_depleted"].values, dtype=np.float64), float(_runs(ds))
+    from artysim.analysis.stats import effective_sample_size
+
+    T = int(ds.sizes["time"])
+    fsd = np.asarray(ds["first_shortage_day"].values, dtype=np.float64)
+    fin = np.isfinite(fsd)
+    by_day = np.bincount(fsd[fin].astype(np.int64), weights=w[fin], minlength=T)[:T]
+    return np.cumsum(by_day) / w.sum(), max(effective_sample_size(w), 1.0)
 
 
 def _title(ax: Axes, ds: xr.Dataset, what: str, note: str = "") -> None:
@@ -169,13 +209,7 @@ def depletion(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = N
     pd_ = np.asarray(ds["p_depleted"].values, dtype=np.float64)
     w = _weights(ds)
     if w is not None:  # calibrated: the weighted share depleted by each day; Wilson bands with the ESS
-        from artysim.analysis.stats import effective_sample_size
-
-        fsd = np.asarray(ds["first_shortage_day"].values, dtype=np.float64)
-        fin = np.isfinite(fsd)
-        by_day = np.bincount(fsd[fin].astype(np.int64), weights=w[fin], minlength=len(t))[:len(t)]
-        pd_ = np.cumsum(by_day) / w.sum()
-        n = max(effective_sample_size(w), 1.0)
+        pd_, n = _depleted_by_day(ds, w)
         ds = ds.drop_vars("p_short", errors="ignore")  # per-day counts are kept over all runs, unweighted
     # a subset of runs (--where) has no per-day share short: those counts are kept over all runs only
     ps = np.asarray(ds["p_short"].values, dtype=np.float64) if "p_short" in ds.variables else np.zeros(0)
@@ -235,8 +269,7 @@ def sources(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = Non
     else:
         fig = ax.figure
     names = [str(s) for s in ds["source"].values]
-    mean = {v: np.asarray(ds[v].mean("run").values, dtype=np.float64)
-            for v in ("fired_by_source", "duds", "effective_by_source", "stock_final_by_source")}
+    mean = {v: _wmean(ds, v) for v in ("fired_by_source", "duds", "effective_by_source", "stock_final_by_source")}
     eff, duds = mean["effective_by_source"], mean["duds"]
     miss = np.maximum(mean["fired_by_source"] - duds - eff, 0)
     left = mean["stock_final_by_source"]
@@ -266,7 +299,7 @@ def sources(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = Non
     ax.grid(axis="x", alpha=0.3)
     ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     ax.set_title("by source (colour as on the left): totals over the horizon", fontsize=10, loc="left")
-    fig.suptitle(f"{_name(ds)}: fired vs effective rounds, {_runs(ds):,} runs", x=0.01, ha="left", fontsize=11)
+    _suptitle(fig, ds, f"{_name(ds)}: fired vs effective rounds, {_runs(ds):,} runs", x=0.01, ha="left", fontsize=11)
     return fig
 
 
@@ -516,10 +549,11 @@ def compare(ds: xr.Dataset, ax: Axes | None = None, *, against: xr.Dataset | Non
     else:
         fig, ax_d = ax.figure, None
     ta, tb = _dates(a), _dates(b)
-    pa = np.asarray(a["p_depleted"].values, dtype=np.float64)
-    pb = np.asarray(b["p_depleted"].values, dtype=np.float64)
-    _pdep_band(ax, ta, pa, _runs(a), pal.A, f"A: {na} ({_runs(a):,} runs)")
-    _pdep_band(ax, tb, pb, _runs(b), pal.B, f"B: {nb} ({_runs(b):,} runs)", ls="--")
+    paired, why = cmp.pairing(a, b)
+    wa, wb, cal = cmp.weights_for(a, b, paired)  # a calibrated file's weights, as compare uses them
+    (pa, n_a), (pb, n_b) = _depleted_by_day(a, wa), _depleted_by_day(b, wb)
+    _pdep_band(ax, ta, pa, n_a, pal.A, f"A: {na} ({_runs(a):,} runs)")
+    _pdep_band(ax, tb, pb, n_b, pal.B, f"B: {nb} ({_runs(b):,} runs)", ls="--")
     for t, p, c in ((ta, pa, pal.A), (tb, pb, pal.B)):
         ax.annotate(f"{100 * p[-1]:.1f} %", (t[-1], 100 * p[-1]), xytext=(4, 0), textcoords="offset points",
                     va="center", ha="left", color=c, fontsize=9, weight="bold")
@@ -533,28 +567,36 @@ def compare(ds: xr.Dataset, ax: Axes | None = None, *, against: xr.Dataset | Non
     ax.legend(loc="upper left", fontsize=8.5, framealpha=0.95)
     ax.set_title("probability of having run short by each date (shaded: 95 % Wilson interval)", fontsize=10,
                  loc="left")
-    paired, why = cmp.pairing(a, b)
     if ax_d is not None:
-        _delay_panel(ax_d, a, b, paired, why, bin_days)
-    fig.suptitle(f"A: {na}  vs  B: {nb}", x=0.01, ha="left", fontsize=12, weight="bold")
+        _delay_panel(ax_d, a, b, paired, why, bin_days, wa)
+    note = "" if cal is None else "\n" + cmp.calibration_text({"calibration": cal})
+    fig.suptitle(f"A: {na}  vs  B: {nb}{note}", x=0.01, ha="left", fontsize=12 if cal is None else 10,
+                 weight="bold")
     return fig
 
 
-def delay_data(a: xr.Dataset, b: xr.Dataset) -> dict:
+def delay_data(a: xr.Dataset, b: xr.Dataset, w: np.ndarray | None = None) -> dict:
     """Per-run delays B − A (days) among runs where A runs short: ``finite`` (B short too) and the
-    number of runs where B never runs short (``censored``), with compare's own summary of them."""
+    number of runs where B never runs short (``censored``), with compare's own summary of them. With
+    calibration weights ``w``, runs of weight 0 are left out, ``finite_weight`` holds each finite delay's
+    weight and ``censored_share`` the weighted share of censored runs (else both are the plain counts)."""
     from artysim.analysis import compare as cmp
 
     fa = np.asarray(a["first_shortage_day"].values, dtype=np.float64)
     fb = np.asarray(b["first_shortage_day"].values, dtype=np.float64)
-    sel = np.isfinite(fa)
+    sel = np.isfinite(fa) if w is None else np.isfinite(fa) & (w > 0)
     both = sel & np.isfinite(fb)
-    return {"finite": fb[both] - fa[both], "censored": int((sel & ~np.isfinite(fb)).sum()),
+    cens = sel & ~np.isfinite(fb)
+    ww = np.ones(len(fa)) if w is None else w
+    tot = float(ww[sel].sum())
+    return {"finite": fb[both] - fa[both], "censored": int(cens.sum()),
+            "finite_weight": ww[both] / tot if tot > 0 else ww[both],
+            "censored_share": float(ww[cens].sum()) / tot if tot > 0 else 0.0,
             "a_short": int(sel.sum()), "runs": len(fa),
-            "summary": cmp._delay(fa, fb, int(a.sizes["time"]))}
+            "summary": cmp._delay(fa, fb, int(a.sizes["time"]), w)}
 
 
-def _delay_panel(ax: Axes, a, b, paired: bool, why: str, bin_days: int | None) -> None:
+def _delay_panel(ax: Axes, a, b, paired: bool, why: str, bin_days: int | None, w: np.ndarray | None = None) -> None:
     if not paired:
         ax.set_axis_off()
         ax.text(0.5, 0.55, "unpaired", ha="center", va="center", fontsize=16, weight="bold", color=pal.GREY,
@@ -564,7 +606,7 @@ def _delay_panel(ax: Axes, a, b, paired: bool, why: str, bin_days: int | None) -
                 ha="center", va="center", fontsize=9, transform=ax.transAxes, wrap=True)
         ax.set_title("paired delay of the first shortage (B − A)", fontsize=10, loc="left")
         return
-    d = delay_data(a, b)
+    d = delay_data(a, b, w)
     if d["a_short"] == 0:
         ax.set_axis_off()
         ax.text(0.5, 0.5, "A never runs short: no delay to measure", ha="center", va="center", fontsize=10,
@@ -575,14 +617,14 @@ def _delay_panel(ax: Axes, a, b, paired: bool, why: str, bin_days: int | None) -
     lo = math.floor(x.min() / width) * width if len(x) else 0
     hi = (math.floor(x.max() / width) + 1) * width if len(x) else width
     edges = np.arange(lo, hi + width, width, dtype=np.float64)
-    counts = np.histogram(x, bins=edges)[0] if len(x) else np.zeros(len(edges) - 1, dtype=int)
-    share = 100 * counts / d["a_short"]
+    share = (100 * np.histogram(x, bins=edges, weights=d["finite_weight"])[0] if len(x)
+             else np.zeros(len(edges) - 1))  # share of the runs (of the weight) where A runs short
     ax.bar(edges[:-1], share, width=width * 0.9, align="edge", color=pal.B,
            label=f"B short too ({len(x):,} runs): B's day − A's day")
     span = max(hi - lo, 30)
     cx = hi + span * 0.08
     cw = span * 0.12
-    p_c = 100 * d["censored"] / d["a_short"]
+    p_c = 100 * d["censored_share"]
     ax.bar([cx], [p_c], width=cw, align="edge", color=pal.LIGHT_GREY, hatch="//", edgecolor=pal.GREY,
            label=f"B never short ({d['censored']:,} runs): delay ≥ horizon − A's day")
     ax.annotate(f"{p_c:.0f} %", (cx + cw / 2, p_c), xytext=(0, 3), textcoords="offset points", ha="center",
@@ -777,6 +819,9 @@ def swing_rows(ds: xr.Dataset, outcome: str | None = None, decile: float = 0.1) 
     y, name, desc = outcome_values(ds, outcome)
     x = np.asarray(ds["parameters"].values, dtype=np.float64)
     params = [str(p) for p in ds["parameter"].values]
+    w = _weights(ds)
+    if w is not None:
+        return _swing_rows_weighted(x, y, w, params, decile), name, desc
     rows = []
     for j, p in enumerate(params):
         xj = x[:, j]
@@ -791,6 +836,32 @@ def swing_rows(ds: xr.Dataset, outcome: str | None = None, decile: float = 0.1) 
                      "high_mean": float(hi.mean()), "runs_low": len(lo), "runs_high": len(hi)})
     rows.sort(key=lambda r: -abs(r["swing"]))
     return rows, name, desc
+
+
+def _swing_rows_weighted(x: np.ndarray, y: np.ndarray, w: np.ndarray, params: list[str], decile: float) -> list[dict]:
+    """swing_rows under calibration weights: the deciles are weighted quantiles (inverted CDF) of each
+    input over the runs of positive weight, the means weighted, the SEs from each decile's effective
+    sample size (for 0/1 weights: the accepted runs' deciles, SEs with ddof 0)."""
+    from artysim.analysis.stats import effective_sample_size, weighted_mean_se, weighted_quantile
+
+    keep = w > 0
+    x, y, w = x[keep], y[keep], w[keep]
+    rows = []
+    for j, p in enumerate(params):
+        xj = x[:, j]
+        q_lo, q_hi = weighted_quantile(xj, w, decile), weighted_quantile(xj, w, 1 - decile)
+        if not q_hi > q_lo:
+            continue
+        lo, hi = xj <= q_lo, xj >= q_hi
+        if effective_sample_size(w[lo]) < 2 or effective_sample_size(w[hi]) < 2:
+            continue
+        (ml, sl), (mh, sh) = weighted_mean_se(y[lo], w[lo]), weighted_mean_se(y[hi], w[hi])
+        rows.append({"parameter": p, "swing": mh - ml, "se": math.sqrt(sl * sl + sh * sh), "low_mean": ml,
+                     "high_mean": mh, "runs_low": int(lo.sum()), "runs_high": int(hi.sum()),
+                     "effective_runs_low": effective_sample_size(w[lo]),
+                     "effective_runs_high": effective_sample_size(w[hi])})
+    rows.sort(key=lambda r: -abs(r["swing"]))
+    return rows
 
 
 def swing(ds: xr.Dataset, ax: Axes | None = None, *, outcome: str | None = None, top: int = 12,
@@ -848,8 +919,8 @@ def swing(ds: xr.Dataset, ax: Axes | None = None, *, outcome: str | None = None,
     fig.legend(handles=[Patch(color=pal.BLUE, label="raising the input raises the outcome"),
                         Patch(color=pal.VERMILLION, label="raising the input lowers the outcome")],
                loc="outside lower center", ncol=2, fontsize=8.5, frameon=False)
-    fig.suptitle(f"{_name(ds)}: what moves {name}, {_runs(ds):,} runs (deciles of "
-                 f"{rows[0]['runs_low'] if rows else 0:,} runs each)", x=0.01, ha="left", fontsize=11)
+    _suptitle(fig, ds, f"{_name(ds)}: what moves {name}, {_runs(ds):,} runs (deciles of "
+              f"{rows[0]['runs_low'] if rows else 0:,} runs each)", x=0.01, ha="left", fontsize=11)
     return fig
 
 
@@ -974,7 +1045,8 @@ def stock(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = None,
         ax_d.grid(alpha=0.3)
         ax_d.legend(fontsize=8, loc="upper right")
         ax_d.set_title("days of fire on hand, all sources", fontsize=10, loc="left")
-    fig.suptitle(f"{_name(ds)}: stock by source over time, {_runs(ds):,} runs", x=0.01, ha="left", fontsize=11)
+    _suptitle(fig, ds, f"{_name(ds)}: stock by source over time, {_runs(ds):,} runs", x=0.01, ha="left",
+              fontsize=11)
     return fig
 
 

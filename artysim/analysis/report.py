@@ -71,6 +71,7 @@ class Item:
 class Context:
     items: list[Item]
     comparisons: list[tuple[int, dict]] = field(default_factory=list)  # (index of B, compare(A=0, B))
+    not_compared: list[tuple[int, str]] = field(default_factory=list)  # (index of B, why compare refused)
 
 
 #: optional sections, each ``fn(ctx) -> html or None`` (None: the files have nothing for it)
@@ -267,12 +268,27 @@ def _sources_table(i: int, it: Item) -> str:
             "<p class='note'>Rounds per run over the horizon, mean ± one Monte Carlo standard error.</p>")
 
 
+def _calibrated_note(i: int, it: Item) -> str:
+    """The line under the headline table saying a file is calibrated and its answers weighted."""
+    cal = it.summary["calibration"]
+    return (f"<p class='calibrated'><b>{esc(it.label)} is calibrated</b> on the observations "
+            f"{esc(cal['calibrated_on'])}: every answer above is weighted by the runs' calibration weights, its ± "
+            "from the effective sample size of "
+            + num(cal["effective_sample_size"], "calibration.effective_sample_size", where=f'data-file="{i}"',
+                  digits=1)
+            + f" (of {it.summary['runs']:,} runs).</p>")
+
+
 def _comparison(ctx: Context, bi: int, c: dict) -> str:
+    from artysim.analysis.compare import calibration_text
+
     a, b = ctx.items[0], ctx.items[bi]
     w = f'data-compare="{bi}"'
     out = [f"<h3>{esc(b.label)} against {esc(a.label)}</h3>",
            f"<p class='pairing {'paired' if c['paired'] else 'unpaired'}'>"
            f"<b>{'paired' if c['paired'] else 'NOT paired'}</b>: {esc(c['pairing'])}</p>"]
+    if c.get("calibration"):
+        out.append(f"<p class='calibrated'>{esc(calibration_text(c))}</p>")
     p = c["p_any_shortage"]
     out.append("<table class='compare'><tbody>"
                "<tr><th>P(any shortage day)</th><td>A "
@@ -352,7 +368,9 @@ def _sensitivity(i: int, it: Item, top: int = 8) -> str:
         rows.append(f"<tr><td>{r['rank']}</td><th>{esc(r['parameter'])}</th><td>{r['prcc']:+.3f}".replace("-", "−")
                     + f" [{r['prcc_ci'][0]:+.2f}, {r['prcc_ci'][1]:+.2f}]".replace("-", "−")
                     + f"</td><td>{sw}</td></tr>")
-    return (f"<p>Outcome: {esc(res['outcome'])} ({esc(res.get('outcome_description', ''))}).</p>"
+    cal = ("<p class='calibrated'>Weighted: " + esc(res["method"].split(". ")[0]) + ".</p>"
+           if res.get("calibration") else "")
+    return (cal + f"<p>Outcome: {esc(res['outcome'])} ({esc(res.get('outcome_description', ''))}).</p>"
             "<table class='sens'><thead><tr><th>rank</th><th>input</th><th>PRCC [95 % CI]</th>"
             "<th>swing, days (top − bottom decile mean, ± 1 SE)</th></tr></thead><tbody>" + "".join(rows)
             + "</tbody></table>"
@@ -413,8 +431,9 @@ def _provenance(i: int, it: Item) -> str:
 
 @section("Calibration")
 def _calibration(ctx: Context) -> str | None:
-    """Files with calibration weights (a per-run ``weight`` variable): the weighted answer beside the plain
-    one, and how many runs the weights leave in effect."""
+    """Files with calibration weights (a per-run ``weight`` variable): the weighted answer beside the prior
+    one (the plain share over all runs; the headline table is weighted), and how many runs the weights
+    leave in effect."""
     parts = []
     for it in ctx.items:
         if it.sweep or "weight" not in it.ds.variables:
@@ -427,9 +446,10 @@ def _calibration(ctx: Context) -> str | None:
         ess = tot * tot / float(np.sum(wgt * wgt))
         p = float(np.sum(wgt * short) / tot)
         se = math.sqrt(max(p * (1 - p), 0.0) / ess)
-        parts.append(f"<p>{esc(it.label)}: weighted P(any shortage) {100 * p:.2f} ± {100 * se:.2f} % "
-                     f"(plain {100 * it.summary['p_any_shortage']:.2f} %); effective sample size {ess:,.0f} of "
-                     f"{len(wgt):,} runs.</p>")
+        prior = float(short.mean())
+        parts.append(f"<p>{esc(it.label)}: calibrated on {esc(str(it.ds.attrs.get('calibrated_on', '')))}: weighted "
+                     f"(posterior) P(any shortage) {100 * p:.2f} ± {100 * se:.2f} % (prior, all runs unweighted, "
+                     f"{100 * prior:.2f} %); effective sample size {ess:,.0f} of {len(wgt):,} runs.</p>")
     return "".join(parts) or None
 
 
@@ -480,7 +500,10 @@ def build(paths: list[str | Path], *, title: str | None = None) -> str:
         for k, it in enumerate(items[1:], start=1):
             if it.sweep or items[0].sweep:
                 continue
-            ctx.comparisons.append((k, jsonable(compare.compare(items[0].ds, it.ds))))
+            try:
+                ctx.comparisons.append((k, jsonable(compare.compare(items[0].ds, it.ds))))
+            except ResultsError as e:  # e.g. two files calibrated with different weights cannot pair
+                ctx.not_compared.append((k, str(e)))
         return _page(ctx, title)
     finally:
         for it in items:
@@ -511,14 +534,18 @@ def _page(ctx: Context, title: str | None) -> str:
         body.append(head)
         body.append("<p class='note'>Runs that never run short are censored at the horizon: a percentile of the "
                     "first shortage day is a day only if at least that share of runs ran short.</p>")
+        body += [_calibrated_note(i, it) for i, it in enumerate(items) if it.summary.get("calibration")]
     for i, it in enumerate(items):
         if it.sweep:
             body.append(f"<h3>{esc(it.label)}: sweep of {esc(', '.join(it.summary['sweep_paths']))}</h3>"
                         + _sweep_rows(i, it))
-    if ctx.comparisons:
+    if ctx.comparisons or ctx.not_compared:
         h2("comparison", "Comparison")
         for bi, c in ctx.comparisons:
             body.append(_comparison(ctx, bi, c))
+        for bi, why in ctx.not_compared:
+            body.append(f"<h3>{esc(items[bi].label)} against {esc(items[0].label)}</h3>"
+                        f"<p class='note'>Not compared: {esc(why)}</p>")
     h2("plots", "Plots")
     for it in items:
         if len(items) > 1:

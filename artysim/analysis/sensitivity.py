@@ -6,6 +6,13 @@ Rank-based measures are used because the model is monotone but far from linear i
 because the default outcome (first shortage day) is censored: a run never short gets day
 ``horizon + 1``, i.e. a rank tied after every run that was short, which is exactly what is known of it.
 Everything here reads the per-run variables of a results file; nothing is re-simulated.
+
+A calibrated file (a per-run ``weight``) is analysed under its weights: each variable's ranks become
+weighted mid-ranks (the weighted share of runs below a value plus half the share at it, the weighted
+empirical CDF; for equal weights an affine map of the average ranks), Spearman is their weighted Pearson
+correlation and PRCC the partial correlation from their weighted correlation matrix; Fisher-z intervals
+use the effective sample size for n. For 0/1 weights this is exactly the unweighted analysis of the
+accepted runs. Sobol indices need the design's runs unweighted, so a calibrated file has none.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import stats
 
+from artysim.analysis.stats import effective_sample_size
 from artysim.errors import ResultsError
 from artysim.results import schema
 
@@ -123,6 +131,55 @@ def _partial_from_corr(c: np.ndarray) -> np.ndarray:
         if den > 1e-300:
             out[j] = a[0, 1] / math.sqrt(den)
     return out
+
+
+def _weighted_ranks(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted mid-ranks of a column: W(values below) + W(values equal) / 2 for each run (ties share
+    theirs, as average ranks do)."""
+    u, inv = np.unique(a, return_inverse=True)
+    at = np.bincount(inv.ravel(), weights=w, minlength=len(u))
+    below = np.cumsum(at) - at
+    return (below + at / 2)[inv.ravel()]
+
+
+class _WeightedRankedInputs:
+    """Weighted mid-ranks of the sampled parameters of a calibrated file's runs of positive weight,
+    standardised with weighted moments, computed once for every outcome asked of them."""
+
+    def __init__(self, x: np.ndarray, w: np.ndarray):
+        self.n, self.d = x.shape
+        self.w = w / w.sum()
+        self.z = np.zeros((self.n, self.d))
+        self.varies = np.zeros(self.d, dtype=bool)
+        for j in range(self.d):
+            self.varies[j], self.z[:, j] = self._standard(x[:, j])
+        self.z = self.z if self.varies.all() else self.z[:, self.varies]
+        self.cxx = (self.z * self.w[:, None]).T @ self.z
+
+    def _standard(self, a: np.ndarray) -> tuple[bool, np.ndarray]:
+        r = _weighted_ranks(a, self.w)
+        m = float(self.w @ r)
+        sd = math.sqrt(max(float(self.w @ (r - m) ** 2), 0.0))
+        if not sd > 1e-15:
+            return False, np.zeros_like(r)
+        return True, (r - m) / sd
+
+    def correlate(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(weighted Spearman, weighted PRCC) of every parameter with outcome ``y``; NaN where undefined."""
+        sp = np.full(self.d, np.nan)
+        pr = np.full(self.d, np.nan)
+        ok, zy = self._standard(y)
+        if not ok or not self.varies.any():
+            return sp, pr
+        cxy = (self.z * self.w[:, None]).T @ zy
+        sp[self.varies] = cxy
+        m = int(self.varies.sum())
+        c = np.empty((m + 1, m + 1))
+        c[:m, :m] = self.cxx
+        c[:m, m] = c[m, :m] = cxy
+        c[m, m] = 1.0
+        pr[self.varies] = np.clip(_partial_from_corr(c), -1.0, 1.0)
+        return sp, pr
 
 
 class _RankedInputs:
@@ -240,17 +297,29 @@ def analyze(ds: xr.Dataset, outcome: str | None = None, *, variant: int | None =
              else [""] * len(params))
     x = np.asarray(ds["parameters"].values, dtype=np.float64)
     y, name, what = outcome_values(ds, outcome)
-    n, d = x.shape
+    fsd = np.asarray(ds["first_shortage_day"].values, dtype=np.float64)
+    w = np.asarray(ds["weight"].values, dtype=np.float64) if "weight" in ds.variables else None
+    if w is not None:  # calibrated: the runs of positive weight, under their weights
+        keep = w > 0
+        if name == "first_shortage_day":  # the share never short, under the weights
+            prior = float(np.mean(np.isnan(fsd)))
+            what = what.replace(f"({prior:.1%})", f"({float(np.dot(w, np.isnan(fsd)) / w.sum()):.1%}, weighted)")
+        x, y, fsd, w = x[keep], y[keep], fsd[keep], w[keep]
+    n_runs, d = x.shape
+    n = n_runs if w is None else effective_sample_size(w)  # Fisher-z intervals use the ESS for n
     if n < d + 4:
-        raise ResultsError(f"{n} runs are too few to rank {d} parameters (need at least {d + 4})")
-    ranked = _RankedInputs(x)
+        raise ResultsError(f"{n:,.0f} {'runs' if w is None else 'effective runs (calibration weights)'} are too "
+                           f"few to rank {d} parameters (need at least {d + 4})")
+    ranked = _RankedInputs(x) if w is None else _WeightedRankedInputs(x, w)
     sp, pr = ranked.correlate(y)
     if np.all(y == y[0]):
         what += f"; it is {y[0]:g} in every run, so no input can be ranked"
     k = int(ranked.varies.sum()) - 1
     sp_lo, sp_hi, sp_p = fisher_ci(sp, n, 0, conf)
     pr_lo, pr_hi, pr_p = fisher_ci(pr, n, k, conf)
-    sob = _sobol(ds, y, params, conf, num_resamples, seed)
+    sob = (_sobol(ds, y, params, conf, num_resamples, seed) if w is None else
+           {"available": False, "note": "calibrated file: no Sobol indices (they need the design's runs unweighted);"
+                                        " weighted PRCC only"})
     rows = []
     for j in range(d):
         row = {"parameter": params[j], "units": units[j],
@@ -267,29 +336,37 @@ def analyze(ds: xr.Dataset, outcome: str | None = None, *, variant: int | None =
     grid = day_grid(horizon, points) if days is None else sorted({int(t) for t in days})
     if any(not 0 <= t < horizon for t in grid):
         raise ResultsError(f"days for the sensitivity over time must be in 0..{horizon - 1} (found {grid})")
-    fsd = np.asarray(ds["first_shortage_day"].values, dtype=np.float64)
     times = ds["time"].values if "time" in ds.variables else np.arange(horizon)
     over = {"days": grid, "dates": [str(np.datetime_as_string(times[t], unit="D")) if np.issubdtype(
                 np.asarray(times).dtype, np.datetime64) else str(t) for t in grid],
             "p_depleted": [], "prcc": {p: [] for p in params}}
     for t in grid:
         ind = (np.nan_to_num(fsd, nan=np.inf) <= t).astype(np.float64)
-        over["p_depleted"].append(float(ind.mean()))
+        over["p_depleted"].append(float(ind.mean() if w is None else np.dot(w, ind) / w.sum()))
         _, prt = ranked.correlate(ind)
         for j, p in enumerate(params):
             over["prcc"][p].append(float(prt[j]))
     scen = str(ds.attrs.get("scenario_name", ""))
     if "variant_label" in ds.variables and ds["variant_label"].ndim == 0:
         scen += f" ({ds['variant_label'].item()})"
-    return {
+    method = (f"Spearman and partial rank correlation (PRCC: ranks of the outcome and of each parameter, "
+              f"both with the ranks of the other {k} parameters regressed out); {conf:.0%} CIs by Fisher's z "
+              f"with standard error 1/sqrt(n - 3) for Spearman and 1/sqrt(n - 3 - {k}) for PRCC")
+    out = {
         "scenario": scen, "outcome": name, "outcome_description": what,
-        "runs": int(n), "parameters": d, "conf_level": conf,
-        "method": (f"Spearman and partial rank correlation (PRCC: ranks of the outcome and of each parameter, "
-                   f"both with the ranks of the other {k} parameters regressed out); {conf:.0%} CIs by Fisher's z "
-                   f"with standard error 1/sqrt(n - 3) for Spearman and 1/sqrt(n - 3 - {k}) for PRCC"),
+        "runs": int(n_runs) if w is None else int(ds.sizes["run"]), "parameters": d, "conf_level": conf,
+        "method": method,
         "rows": rows, "sobol": {k2: v for k2, v in sob.items() if k2 not in ("S1", "S1_conf", "ST", "ST_conf")},
         "over_time": over,
     }
+    if w is not None:
+        out["calibration"] = {"calibrated_on": str(ds.attrs.get("calibrated_on", "")), "effective_sample_size": n,
+                              "runs_with_weight": int(n_runs)}
+        out["method"] = ("calibrated on " + out["calibration"]["calibrated_on"] + ": weighted by the runs' "
+                         f"calibration weights (effective sample size {n:,.1f} of {int(ds.sizes['run']):,} runs): "
+                         "ranks are weighted mid-ranks (the weighted empirical CDF), correlations weighted, n = the "
+                         "effective sample size. " + method)
+    return out
 
 
 # ----------------------------------------------------------------------------- output
@@ -324,7 +401,8 @@ def format_table(res: dict) -> str:
     cw = max(11, max(len(d) for d in ot["dates"]) + 2)
     lines.append(f"{'':<{w + 6}}" + "".join(f"{d:>{cw}}" for d in ot["dates"]))
     lines.append(f"{'':<{w + 6}}" + "".join(f"{'day ' + str(t):>{cw}}" for t in ot["days"]))
-    half = fisher_ci(np.array([0.0]), res["runs"], res["parameters"] - 1, res["conf_level"])[1][0]
+    n_eff = res["calibration"]["effective_sample_size"] if res.get("calibration") else res["runs"]
+    half = fisher_ci(np.array([0.0]), n_eff, res["parameters"] - 1, res["conf_level"])[1][0]
     lines[-3] += f" ({res['conf_level']:.0%} CI of a PRCC near 0: ±{half:.2f})"
     lines.append(f"{'  P(depleted by t)':<{w + 6}}" + "".join(f"{p:>{cw}.3f}" for p in ot["p_depleted"]))
     order = {}

@@ -321,6 +321,10 @@ def csv_rows(s: dict) -> list[tuple]:
     for first-shortage-day percentiles, beyond the horizon."""
     rows: list[tuple] = [("runs", "", s["runs"], None, None, None, "runs"),
                          ("runs_short", "", s["runs_short"], None, None, None, "runs")]
+    cal = s.get("calibration")
+    if cal:  # a calibrated file: every row below is weighted; say on what, and the runs in effect
+        rows += [("calibrated_on", "", cal["calibrated_on"], None, None, None, "observations"),
+                 ("effective_sample_size", "", cal["effective_sample_size"], None, None, None, "runs")]
     lo, hi = s["p_any_shortage_ci95"]
     rows.append(("p_any_shortage", "", s["p_any_shortage"], s["p_any_shortage_se"], lo, hi, "fraction"))
     for q, v in s["first_shortage_day_percentiles"].items():
