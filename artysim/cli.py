@@ -137,11 +137,19 @@ def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, 
         return
     path = runner.run(scenario, sets=list(sets), runs=runs, seed=seed, output=output, threads=threads,
                       force=force, quiet=quiet, shard=shard, shards=shards, design=design,
-                      resource_check=not no_resource_check, summary=not quiet)
+                      resource_check=not no_resource_check, summary=not quiet, on_loaded=_warn_units)
     if not quiet:
         with open_results(path) as ds:
             click.echo(summary.format_table(summary.summarize(ds)))
         click.echo(f"\nwrote {path}")
+
+
+def _warn_units(loaded) -> None:
+    """Inputs that look like a unit mistake: one warning line each on stderr (never a refusal)."""
+    from artysim.model.sanity import warnings
+
+    for w in warnings(loaded.scenario):
+        click.echo(f"artysim: warning: {_one_line(w)}", err=True)
 
 
 def _run_until(scenario, until, max_runs, runs, seed, output, threads, sets, shard, shards, skip_valid, force,
@@ -440,6 +448,7 @@ def validate(scenario, sets) -> None:
     click.echo(f"{loaded.origin}: ok — {s.scenario.name}: {len(s.source)} sources "
                f"({', '.join(f'{x.name} [{x.kind}]' for x in s.source)}), {s.horizon} days from "
                f"{s.start_date}, {len(model.sampled)} sampled parameters, hash {loaded.hash[:12]}")
+    _warn_units(loaded)
     threads = resources.default_threads()
     batch = resources.batch_size_for(model.horizon, threads)
     est = resources.estimate(model, s.run.runs, threads, batch, summary=True)

@@ -52,7 +52,7 @@ CASES = [
     ("run", "{scn} --set scenario.horizon_days=0", ["scenario.horizon_days"]),
     ("run", "{scn} --set scenario.start_date=2023-02-30", ["scenario.start_date"]),
     ("run", "{scn} --set run.runs=0", ["run.runs"]),
-    ("run", "{scn} --set source.old.dud_rate=1.5", ["source[0].dud_rate", "fraction"]),
+    ("run", "{scn} --set source.old.dud_rate=1.5", ["--set source.old.dud_rate=1.5: source.old.dud_rate", "fraction"]),
     ("run", "{scn} --set 'demand.base={{ dist = \"unifrom\", low = 1, high = 2 }}'", ["demand.base.dist", "unifrom"]),
     ("run", "{scn} --set policy.issue=random", ["policy.issue", "random"]),
     ("run", "{scn} --until 'se(p_any_shortage) <= 0' -o {out}/u.nc", ["--until", "can never be met"]),

@@ -298,7 +298,8 @@ def summarize_sweep(ds: xr.Dataset) -> dict:
         variants.append({
             "variant": i,
             "label": str(ds["variant_label"].values[i]),
-            "vary": {str(ds[f"vary_{k}"].attrs["path"]): float(ds[f"vary_{k}"].values[i]) for k in range(len(paths))},
+            "vary": {str(ds[f"vary_{k}"].attrs["path"]): _vary_value(ds[f"vary_{k}"].values[i])
+                     for k in range(len(paths))},
             "runs": one["runs"],
             "p_any_shortage": one["p_any_shortage"],
             "p_any_shortage_se": one["p_any_shortage_se"],
@@ -318,6 +319,11 @@ def summarize_sweep(ds: xr.Dataset) -> dict:
         "sweep_paths": paths,
         "variants": variants,
     }
+
+
+def _vary_value(x) -> float | str:
+    """A varied value as a number, or as its text (words, distributions: ``--vary`` takes those too)."""
+    return str(x) if isinstance(x, str) else float(x)
 
 
 def sweep_csv_rows(v: dict) -> list[tuple]:

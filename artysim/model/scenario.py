@@ -352,9 +352,9 @@ class Scenario(Strict):
                 raise _PathError(f"source[{i}].name", f"duplicate source name '{n}'")
             seen.add(n)
         p = self.policy
-        if p.issue == "priority":
-            if not p.order:
-                raise _PathError("policy.order", "issue = \"priority\" needs order = [source names]")
+        if p.issue == "priority" and not p.order:
+            raise _PathError("policy.order", "issue = \"priority\" needs order = [source names]")
+        if p.order is not None:  # checked with either policy: --set/--vary policy.issue switches between them
             unknown = [o for o in p.order if o not in seen]
             if unknown:
                 raise _PathError("policy.order", f"unknown source '{shorten(str(unknown[0]))}'; sources are {names}")
@@ -363,8 +363,6 @@ class Scenario(Strict):
                 raise _PathError(
                     "policy.order", f"must name every source exactly once (missing or repeated: {missing})"
                 )
-        elif p.order is not None:
-            raise _PathError("policy.order", "order is only used with issue = \"priority\"")
         start = self.scenario.start_date
         sched = [("demand.base", self.demand.base)]
         for i, src in enumerate(self.source):
