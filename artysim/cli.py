@@ -207,23 +207,29 @@ def merge(output, shards, allow_partial, force, no_resource_check) -> None:
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed (default: the scenario's).")
 @click.option("--set", "sets", multiple=True, metavar="PATH=VALUE", help="Override a value (repeatable).")
 @click.option("--partition", help="SLURM partition.")
-@click.option("--time", "time_limit", default="01:00:00", show_default=True, help="Time limit per task.")
-@click.option("--mem", default="4G", show_default=True, help="Memory per task.")
-@click.option("--cpus-per-task", type=click.IntRange(min=1), default=1, show_default=True,
-              help="CPUs per task (artysim uses them all).")
+@click.option("--time", "time_limit", metavar="TIME", help="Time limit per task (default 01:00:00).")
+@click.option("--mem", metavar="MEM", help="Memory per task (default 4G).")
+@click.option("--cpus-per-task", type=click.IntRange(min=1), help="CPUs per task (default 1; artysim uses them all).")
 @click.option("--account", help="SLURM account.")
 @click.option("--array-limit", type=click.IntRange(min=1), help="At most this many tasks at once (%N).")
-@click.option("--only-missing", is_flag=True, help="Resubmit only shards whose files are absent or invalid.")
+@click.option("--design", type=click.Choice(["random", "sobol"]), help="Passed to every task's run (default random).")
+@click.option("--threads", type=click.IntRange(min=1), help="Passed to every task's run (default: the task's CPUs).")
+@click.option("--only-missing", is_flag=True, help="Resubmit only shards whose files are absent or invalid, with the "
+              "options the job was written with (DIR/job.json) unless given again.")
 def slurm_cmd(scenario, runs, shards, out_dir, seed, sets, partition, time_limit, mem, cpus_per_task, account,
-              array_limit, only_missing) -> None:
+              array_limit, design, threads, only_missing) -> None:
     """Write a SLURM job array for SCENARIO, its merge job and a submit.sh that submits both."""
     from artysim.jobs import slurm
     from artysim.jobs.bundled import resolve
 
-    opts = slurm.SlurmOptions(partition=partition, time=time_limit, mem=mem, cpus_per_task=cpus_per_task,
-                              account=account, array_limit=array_limit)
+    o = slurm.job_options(out_dir, {"partition": partition, "time": time_limit, "mem": mem,
+                                    "cpus_per_task": cpus_per_task, "account": account, "array_limit": array_limit,
+                                    "design": design, "threads": threads}, only_missing)
+    opts = slurm.SlurmOptions(partition=o["partition"], time=o["time"], mem=o["mem"], cpus_per_task=o["cpus_per_task"],
+                              account=o["account"], array_limit=o["array_limit"])
     job = slurm.write_job(str(resolve(scenario)), runs=runs, shards=shards, out_dir=out_dir, seed=seed,
-                          sets=list(sets), opts=opts, only_missing=only_missing)
+                          sets=list(sets), opts=opts, only_missing=only_missing, design=o["design"],
+                          threads=o["threads"])
     q = shlex.quote  # the commands shown are for copying into a shell
     if job["submit"] is None:
         click.echo(f"all {shards} shards in {job['dir']}/shards are present and valid; "
