@@ -58,7 +58,14 @@ def summarize(ds: xr.Dataset) -> dict:
     lo, hi = wilson(n_short, n)
     pct = censored_percentiles(fsd, horizon)
     pct_ci = censored_percentile_ci(fsd, tuple(pct))
-    del fsd
+    short = fsd[~np.isnan(fsd)]  # among the runs that ran short: when they did
+    med_short = censored_percentiles(short, horizon, (0.5,))[0.5]
+    med_short_ci = censored_percentile_ci(short, (0.5,))[0.5]
+    del fsd, short
+    sf = np.asarray(ds["shortfall_total"].values, dtype=np.float64)  # one per-run column, as fsd
+    sf_pct = censored_percentiles(sf, horizon, tuple(pct))
+    sf_ci = censored_percentile_ci(sf, tuple(pct))
+    del sf
     names = [str(x) for x in ds["source"].values]
     ns = len(names)
     per_run = ["demand_total", "fired_total", "effective_total", "shortage_days", "stock_final", "shortfall_total",
@@ -99,6 +106,7 @@ def summarize(ds: xr.Dataset) -> dict:
         "summary_version": SUMMARY_VERSION,
         "scenario": str(ds.attrs.get("scenario_name")),
         "runs": n,
+        "runs_total": int(ds.attrs.get("runs_total", n)),
         "run_range": [int(ds.attrs["run_start"]), int(ds.attrs["run_stop"])],
         "seed": str(ds.attrs.get("seed")),
         "start_date": start.isoformat(),
@@ -109,6 +117,10 @@ def summarize(ds: xr.Dataset) -> dict:
         "runs_short": n_short,
         "first_shortage_day_percentiles": {str(q): v for q, v in pct.items()},
         "first_shortage_day_ci95": {str(q): list(v) for q, v in pct_ci.items()},
+        "first_shortage_day_median_if_short": med_short,
+        "first_shortage_day_median_if_short_ci95": list(med_short_ci),
+        "shortfall_total_percentiles": {str(q): v for q, v in sf_pct.items()},
+        "shortfall_total_ci95": {str(q): list(v) for q, v in sf_ci.items()},
         "shortage_days": mom.mean_se(col["shortage_days"]),
         "demand_total": mom.mean_se(D),
         "fired_total": mom.mean_se(F),
@@ -131,26 +143,39 @@ def summarize(ds: xr.Dataset) -> dict:
 def format_table(s: dict) -> str:
     """A readable plain-text table (± values are Monte Carlo standard errors)."""
     start = dt.date.fromisoformat(s["start_date"])
+
+    def day(v) -> str:
+        return BEYOND if v is None else f"day {int(v)} ({(start + dt.timedelta(days=int(v))).isoformat()})"
+
+    if "missing_runs" in s:  # said first: every number below counts only the runs present
+        runs = (f"PARTIAL: {s['runs']:,} of {s.get('runs_total', s['runs']):,} runs; {s['missing_runs']} "
+                "are missing and not counted")
+    else:
+        runs = f"{s['runs']:,} runs (runs {s['run_range'][0]}..{s['run_range'][1] - 1})"
+    med = s.get("first_shortage_day_median_if_short")
+    mci = s.get("first_shortage_day_median_if_short_ci95") or [None, None]
     lines = [
-        f"scenario {s['scenario']}: {s['runs']:,} runs (runs {s['run_range'][0]}..{s['run_range'][1] - 1}), "
-        f"seed {s['seed']}, {s['horizon_days']} days from {s['start_date']}",
+        f"scenario {s['scenario']}: {runs}, seed {s['seed']}, {s['horizon_days']} days from {s['start_date']}",
         _where_line(s),
         "(± is one Monte Carlo standard error)",
         "",
         f"P(any shortage day)        {s['p_any_shortage']:.4f} ± {s['p_any_shortage_se']:.4f}"
         f"   (95% Wilson {s['p_any_shortage_ci95'][0]:.4f}-{s['p_any_shortage_ci95'][1]:.4f})",
         "first shortage day          " + "  ".join(
-            f"p{round(float(q) * 100)}: " + (
-                f"day {int(v)} ({(start + dt.timedelta(days=int(v))).isoformat()})" if v is not None
-                else "beyond horizon")
-            for q, v in s["first_shortage_day_percentiles"].items()
+            f"p{round(float(q) * 100)}: {day(v)}" for q, v in s["first_shortage_day_percentiles"].items()
         ),
         "  (95% interval, days)      " + "  ".join(
             f"p{round(float(q) * 100)}: " + "-".join("beyond" if x is None else str(int(x)) for x in ci)
             for q, ci in s["first_shortage_day_ci95"].items() if ci[0] is not None
         ) if any(ci[0] is not None for ci in s["first_shortage_day_ci95"].values()) else None,
+        (f"  among the runs short      median {day(med)}"
+         + (f" (95% interval, days: {int(mci[0])}-{int(mci[1])})" if None not in mci else "")
+         + f", over {s['runs_short']:,} runs") if med is not None else None,
         f"shortage days per run       {fmt_value(*s['shortage_days'], digits=2)}",
         f"shortfall, rounds           {fmt_value(*s['shortfall_total'])}",
+        ("  percentiles over runs     " + "  ".join(
+            f"p{round(float(q) * 100)}: {fmt_value(v)}" for q, v in s["shortfall_total_percentiles"].items()))
+        if s.get("shortfall_total_percentiles") else None,
         f"demand, rounds              {fmt_value(*s['demand_total'])}",
         f"fired, rounds               {fmt_value(*s['fired_total'])}",
         f"effective, rounds           {fmt_value(*s['effective_total'])}",
@@ -178,7 +203,7 @@ def format_table(s: dict) -> str:
         lines += ["", f"{'source':<14}{'kind':<11}" + "".join(f"{v:>22}" for v in flows)]
         for src in s["sources"]:
             lines.append(f"{src['name']:<14}{src['kind']:<11}" + "".join(f"{fmt_value(*src[v]):>22}" for v in flows))
-    if "missing_runs" in s:
+    if "missing_runs" in s:  # and again at the end, beside the numbers
         lines += ["", f"partial: {s['missing_runs']} are missing and not counted"]
     return "\n".join(x for x in lines if x is not None)
 
@@ -223,16 +248,33 @@ _UNITS = {
 }
 
 
+BEYOND = "beyond horizon"
+
+
+def _beyond(v):
+    """A first-shortage day as a CSV cell: None (more runs never short than the percentile) is a value,
+    "beyond horizon", not an empty cell (which reads as unknown)."""
+    return BEYOND if v is None else v
+
+
 def csv_rows(s: dict) -> list[tuple]:
-    """The summary in long format: one row per quantity (and source); empty cells are unknown or,
-    for first-shortage-day percentiles, beyond the horizon."""
+    """The summary in long format: one row per quantity (and source); empty cells are unknown; a
+    first-shortage-day percentile (or interval bound) past the horizon is written "beyond horizon"."""
     rows: list[tuple] = [("runs", "", s["runs"], None, None, None, "runs"),
                          ("runs_short", "", s["runs_short"], None, None, None, "runs")]
     lo, hi = s["p_any_shortage_ci95"]
     rows.append(("p_any_shortage", "", s["p_any_shortage"], s["p_any_shortage_se"], lo, hi, "fraction"))
     for q, v in s["first_shortage_day_percentiles"].items():
         clo, chi = s["first_shortage_day_ci95"][q]
-        rows.append((f"first_shortage_day_p{round(float(q) * 100)}", "", v, None, clo, chi, "days"))
+        rows.append((f"first_shortage_day_p{round(float(q) * 100)}", "", _beyond(v), None, _beyond(clo),
+                     _beyond(chi), "days"))
+    if s.get("runs_short"):
+        clo, chi = s["first_shortage_day_median_if_short_ci95"]
+        rows.append(("first_shortage_day_median_if_short", "", s["first_shortage_day_median_if_short"], None,
+                     clo, chi, "days"))
+    for q, v in (s.get("shortfall_total_percentiles") or {}).items():
+        clo, chi = s["shortfall_total_ci95"][q]
+        rows.append((f"shortfall_total_p{round(float(q) * 100)}", "", v, None, clo, chi, "rounds"))
     for key in ("shortage_days", "demand_total", "fired_total", "effective_total", "shortfall_total", "fill_rate",
                 "effective_fill_rate", "stock_final", "stock_min"):
         m, se = s[key]
@@ -331,7 +373,8 @@ def sweep_csv_rows(v: dict) -> list[tuple]:
     mlo, mhi = v["first_shortage_day_median_ci95"] or (None, None)
     rows = [("runs", "", v["runs"], None, None, None, "runs"),
             ("p_any_shortage", "", v["p_any_shortage"], v["p_any_shortage_se"], lo, hi, "fraction"),
-            ("first_shortage_day_p50", "", v["first_shortage_day_median"], None, mlo, mhi, "days")]
+            ("first_shortage_day_p50", "", _beyond(v["first_shortage_day_median"]), None, _beyond(mlo),
+             _beyond(mhi), "days")]
     for key, unit in (("fill_rate", "fraction"), ("effective_fill_rate", "fraction"), ("shortfall_total", "rounds")):
         m, se = v[key]
         rows.append((key, "", m, se, m - Z95 * se, m + Z95 * se, unit))
