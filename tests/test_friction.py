@@ -90,3 +90,17 @@ def test_order_is_kept_with_proportional_and_still_checked():
     assert any(w.startswith("policy.order: not used") for w in sanity.warnings(loaded.scenario))
     with pytest.raises(ScenarioError, match="policy.order: must name every source"):
         load(NK, ['policy.order=["north_korea"]'])
+
+
+# -- a cold start says what is happening ----------------------------------------------------------------
+
+def test_first_run_says_it_compiles_once(tmp_path, monkeypatch):
+    from artysim.jobs import run as runner
+
+    monkeypatch.setattr(runner, "cache_is_cold", lambda: True)
+    r = invoke("run", NK, "--runs", 5, "-o", tmp_path / "a.nc")
+    assert r.exit_code == 0, r.output
+    assert "compiling the simulation core" in r.stderr and "once" in r.stderr
+    monkeypatch.setattr(runner, "cache_is_cold", lambda: False)
+    r = invoke("run", NK, "--runs", 5, "-o", tmp_path / "b.nc")
+    assert r.exit_code == 0 and "compiling" not in r.stderr
