@@ -54,6 +54,14 @@ class _Group(click.Group):
         except KeyboardInterrupt as e:
             ctx.exit(_interrupted(e))
 
+    def format_commands(self, ctx, formatter):
+        """Each command with its whole first sentence (click cut them at 45 characters, mid-sentence)."""
+        rows = [(name, cmd.get_short_help_str(limit=400)) for name in self.list_commands(ctx)
+                if (cmd := self.get_command(ctx, name)) is not None and not cmd.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         """Bad options and arguments get one line (and the help command to try), exit status 2."""
         if not standalone_mode:
@@ -88,10 +96,16 @@ class _Group(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True,
+             no_args_is_help=False)
 @click.version_option(__version__, prog_name="artysim")
-def main() -> None:
-    """Monte Carlo simulation of artillery ammunition logistics."""
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Monte Carlo simulation of artillery ammunition logistics: how likely a shortage is, when, by how much,
+    and what each source of shells contributes. Start with 'artysim run nk-deal-2023' (a bundled scenario;
+    'artysim scenarios' lists them) and 'artysim COMMAND --help'."""
+    if ctx.invoked_subcommand is None:  # bare `artysim`: the help, not an error
+        click.echo(ctx.get_help())
 
 
 @main.command()
@@ -242,10 +256,12 @@ def slurm_cmd(scenario, runs, shards, out_dir, seed, sets, partition, time_limit
 @main.command("summary")
 @click.argument("results", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
-              help="table for reading; json (keys in docs/summary-json.md) or csv (one row per quantity) for scripts.")
+              help="table for reading; json (stable keys, documented with the user guide) or csv (one row per "
+                   "quantity: quantity, source, value, se, ci_low, ci_high, unit) for scripts.")
 @click.option("--stat", "stats", multiple=True, metavar="EXPR",
               help="A statistic by name with its Monte Carlo SE, e.g. 'p_short_by(2024-06-01)', "
-                   "'quantile(first_shortage_day, 0.1)', 'mean(received:north_korea)' (repeatable; README).")
+                   "'quantile(first_shortage_day, 0.1)', 'mean(received:north_korea)', 'fill_rate', 'se(EXPR)' "
+                   "(repeatable).")
 @click.option("--where", metavar="CONDITION",
               help="Only the runs whose sampled parameters satisfy CONDITION, e.g. 'demand.base > 25000' or "
                    "'source.north_korea.dud_rate >= quantile(0.9)' (and, or, not, parentheses).")
@@ -316,7 +332,7 @@ def compare_cmd(a, b, fmt, where) -> None:
 @click.option("--where", metavar="CONDITION",
               help="Only the runs whose sampled parameters satisfy CONDITION (depletion, histogram, tornado).")
 def plot_cmd(result, kind, output, outcome, against, variant, force, where) -> None:
-    """Draw one figure of a results file (see the README's Plots section)."""
+    """Draw one figure of a results file (PNG or SVG) of the kind --kind names."""
     from artysim.analysis import plots
     from artysim.errors import ArtysimError
     from artysim.results.reader import open_file as open_results

@@ -104,3 +104,24 @@ def test_first_run_says_it_compiles_once(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "cache_is_cold", lambda: False)
     r = invoke("run", NK, "--runs", 5, "-o", tmp_path / "b.nc")
     assert r.exit_code == 0 and "compiling" not in r.stderr
+
+
+# -- help that stands on its own ------------------------------------------------------------------------
+
+def test_bare_artysim_prints_help_and_exits_0():
+    r = CliRunner().invoke(main, [])
+    assert r.exit_code == 0 and "Commands:" in r.stdout and "artysim run nk-deal-2023" in r.stdout
+
+
+def test_help_is_complete_on_an_installed_wheel():
+    """The command list gives whole first sentences (click cut them mid-sentence), and no --help points to
+    the README or to docs/ files, which an installed wheel does not have."""
+    top = CliRunner().invoke(main, ["--help"])
+    assert top.exit_code == 0 and "..." not in top.stdout.split("Commands:")[1]
+    for name, cmd in main.commands.items():
+        first = cmd.get_short_help_str(limit=400)
+        assert first.endswith("."), (name, first)
+        assert " ".join(first.split())[:60] in " ".join(top.stdout.split()), name
+        r = CliRunner().invoke(main, [name, "--help"])
+        assert r.exit_code == 0, name
+        assert "README" not in r.stdout and "docs/" not in r.stdout, name
