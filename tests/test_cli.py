@@ -164,7 +164,7 @@ def test_set_bad_override_is_refused(tmp_path):
     assert_refused(invoke("run", NK, "--runs", "10", "-o", out, "--set", "source.nobody.dud_rate=0.1"),
                    "nobody")
     assert_refused(invoke("run", NK, "--runs", "10", "-o", out, "--set", "source.north_korea.dud_rate=2"),
-                   "source[3].dud_rate")
+                   "--set source.north_korea.dud_rate=2: source.north_korea.dud_rate")
     assert_refused(invoke("run", NK, "--runs", "10", "-o", out, "--set", "nonsense"), "path=value")
     assert leftovers(tmp_path) == []
 

@@ -22,6 +22,8 @@ from artysim.model.distributions import DIST_NAMES, Quantity
 NAME_RE = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
 MAX_ROUNDS = 1e13  # refuse quantities that could overflow 64-bit totals over long horizons
 MAX_HORIZON = 36500
+MAX_SOURCES = 64
+MAX_CORRELATIONS = 200
 MAX_DEPTH = 32  # tables and arrays nested deeper than this are no scenario (tomllib recurses per level)
 
 
@@ -336,12 +338,21 @@ class Scenario(Strict):
     scenario: Meta
     run: RunCfg = Field(default_factory=RunCfg)
     demand: Demand
-    source: list[Source] = Field(min_length=1, max_length=64)
+    source: list[Source] = Field(min_length=1, max_length=MAX_SOURCES)
     policy: Policy = Field(default_factory=Policy)
     strikes: Strikes | None = None
-    correlation: list[Correlation] | None = Field(None, max_length=200)
+    correlation: list[Correlation] | None = Field(None, max_length=MAX_CORRELATIONS)
     output: Output = Field(default_factory=Output)
     sources: Sources = None
+
+    @field_validator("source", "correlation", mode="before")
+    @classmethod
+    def _not_too_many(cls, v, info):
+        """Too many tables are refused before each is validated (a list of 10^5 sources took minutes)."""
+        most = {"source": MAX_SOURCES, "correlation": MAX_CORRELATIONS}[info.field_name]
+        if isinstance(v, list) and len(v) > most:
+            raise ValueError(f"at most {most} [[{info.field_name}]] tables, found {len(v)}")
+        return v
 
     @model_validator(mode="after")
     def _cross(self):
