@@ -427,7 +427,7 @@ def test_interrupted_run_leaves_no_file(tmp_path, sig):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "no temporary results file appeared"
             time.sleep(0.05)
-        time.sleep(3)  # well into the simulation (or numba's compilation on a cold cache)
+        time.sleep(1)  # into the simulation (5 M runs: minutes), or numba's compilation on a cold cache
         assert proc.poll() is None, "the run ended before it could be interrupted"
         proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=120)

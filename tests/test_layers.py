@@ -25,11 +25,10 @@ def _modules_after(code: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def results_file(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("layers") / "nk.nc"
-    p = subprocess.run([sys.executable, "-m", "artysim.cli", "run", str(NK), "--runs", "300", "-o", str(out), "-q"],
-                       capture_output=True, text=True, timeout=600, cwd=REPO)
-    assert p.returncode == 0, p.stderr
-    return out
+    """A results file to read (written in this process: what is probed is the reading processes)."""
+    from artysim.jobs import run as runner
+
+    return runner.run(str(NK), runs=300, output=tmp_path_factory.mktemp("layers") / "nk.nc", quiet=True)
 
 
 def _cli(*args: str) -> str:

@@ -617,6 +617,7 @@ def test_slurm_array_script_runs_a_task(tmp_path, single):
 
 # -- many shards ------------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # 200 shard files written (~30 CPU-s): .ci/run runs it with -m slow
 def test_merge_of_200_tiny_shards(tmp_path):
     """200 one-run shards merge into the single run; the merge opens one file at a time."""
     n = k = 200
