@@ -180,6 +180,7 @@ def _run_until(scenario, until, max_runs, runs, seed, output, threads, sets, sha
     if shard is not None or shards is not None or skip_valid or design != "random":
         raise ArtysimError("--until runs one file of the random design: drop --shard/--shards/--skip-valid/--design")
     loaded = load(resolve(scenario), list(sets))
+    _warn_units(loaded)
     path, info = until_mod.run_until(loaded, until, first=runs, max_runs=max_runs, seed=seed, output=output,
                                      threads=threads, force=force, quiet=quiet,
                                      resource_check=not no_resource_check,

@@ -76,6 +76,12 @@ def test_daily_production_entered_as_yearly_warns_in_run(tmp_path):
     assert "daily figure entered as rounds/year" in r.stderr
 
 
+def test_run_until_warns_too(tmp_path):
+    r = invoke("run", NK, "--until", "se(p_any_shortage) <= 0.5", "--runs", 4, "-o", tmp_path / "u.nc", "-q",
+               "--set", "demand.base=7.7e6")
+    assert r.exit_code == 0 and "artysim: warning: demand.base" in r.stderr, r.output
+
+
 def test_plausible_inputs_stay_silent():
     r = invoke("validate", NK, "--set", "demand.base=30000")
     assert r.exit_code == 0 and "warning" not in r.stderr
