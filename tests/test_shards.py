@@ -314,7 +314,7 @@ def test_merge_allow_partial(tmp_path, shard_sets, single, outdir, k, missing):
         np.testing.assert_allclose(p["p_short"].values, short / len(keep))
     # the partial file is still a results file artysim reads
     r = ok(invoke("summary", out))
-    assert f"{len(keep)} runs" in r.stdout
+    assert f"PARTIAL: {len(keep):,} of {N:,} runs" in r.stdout.splitlines()[0]  # said on the first line
 
 
 # -- shard selection: options and SLURM array variables -----------------------------------------------
