@@ -66,6 +66,14 @@ class _Group(click.Group):
         except KeyboardInterrupt as e:
             ctx.exit(_interrupted(e))
 
+    def format_commands(self, ctx, formatter):
+        """Each command with its whole first sentence (click cut them at 45 characters, mid-sentence)."""
+        rows = [(name, cmd.get_short_help_str(limit=400)) for name in self.list_commands(ctx)
+                if (cmd := self.get_command(ctx, name)) is not None and not cmd.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         """Bad options and arguments get one line (and the help command to try), exit status 2."""
         if not standalone_mode:
@@ -100,10 +108,16 @@ class _Group(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True,
+             no_args_is_help=False)
 @click.version_option(__version__, prog_name="artysim")
-def main() -> None:
-    """Monte Carlo simulation of artillery ammunition logistics."""
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Monte Carlo simulation of artillery ammunition logistics: how likely a shortage is, when, by how much,
+    and what each source of shells contributes. Start with 'artysim run nk-deal-2023' (a bundled scenario;
+    'artysim scenarios' lists them) and 'artysim COMMAND --help'."""
+    if ctx.invoked_subcommand is None:  # bare `artysim`: the help, not an error
+        click.echo(ctx.get_help())
 
 
 @main.command()
@@ -165,7 +179,7 @@ def run(scenario, runs, seed, output, threads, sets, shard, shards, skip_valid, 
         return
     path = runner.run(scenario, sets=list(sets), runs=runs, seed=seed, output=output, threads=threads,
                       force=force, quiet=quiet, shard=shard, shards=shards, design=design,
-                      resource_check=not no_resource_check, summary=not quiet)
+                      resource_check=not no_resource_check, summary=not quiet, on_loaded=_warn_units)
     if not quiet:
         _print_summary(path)
 
@@ -205,6 +219,14 @@ def _run_executor(scenario, runs, seed, output, threads, sets, shard, shards, sk
         return ex.execute(plan, pool, note)
 
 
+def _warn_units(loaded) -> None:
+    """Inputs that look like a unit mistake: one warning line each on stderr (never a refusal)."""
+    from artysim.model.sanity import warnings
+
+    for w in warnings(loaded.scenario):
+        click.echo(f"artysim: warning: {_one_line(w)}", err=True)
+
+
 def _run_until(scenario, until, max_runs, runs, seed, output, threads, sets, shard, shards, skip_valid, force,
                quiet, design, no_resource_check) -> None:
     from artysim.analysis import summary
@@ -219,6 +241,7 @@ def _run_until(scenario, until, max_runs, runs, seed, output, threads, sets, sha
     if shard is not None or shards is not None or skip_valid or design != "random":
         raise ArtysimError("--until runs one file of the random design: drop --shard/--shards/--skip-valid/--design")
     loaded = load(resolve(scenario), list(sets))
+    _warn_units(loaded)
     path, info = until_mod.run_until(loaded, until, first=runs, max_runs=max_runs, seed=seed, output=output,
                                      threads=threads, force=force, quiet=quiet,
                                      resource_check=not no_resource_check,
@@ -260,23 +283,29 @@ def merge(output, shards, allow_partial, force, no_resource_check) -> None:
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed (default: the scenario's).")
 @click.option("--set", "sets", multiple=True, metavar="PATH=VALUE", help="Override a value (repeatable).")
 @click.option("--partition", help="SLURM partition.")
-@click.option("--time", "time_limit", default="01:00:00", show_default=True, help="Time limit per task.")
-@click.option("--mem", default="4G", show_default=True, help="Memory per task.")
-@click.option("--cpus-per-task", type=click.IntRange(min=1), default=1, show_default=True,
-              help="CPUs per task (artysim uses them all).")
+@click.option("--time", "time_limit", metavar="TIME", help="Time limit per task (default 01:00:00).")
+@click.option("--mem", metavar="MEM", help="Memory per task (default 4G).")
+@click.option("--cpus-per-task", type=click.IntRange(min=1), help="CPUs per task (default 1; artysim uses them all).")
 @click.option("--account", help="SLURM account.")
 @click.option("--array-limit", type=click.IntRange(min=1), help="At most this many tasks at once (%N).")
-@click.option("--only-missing", is_flag=True, help="Resubmit only shards whose files are absent or invalid.")
+@click.option("--design", type=click.Choice(["random", "sobol"]), help="Passed to every task's run (default random).")
+@click.option("--threads", type=click.IntRange(min=1), help="Passed to every task's run (default: the task's CPUs).")
+@click.option("--only-missing", is_flag=True, help="Resubmit only shards whose files are absent or invalid, with the "
+              "options the job was written with (DIR/job.json) unless given again.")
 def slurm_cmd(scenario, runs, shards, out_dir, seed, sets, partition, time_limit, mem, cpus_per_task, account,
-              array_limit, only_missing) -> None:
+              array_limit, design, threads, only_missing) -> None:
     """Write a SLURM job array for SCENARIO, its merge job and a submit.sh that submits both."""
     from artysim.jobs import slurm
     from artysim.jobs.bundled import resolve
 
-    opts = slurm.SlurmOptions(partition=partition, time=time_limit, mem=mem, cpus_per_task=cpus_per_task,
-                              account=account, array_limit=array_limit)
+    o = slurm.job_options(out_dir, {"partition": partition, "time": time_limit, "mem": mem,
+                                    "cpus_per_task": cpus_per_task, "account": account, "array_limit": array_limit,
+                                    "design": design, "threads": threads}, only_missing)
+    opts = slurm.SlurmOptions(partition=o["partition"], time=o["time"], mem=o["mem"], cpus_per_task=o["cpus_per_task"],
+                              account=o["account"], array_limit=o["array_limit"])
     job = slurm.write_job(str(resolve(scenario)), runs=runs, shards=shards, out_dir=out_dir, seed=seed,
-                          sets=list(sets), opts=opts, only_missing=only_missing)
+                          sets=list(sets), opts=opts, only_missing=only_missing, design=o["design"],
+                          threads=o["threads"])
     q = shlex.quote  # the commands shown are for copying into a shell
     if job["submit"] is None:
         click.echo(f"all {shards} shards in {job['dir']}/shards are present and valid; "
@@ -289,10 +318,12 @@ def slurm_cmd(scenario, runs, shards, out_dir, seed, sets, partition, time_limit
 @main.command("summary")
 @click.argument("results", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
-              help="table for reading; json (keys in docs/summary-json.md) or csv (one row per quantity) for scripts.")
+              help="table for reading; json (stable keys, documented with the user guide) or csv (one row per "
+                   "quantity: quantity, source, value, se, ci_low, ci_high, unit) for scripts.")
 @click.option("--stat", "stats", multiple=True, metavar="EXPR",
               help="A statistic by name with its Monte Carlo SE, e.g. 'p_short_by(2024-06-01)', "
-                   "'quantile(first_shortage_day, 0.1)', 'mean(received:north_korea)' (repeatable; README).")
+                   "'quantile(first_shortage_day, 0.1)', 'mean(received:north_korea)', 'fill_rate', 'se(EXPR)' "
+                   "(repeatable).")
 @click.option("--where", metavar="CONDITION",
               help="Only the runs whose sampled parameters satisfy CONDITION, e.g. 'demand.base > 25000' or "
                    "'source.north_korea.dud_rate >= quantile(0.9)' (and, or, not, parentheses).")
@@ -388,7 +419,7 @@ def compare_cmd(a, b, fmt, where) -> None:
 @click.option("--where", metavar="CONDITION",
               help="Only the runs whose sampled parameters satisfy CONDITION (depletion, histogram, tornado).")
 def plot_cmd(result, kind, output, outcome, against, variant, force, where) -> None:
-    """Draw one figure of a results file (see the README's Plots section)."""
+    """Draw one figure of a results file (PNG or SVG) of the kind --kind names."""
     from artysim.analysis import plots
     from artysim.errors import ArtysimError
     from artysim.results.reader import open_file as open_results
@@ -537,6 +568,7 @@ def validate(scenario, sets) -> None:
     click.echo(f"{loaded.origin}: ok — {s.scenario.name}: {len(s.source)} sources "
                f"({', '.join(f'{x.name} [{x.kind}]' for x in s.source)}), {s.horizon} days from "
                f"{s.start_date}, {len(model.sampled)} sampled parameters, hash {loaded.hash[:12]}")
+    _warn_units(loaded)
     threads = resources.default_threads()
     batch = resources.batch_size_for(model.horizon, threads)
     est = resources.estimate(model, s.run.runs, threads, batch, summary=True)

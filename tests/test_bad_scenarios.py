@@ -140,12 +140,12 @@ NESTED_BOOL = [
     ("demand.base={{ dist = \"fixed\", value = {b} }}", "demand.base.value"),
     ("demand.base={{ dist = \"discrete\", values = [1, {b}] }}", "demand.base.values[1]"),
     ("demand.base={{ dist = \"discrete\", values = [1, 2], weights = [{b}, 1] }}", "demand.base.weights[0]"),
-    ("source.old.dud_rate={{ dist = \"beta\", mean = 0.1, concentration = {b} }}", "source[0].dud_rate.concentration"),
+    ("source.old.dud_rate={{ dist = \"beta\", mean = 0.1, concentration = {b} }}", "source.old.dud_rate.concentration"),
     ("demand.base=[{{ from = 2024-01-01, value = {b} }}]", "demand.base[0].value"),
     ("demand.base=[{{ from = 2024-01-01, value = 5 }}, {{ from = 2024-02-01, value = {b} }}]",
      "demand.base[1].value"),
     ("source.fab.annual=[{{ from = 2024-01-01, value = {{ dist = \"uniform\", low = {b}, high = 9 }} }}]",
-     "source[1].annual[0].value.low"),
+     "source.fab.annual[0].value.low"),
     ("output.quantiles=[0.1, {b}]", "output.quantiles[1]"),
     ("output.quantiles=[{b}]", "output.quantiles[0]"),
     ("correlation=[{{ between = [\"a\", \"b\"], spearman = {b} }}]", "correlation[0].spearman"),
@@ -157,8 +157,8 @@ NESTED_BOOL = [
 @pytest.mark.parametrize("b", ["true", "false"])
 @pytest.mark.parametrize("path", BOOL_PATHS)
 def test_boolean_is_not_a_number_in_set(scn, path, b):
-    shown = path.replace("source.old", "source[0]").replace("source.fab", "source[1]")
-    refused(lambda: load(scn, [f"{path}={b}"]), shown, b, "boolean")
+    # an override's problem is blamed on it, with the source by name, as --set spells it
+    refused(lambda: load(scn, [f"{path}={b}"]), f"--set {path}={b}: {path}", b, "boolean")
 
 
 @pytest.mark.parametrize("b", ["true", "false"])

@@ -116,7 +116,7 @@ def test_slurm_into_an_existing_empty_folder_and_a_long_name(scn, tmp_path):
     (tmp_path / "empty").mkdir()
     assert _slurm(scn, tmp_path / "empty").exit_code == 0
     assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == [
-        "array.sbatch", "logs", "merge.sbatch", "scenario.toml", "shards", "submit.sh"]
+        "array.sbatch", "job.json", "logs", "merge.sbatch", "scenario.toml", "shards", "submit.sh"]
     assert os.access(tmp_path / "empty" / "submit.sh", os.X_OK)
     long = tmp_path / ("j" * 250)
     assert _slurm(scn, long).exit_code == 0

@@ -140,8 +140,10 @@ _SUBPROCESS = textwrap.dedent("""
     from artysim.model import build
     from artysim.model import load as loading
     loaded = loading.load(sys.argv[1])
+    assert runner.cache_is_cold()  # what makes `run` say that it compiles (once)
     for seed in (1, 20230913, 2, 3, 2**63 - 1):  # seed 1 first: it compiled the int64 specialisation
         runner.simulate_in_memory(loaded, 10, seed)
+    assert not runner.cache_is_cold()
     print("ok")
 """)
 

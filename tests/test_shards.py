@@ -314,7 +314,7 @@ def test_merge_allow_partial(tmp_path, shard_sets, single, outdir, k, missing):
         np.testing.assert_allclose(p["p_short"].values, short / len(keep))
     # the partial file is still a results file artysim reads
     r = ok(invoke("summary", out))
-    assert f"{len(keep)} runs" in r.stdout
+    assert f"PARTIAL: {len(keep):,} of {N:,} runs" in r.stdout.splitlines()[0]  # said on the first line
 
 
 # -- shard selection: options and SLURM array variables -----------------------------------------------
@@ -428,7 +428,7 @@ def test_slurm_writes_job(tmp_path):
     d = tmp_path / "job"
     r = ok(invoke("slurm", NK, "--runs", N, "--shards", 4, "--out-dir", d, *SETS))
     assert "submit.sh" in r.stdout and "4 of 4 shards" in r.stdout
-    assert leftovers(d) == ["array.sbatch", "logs", "merge.sbatch", "scenario.toml", "shards", "submit.sh"]
+    assert leftovers(d) == ["array.sbatch", "job.json", "logs", "merge.sbatch", "scenario.toml", "shards", "submit.sh"]
     assert leftovers(d / "shards") == [] and leftovers(d / "logs") == []
     assert (d / "scenario.toml").read_text() == NK.read_text()
     a = sbatch_options(d / "array.sbatch")
@@ -458,6 +458,55 @@ def test_slurm_options_reflected(tmp_path):
         assert o.get("array") == array
         assert o["time"] == "00:10:00" and o["mem"] == "2G" and o["cpus-per-task"] == "3"
         assert o["partition"] == "debug" and o["account"] == "proj42"
+
+
+def test_slurm_only_missing_keeps_the_job_options(tmp_path):
+    """--only-missing resubmits with the partition, time, memory, CPUs, account, array limit, design and
+    threads of the first call (DIR/job.json), unless given again; before, it reverted them to defaults."""
+    d = tmp_path / "job"
+    first = ["--time", "00:10:00", "--mem", "2G", "--cpus-per-task", 3, "--partition", "debug", "--account",
+             "proj42", "--array-limit", 2, "--threads", 3]
+    args = ["slurm", NK, "--runs", N, "--shards", 4, "--out-dir", d]
+    ok(invoke(*args, *first))
+    want = sbatch_options(d / "array.sbatch")
+    ok(invoke(*_script_command(d, 0), "-q"))
+    ok(invoke(*args, "--only-missing"))
+    again = sbatch_options(d / "array.sbatch")
+    assert again.pop("array") == "1-3%2" and want.pop("array") == "0-3%2"
+    assert again == want and want["partition"] == "debug" and want["mem"] == "2G"
+    assert "--threads 3" in " ".join(_script_command(d, 1))
+    # an option given again wins, and is what a later --only-missing keeps
+    ok(invoke(*args, "--only-missing", "--mem", "8G"))
+    ok(invoke(*args, "--only-missing"))
+    o = sbatch_options(d / "array.sbatch")
+    assert o["mem"] == "8G" and o["time"] == "00:10:00" and o["cpus-per-task"] == "3"
+    # a damaged record is one line, not a silent default
+    (d / "job.json").write_text('{"mem": 4}')
+    assert_refused(invoke(*args, "--only-missing"), "job.json", "mem")
+
+
+def test_slurm_passes_design_and_threads(tmp_path):
+    """--design sobol and --threads reach every task's run; the job's run count is the Saltelli design's."""
+    from artysim.model import design as design_mod
+    from artysim.model.load import load
+
+    d = tmp_path / "job"
+    ok(invoke("slurm", NK, "--runs", 64, "--shards", 2, "--out-dir", d, "--design", "sobol", "--threads", 2,
+              "--set", "scenario.horizon_days=30"))
+    argv = _script_command(d, 1)
+    assert argv[argv.index("--design") + 1] == "sobol" and argv[argv.index("--threads") + 1] == "2"
+    ok(invoke(*_script_command(d, 0), "-q"))
+    shard0 = d / "shards" / shards_mod.shard_name("nk-deal-2023", 0, 2)
+    dd = len(load(NK).model.sampled)
+    total = design_mod.sobol_runs(design_mod.sobol_base_n(64, dd), dd)
+    with xr.open_dataset(shard0, decode_times=False) as ds:
+        assert ds.attrs["design"] == "sobol" and int(ds.attrs["runs_total"]) == total
+    # the shard written counts as present: only shard 1 is resubmitted, still with the design
+    r = ok(invoke("slurm", NK, "--runs", 64, "--shards", 2, "--out-dir", d, "--set", "scenario.horizon_days=30",
+                  "--only-missing"))
+    assert "1 of 2 shards" in r.stdout
+    argv = _script_command(d, 1)
+    assert argv[argv.index("--design") + 1] == "sobol"
 
 
 def test_slurm_refusals(tmp_path):
@@ -568,6 +617,7 @@ def test_slurm_array_script_runs_a_task(tmp_path, single):
 
 # -- many shards ------------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # 200 shard files written (~30 CPU-s): .ci/run runs it with -m slow
 def test_merge_of_200_tiny_shards(tmp_path):
     """200 one-run shards merge into the single run; the merge opens one file at a time."""
     n = k = 200

@@ -133,8 +133,61 @@ def test_partial_shards_say_what_is_missing(nk_shards):
     _, folder = nk_shards
     r = CliRunner().invoke(main, ["summary", str(folder / "s0.nc"), str(folder / "s2.nc")])
     assert r.exit_code == 0, r.output
-    assert "400 runs" in r.stdout
+    first = r.stdout.splitlines()[0]  # said first, not 20 lines down under a run range that hides the gap
+    assert "PARTIAL: 400 of 600 runs; runs 200..399 (shards 1 of 3) are missing and not counted" in first
+    assert "runs 0..599" not in r.stdout
     assert "partial: runs 200..399 (shards 1 of 3) are missing and not counted" in r.stdout
+    s = json.loads(CliRunner().invoke(main, ["summary", str(folder / "s0.nc"), str(folder / "s2.nc"),
+                                             "--format", "json"]).stdout)
+    assert (s["runs"], s["runs_total"]) == (400, 600)
+
+
+def test_merge_into_the_shards_folder_keeps_it_readable(nk_shards, tmp_path):
+    """`merge -o DIR/all.nc DIR` then `summary DIR`: the merged file is made of the shards beside it and is
+    left out (its runs are not counted twice, nor refused as overlapping); merging again replaces it."""
+    import shutil
+
+    one, folder = nk_shards
+    d = tmp_path / "sh"
+    shutil.copytree(folder, d)
+    invoke = CliRunner().invoke
+    r = invoke(main, ["merge", "-o", str(d / "all.nc"), str(d)])
+    assert r.exit_code == 0, r.output
+    want = invoke(main, ["summary", str(one), "--format", "csv"]).stdout
+    for args in ([str(d)], [str(d / "*.nc")], [str(d / "all.nc")]):
+        r = invoke(main, ["summary", *args, "--format", "csv"])
+        assert r.exit_code == 0, (args, r.output)
+        assert r.stdout == want, args
+    r = invoke(main, ["merge", "--force", "-o", str(d / "all.nc"), str(d)])
+    assert r.exit_code == 0, r.output
+    assert invoke(main, ["summary", str(d), "--format", "csv"]).stdout == want
+    # a merged file with no shard of its runs beside it is still read with the others
+    (d / "s0.nc").unlink()
+    r = invoke(main, ["summary", str(d / "all.nc"), "--format", "csv"])
+    assert r.stdout == want
+
+
+def test_shortfall_percentiles_and_median_among_short_runs(nk_shards):
+    """Against numpy on the per-run values: the percentile of level q is the order statistic of rank
+    ceil(q n) (numpy's 'inverted_cdf'); the median among short runs is over those runs only."""
+    from artysim.results.reader import open_results
+
+    one, _ = nk_shards
+    with open_results(one) as ds:
+        s = summary.summarize(ds)
+        sf = ds["shortfall_total"].values.astype(float)
+        f = ds["first_shortage_day"].values
+    short = f[~np.isnan(f)]
+    assert 0 < len(short) < len(f)
+    for q, v in s["shortfall_total_percentiles"].items():
+        assert v == np.quantile(sf, float(q), method="inverted_cdf"), q
+        lo, hi = s["shortfall_total_ci95"][q]
+        assert lo <= v <= hi
+    assert s["first_shortage_day_median_if_short"] == np.quantile(short, 0.5, method="inverted_cdf")
+    lo, hi = s["first_shortage_day_median_if_short_ci95"]
+    assert lo <= s["first_shortage_day_median_if_short"] <= hi
+    text = summary.format_table(s)
+    assert f"over {len(short):,} runs" in text and "percentiles over runs" in text
 
 
 def test_shards_of_different_seeds_are_refused(nk_shards, tmp_path):
@@ -166,10 +219,17 @@ def test_csv_rows_match_the_json(nk_shards):
     assert float(by[("duds", "north_korea")]["value"]) == pytest.approx(nk["duds"][0], rel=1e-15)
     assert by[("duds", "north_korea")]["unit"] == "rounds"
     for q, v in s["first_shortage_day_percentiles"].items():
-        cell = by[(f"first_shortage_day_p{round(float(q) * 100)}", "")]["value"]
-        assert (cell == "") == (v is None) and (v is None or float(cell) == v)
-    # + the mechanisms' three per-run means, their five flows per source, and one share per regime
-    n_rows = 2 + 1 + 5 + 9 + 3 + (7 + 5) * len(s["sources"]) + len(s["regimes"])
+        row = by[(f"first_shortage_day_p{round(float(q) * 100)}", "")]
+        # beyond the horizon is a value, not an empty (unknown) cell
+        assert (row["value"] == "beyond horizon") == (v is None) and (v is None or float(row["value"]) == v)
+        assert (row["ci_high"] == "beyond horizon") == (s["first_shortage_day_ci95"][q][1] is None)
+    assert any(s["first_shortage_day_ci95"][q][1] is None for q in s["first_shortage_day_ci95"])  # exercised
+    for q, v in s["shortfall_total_percentiles"].items():
+        assert float(by[(f"shortfall_total_p{round(float(q) * 100)}", "")]["value"]) == v
+    assert float(by[("first_shortage_day_median_if_short", "")]["value"]) == s["first_shortage_day_median_if_short"]
+    # + the median among short runs, 5 shortfall percentiles, the mechanisms' three per-run means, their
+    # five flows per source, and one share per regime
+    n_rows = 2 + 1 + 5 + 1 + 5 + 9 + 3 + (7 + 5) * len(s["sources"]) + len(s["regimes"])
     assert len(rows) == n_rows
     assert float(by[("rationed_days", "")]["value"]) == s["rationed_days"][0]
     assert float(by[("share_of_days", "regime:constant")]["value"]) == 1.0

@@ -157,7 +157,9 @@ def test_bad_vary_is_refused_before_any_work(grid, tmp_path):
     cases = [
         (["--vary", "source.imp.availabel=1,2"], "availabel"),
         (["--vary", "source.nope.available=1,2"], "no source named 'nope'"),
-        (["--vary", "source.imp.available=1e5,lots"], "expected a list of numbers"),
+        (["--vary", "source.imp.available=1e5,lots"], "--vary source.imp.available=lots: source.imp.available"),
+        (["--vary", "source.imp.available=1e5,[lots"], "expected numbers, words or TOML values"),
+        (["--vary", "source.imp.available=1e5,,2e5"], "an empty value"),
         (["--vary", "source.imp.available=1e5,1e5"], "repeated"),
         (["--vary", "source.imp.dud_rate=0.1,1.5"], "dud_rate"),
         (["--vary", "demand.base"], "expected PATH=V1,V2"),
@@ -165,6 +167,42 @@ def test_bad_vary_is_refused_before_any_work(grid, tmp_path):
     for args, needle in cases:
         assert_refused(invoke("sweep", scn, *args, "-o", out, "--runs", 10), needle)
     assert leftovers(tmp_path) == []
+
+
+def test_split_values_keeps_tables_lists_and_quoted_commas():
+    from artysim.jobs.sweep import split_values
+
+    assert split_values('a, { dist = "uniform", low = 1, high = 2 },[1, 2], "x,\\"y", 3') == [
+        "a", '{ dist = "uniform", low = 1, high = 2 }', "[1, 2]", '"x,\\"y"', "3"]
+
+
+def test_vary_takes_words_and_distributions(grid, tmp_path):
+    """--vary of a string key (policy.issue) and of a distribution: each variant is the run --set gives it."""
+    dists = ['{ dist = "beta", mean = 0.1, concentration = 20 }', '{ dist = "beta", mean = 0.4, concentration = 20 }']
+    order = 'policy.order=["imp", "stockpile"]'
+    out = tmp_path / "words.nc"
+    r = invoke("sweep", grid["scn"], "--vary", "policy.issue=proportional,priority",
+               "--vary", "source.imp.dud_rate=" + ",".join(dists), "--set", order, "-o", out, "--runs", 40, "-q")
+    assert r.exit_code == 0, r.output
+    with open_results(out) as sw:
+        assert [str(x) for x in sw["vary_0"].values] == ["proportional", "proportional", "priority", "priority"]
+        assert [str(x) for x in sw["vary_1"].values] == dists * 2
+        for i, (issue, dud) in enumerate([(a, b) for a in ("proportional", "priority") for b in dists]):
+            one = runner.run(str(grid["scn"]), sets=[order, f"policy.issue={issue}", f"source.imp.dud_rate={dud}"],
+                             runs=40, output=tmp_path / f"one-{i}.nc", quiet=True)
+            with open_results(one) as o:
+                for name in ("fired_by_source", "duds", "first_shortage_day", "parameters"):
+                    np.testing.assert_array_equal(sw.isel(variant=i)[name].values, o[name].values, err_msg=name)
+        # issuing the import first fires more of its (dud-prone) rounds than drawing in proportion
+        imp = list(sw["source"].values).index("imp")
+        fired = sw["fired_by_source"].isel(source=imp).mean("run").values
+        assert fired[2] > fired[0] and fired[3] > fired[1]
+    s = json.loads(invoke("summary", out, "--format", "json").stdout)
+    assert [v["vary"]["policy.issue"] for v in s["variants"]] == ["proportional", "proportional", "priority",
+                                                                  "priority"]
+    r = invoke("plot", out, "--kind", "heatmap", "-o", tmp_path / "h.png")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "h.png").stat().st_size > 1000
 
 
 def test_existing_output_is_not_overwritten_without_force(grid, tmp_path):

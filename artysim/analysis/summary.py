@@ -123,19 +123,32 @@ def summarize(ds: xr.Dataset) -> dict:
     fsd = np.asarray(ds["first_shortage_day"].values, dtype=np.float64)
     n_short = int(np.sum(~np.isnan(fsd)))
     w = weights_of(ds)
+    short = fsd[~np.isnan(fsd)]  # among the runs that ran short: when they did
+    sf = np.asarray(ds["shortfall_total"].values, dtype=np.float64)  # one per-run column, as fsd
     if w is None:
         lo, hi = wilson(n_short, n)
         p_short = n_short / n if n else math.nan
         p_se = math.sqrt(max(p_short * (1 - p_short), 0) / n) if n else math.nan
         pct = censored_percentiles(fsd, horizon)
         pct_ci = censored_percentile_ci(fsd, tuple(pct))
+        med_short = censored_percentiles(short, horizon, (0.5,))[0.5]
+        med_short_ci = censored_percentile_ci(short, (0.5,))[0.5]
+        sf_pct = censored_percentiles(sf, horizon, tuple(pct))
+        sf_ci = censored_percentile_ci(sf, tuple(pct))
     else:  # calibrated: weighted share, Wilson interval and SE with the effective sample size for n
         ess = effective_sample_size(w)
         p_short = weighted_mean_se((~np.isnan(fsd)).astype(np.float64), w)[0]
         p_se = math.sqrt(max(p_short * (1 - p_short), 0) / ess) if ess > 0 else math.nan
         lo, hi = wilson(p_short * ess, ess) if ess > 0 else (math.nan, math.nan)
         pct, pct_ci = _weighted_percentiles(fsd, w, (0.05, 0.25, 0.5, 0.75, 0.95))
-    del fsd
+        ws = w[~np.isnan(fsd)]
+        if short.size and ws.sum() > 0:
+            m, mc = _weighted_percentiles(short, ws, (0.5,))
+            med_short, med_short_ci = m[0.5], mc[0.5]
+        else:
+            med_short, med_short_ci = None, (None, None)
+        sf_pct, sf_ci = _weighted_percentiles(sf, w, tuple(pct))
+    del fsd, short, sf
     names = [str(x) for x in ds["source"].values]
     ns = len(names)
     per_run = ["demand_total", "fired_total", "effective_total", "shortage_days", "stock_final", "shortfall_total",
@@ -176,6 +189,7 @@ def summarize(ds: xr.Dataset) -> dict:
         "summary_version": SUMMARY_VERSION,
         "scenario": str(ds.attrs.get("scenario_name")),
         "runs": n,
+        "runs_total": int(ds.attrs.get("runs_total", n)),
         "run_range": [int(ds.attrs["run_start"]), int(ds.attrs["run_stop"])],
         "seed": str(ds.attrs.get("seed")),
         "start_date": start.isoformat(),
@@ -186,6 +200,10 @@ def summarize(ds: xr.Dataset) -> dict:
         "runs_short": n_short,
         "first_shortage_day_percentiles": {str(q): v for q, v in pct.items()},
         "first_shortage_day_ci95": {str(q): list(v) for q, v in pct_ci.items()},
+        "first_shortage_day_median_if_short": med_short,
+        "first_shortage_day_median_if_short_ci95": list(med_short_ci),
+        "shortfall_total_percentiles": {str(q): v for q, v in sf_pct.items()},
+        "shortfall_total_ci95": {str(q): list(v) for q, v in sf_ci.items()},
         "shortage_days": mom.mean_se(col["shortage_days"]),
         "demand_total": mom.mean_se(D),
         "fired_total": mom.mean_se(F),
@@ -214,9 +232,19 @@ def summarize(ds: xr.Dataset) -> dict:
 def format_table(s: dict) -> str:
     """A readable plain-text table (± values are Monte Carlo standard errors)."""
     start = dt.date.fromisoformat(s["start_date"])
+
+    def day(v) -> str:
+        return BEYOND if v is None else f"day {int(v)} ({(start + dt.timedelta(days=int(v))).isoformat()})"
+
+    if "missing_runs" in s:  # said first: every number below counts only the runs present
+        runs = (f"PARTIAL: {s['runs']:,} of {s.get('runs_total', s['runs']):,} runs; {s['missing_runs']} "
+                "are missing and not counted")
+    else:
+        runs = f"{s['runs']:,} runs (runs {s['run_range'][0]}..{s['run_range'][1] - 1})"
+    med = s.get("first_shortage_day_median_if_short")
+    mci = s.get("first_shortage_day_median_if_short_ci95") or [None, None]
     lines = [
-        f"scenario {s['scenario']}: {s['runs']:,} runs (runs {s['run_range'][0]}..{s['run_range'][1] - 1}), "
-        f"seed {s['seed']}, {s['horizon_days']} days from {s['start_date']}",
+        f"scenario {s['scenario']}: {runs}, seed {s['seed']}, {s['horizon_days']} days from {s['start_date']}",
         _where_line(s),
         calibration_line(s.get("calibration")),
         "(± is one Monte Carlo standard error)",
@@ -224,17 +252,20 @@ def format_table(s: dict) -> str:
         f"P(any shortage day)        {s['p_any_shortage']:.4f} ± {s['p_any_shortage_se']:.4f}"
         f"   (95% Wilson {s['p_any_shortage_ci95'][0]:.4f}-{s['p_any_shortage_ci95'][1]:.4f})",
         "first shortage day          " + "  ".join(
-            f"p{round(float(q) * 100)}: " + (
-                f"day {int(v)} ({(start + dt.timedelta(days=int(v))).isoformat()})" if v is not None
-                else "beyond horizon")
-            for q, v in s["first_shortage_day_percentiles"].items()
+            f"p{round(float(q) * 100)}: {day(v)}" for q, v in s["first_shortage_day_percentiles"].items()
         ),
         "  (95% interval, days)      " + "  ".join(
             f"p{round(float(q) * 100)}: " + "-".join("beyond" if x is None else str(int(x)) for x in ci)
             for q, ci in s["first_shortage_day_ci95"].items() if ci[0] is not None
         ) if any(ci[0] is not None for ci in s["first_shortage_day_ci95"].values()) else None,
+        (f"  among the runs short      median {day(med)}"
+         + (f" (95% interval, days: {int(mci[0])}-{int(mci[1])})" if None not in mci else "")
+         + f", over {s['runs_short']:,} runs") if med is not None else None,
         f"shortage days per run       {fmt_value(*s['shortage_days'], digits=2)}",
         f"shortfall, rounds           {fmt_value(*s['shortfall_total'])}",
+        ("  percentiles over runs     " + "  ".join(
+            f"p{round(float(q) * 100)}: {fmt_value(v)}" for q, v in s["shortfall_total_percentiles"].items()))
+        if s.get("shortfall_total_percentiles") else None,
         f"demand, rounds              {fmt_value(*s['demand_total'])}",
         f"fired, rounds               {fmt_value(*s['fired_total'])}",
         f"effective, rounds           {fmt_value(*s['effective_total'])}",
@@ -268,7 +299,7 @@ def format_table(s: dict) -> str:
         for c in s["components"]:
             lines.append(f"{c['name']:<24}{fmt_value(*c['produced']):>22}{fmt_value(*c['final']):>22}"
                          f"{fmt_value(*c['bound_days'], digits=1):>18}{c['share_of_days_bound'][0]:>8.3f}")
-    if "missing_runs" in s:
+    if "missing_runs" in s:  # and again at the end, beside the numbers
         lines += ["", f"partial: {s['missing_runs']} are missing and not counted"]
     return "\n".join(x for x in lines if x is not None)
 
@@ -316,9 +347,18 @@ _UNITS = {
 }
 
 
+BEYOND = "beyond horizon"
+
+
+def _beyond(v):
+    """A first-shortage day as a CSV cell: None (more runs never short than the percentile) is a value,
+    "beyond horizon", not an empty cell (which reads as unknown)."""
+    return BEYOND if v is None else v
+
+
 def csv_rows(s: dict) -> list[tuple]:
-    """The summary in long format: one row per quantity (and source); empty cells are unknown or,
-    for first-shortage-day percentiles, beyond the horizon."""
+    """The summary in long format: one row per quantity (and source); empty cells are unknown; a
+    first-shortage-day percentile (or interval bound) past the horizon is written "beyond horizon"."""
     rows: list[tuple] = [("runs", "", s["runs"], None, None, None, "runs"),
                          ("runs_short", "", s["runs_short"], None, None, None, "runs")]
     cal = s.get("calibration")
@@ -329,7 +369,15 @@ def csv_rows(s: dict) -> list[tuple]:
     rows.append(("p_any_shortage", "", s["p_any_shortage"], s["p_any_shortage_se"], lo, hi, "fraction"))
     for q, v in s["first_shortage_day_percentiles"].items():
         clo, chi = s["first_shortage_day_ci95"][q]
-        rows.append((f"first_shortage_day_p{round(float(q) * 100)}", "", v, None, clo, chi, "days"))
+        rows.append((f"first_shortage_day_p{round(float(q) * 100)}", "", _beyond(v), None, _beyond(clo),
+                     _beyond(chi), "days"))
+    if s.get("runs_short"):
+        clo, chi = s["first_shortage_day_median_if_short_ci95"]
+        rows.append(("first_shortage_day_median_if_short", "", s["first_shortage_day_median_if_short"], None,
+                     clo, chi, "days"))
+    for q, v in (s.get("shortfall_total_percentiles") or {}).items():
+        clo, chi = s["shortfall_total_ci95"][q]
+        rows.append((f"shortfall_total_p{round(float(q) * 100)}", "", v, None, clo, chi, "rounds"))
     for key in ("shortage_days", "demand_total", "fired_total", "effective_total", "shortfall_total", "fill_rate",
                 "effective_fill_rate", "stock_final", "stock_min"):
         m, se = s[key]
@@ -401,7 +449,8 @@ def summarize_sweep(ds: xr.Dataset) -> dict:
         variants.append({
             "variant": i,
             "label": str(ds["variant_label"].values[i]),
-            "vary": {str(ds[f"vary_{k}"].attrs["path"]): float(ds[f"vary_{k}"].values[i]) for k in range(len(paths))},
+            "vary": {str(ds[f"vary_{k}"].attrs["path"]): _vary_value(ds[f"vary_{k}"].values[i])
+                     for k in range(len(paths))},
             "runs": one["runs"],
             "p_any_shortage": one["p_any_shortage"],
             "p_any_shortage_se": one["p_any_shortage_se"],
@@ -423,12 +472,18 @@ def summarize_sweep(ds: xr.Dataset) -> dict:
     }
 
 
+def _vary_value(x) -> float | str:
+    """A varied value as a number, or as its text (words, distributions: ``--vary`` takes those too)."""
+    return str(x) if isinstance(x, str) else float(x)
+
+
 def sweep_csv_rows(v: dict) -> list[tuple]:
     lo, hi = v["p_any_shortage_ci95"]
     mlo, mhi = v["first_shortage_day_median_ci95"] or (None, None)
     rows = [("runs", "", v["runs"], None, None, None, "runs"),
             ("p_any_shortage", "", v["p_any_shortage"], v["p_any_shortage_se"], lo, hi, "fraction"),
-            ("first_shortage_day_p50", "", v["first_shortage_day_median"], None, mlo, mhi, "days")]
+            ("first_shortage_day_p50", "", _beyond(v["first_shortage_day_median"]), None, _beyond(mlo),
+             _beyond(mhi), "days")]
     for key, unit in (("fill_rate", "fraction"), ("effective_fill_rate", "fraction"), ("shortfall_total", "rounds")):
         m, se = v[key]
         rows.append((key, "", m, se, m - Z95 * se, m + Z95 * se, unit))

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from artysim.core import engine
+from artysim.core import cache, engine
 from artysim.errors import ArtysimError, OutputExistsError
 from artysim.jobs import resources
 from artysim.jobs.bundled import resolve
@@ -61,6 +61,12 @@ class Reporter:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def cache_is_cold() -> bool:
+    """Whether the kernel has not been compiled into this cache yet (the first run then compiles it:
+    20-90 s, once). A cache of another Python version or CPU compiles again; this only sees the files."""
+    return not any(cache.CACHE_DIR.glob("*/kernel.simulate-*.nbi"))
 
 
 def default_output(loaded: Loaded, shard: int | None = None, shards: int = 1) -> Path:
@@ -216,6 +222,9 @@ def run_loaded(
         resources.check(model, r1 - r0, n_threads, batch_size, out, runs_total=n_runs, summary=summary,
                         run_stop=r1)
     daily = engine.Daily.empty(model.horizon, model.n_sample, len(model.kinds))
+    if not quiet and cache_is_cold():  # else nothing appears for the minute the compiler takes
+        print(f"artysim: compiling the simulation core for this machine (once: about a minute; cached in "
+              f"{cache.CACHE_DIR})", file=sys.stderr, flush=True)
     reporter = Reporter(r1 - r0, quiet)
     try:
         with ResultsWriter(out, force=force, model=model, loaded=loaded, seed=the_seed, run_start=r0,

@@ -18,6 +18,7 @@ character such as a newline, or a backslash, which would turn off sbatch's ``%A`
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shlex
@@ -42,6 +43,39 @@ class SlurmOptions:
     account: str | None = None
     array_limit: int | None = None
     extra: list[str] = field(default_factory=list)  # raw "#SBATCH ..." options
+
+
+#: the options a job folder records (DIR/job.json) so that ``--only-missing`` resubmits with them
+JOB_OPTIONS = ("partition", "time", "mem", "cpus_per_task", "account", "array_limit", "design", "threads")
+DEFAULTS = {"time": "01:00:00", "mem": "4G", "cpus_per_task": 1, "design": "random"}
+
+
+def job_options(out_dir: str | Path, given: dict, only_missing: bool) -> dict:
+    """The job's options: those given on the command line (None = not given); for the rest, with
+    ``--only-missing``, those the job was first written with (DIR/job.json), else the defaults. (Without
+    this, completing a job silently reverted partition, time, memory and CPUs to the defaults.)"""
+    stored: dict = {}
+    f = Path(out_dir) / "job.json"
+    if only_missing and f.is_file():
+        try:
+            stored = json.loads(f.read_text())
+        except (OSError, ValueError) as e:
+            raise ArtysimError(f"{f}: cannot read the job's options ({e}); fix or remove it") from None
+        if not isinstance(stored, dict):
+            raise ArtysimError(f"{f}: expected a JSON object of the job's options")
+    out = {}
+    for k in JOB_OPTIONS:
+        v = given.get(k)
+        if v is None:
+            v = stored.get(k, DEFAULTS.get(k))
+            number = k in ("cpus_per_task", "array_limit", "threads")
+            ok = v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1 if number
+                               else isinstance(v, str))
+            if not ok or (v is None and k in DEFAULTS):
+                raise ArtysimError(f"{f}: {k} is {v!r}, expected {'a whole number >= 1' if number else 'text'}; "
+                                   f"give --{k.replace('_', '-')} or fix the file")
+        out[k] = v
+    return out
 
 
 def _refuse_other_job(folder: Path, job: dict) -> None:
@@ -150,8 +184,16 @@ def _array_spec(indices: list[int], limit: int | None) -> str:
 
 
 def write_job(scenario_path: str, *, runs: int, shards: int, out_dir: str | Path, seed: int | None,
-              sets: list[str], opts: SlurmOptions, only_missing: bool = False) -> dict:
-    """Write DIR/scenario.toml, DIR/array.sbatch, DIR/merge.sbatch and DIR/submit.sh."""
+              sets: list[str], opts: SlurmOptions, only_missing: bool = False, design: str = "random",
+              threads: int | None = None) -> dict:
+    """Write DIR/scenario.toml, DIR/array.sbatch, DIR/merge.sbatch, DIR/submit.sh and DIR/job.json (the
+    SLURM options, ``--design`` and ``--threads``, which every task's ``run`` is given)."""
+    from artysim.model import design as design_mod
+
+    if design not in design_mod.DESIGNS:
+        raise ArtysimError(f"--design must be one of {', '.join(design_mod.DESIGNS)} (found {design!r})")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ArtysimError(f"--threads must be a whole number of at least 1 (found {threads!r})")
     if runs < 1:
         raise ArtysimError(f"--runs must be at least 1 (found {runs})")
     if not 1 <= shards <= runs:
@@ -178,8 +220,9 @@ def write_job(scenario_path: str, *, runs: int, shards: int, out_dir: str | Path
             raise ArtysimError(f"{out}: holds a job for a different scenario (hash {prev.hash[:12]}, "
                                f"this one {loaded.hash[:12]})")
         _refuse_other_job(out / "shards", {"scenario_hash": loaded.hash, "seed": str(the_seed),
-                                           "runs_total": str(runs), "shards": str(shards)})
-    expect = {"scenario_hash": loaded.hash, "seed": the_seed, "runs": runs, "shards": shards}
+                                           "runs_total": str(_total(loaded, runs, design)), "shards": str(shards)})
+    total = _total(loaded, runs, design)
+    expect = {"scenario_hash": loaded.hash, "seed": the_seed, "runs": total, "shards": shards}
     missing = [k for k in range(shards)
                if not shard_is_valid(out / "shards" / shard_name(name, k, shards), expect | {"shard": k})]
     if only_missing and not missing:
@@ -188,6 +231,8 @@ def write_job(scenario_path: str, *, runs: int, shards: int, out_dir: str | Path
     q = shlex.quote
     py = q(sys.executable)
     sets_args = "".join(f" --set {q(s)}" for s in sets)
+    run_args = (f" --design {q(design)}" if design != "random" else "") + (f" --threads {int(threads)}" if threads
+                                                                         else "")
     width = len(str(shards - 1))
     shards_dir = out / "shards"
     logs = directive_value(str(out / "logs"))
@@ -200,7 +245,7 @@ def write_job(scenario_path: str, *, runs: int, shards: int, out_dir: str | Path
         f'OUT="$SHARDS_DIR"/{q(name + ".shard-")}"$(printf %0{width}d "$K")"{q(f"-of-{shards}.nc")}',
         # --force with --skip-valid: OUT is this task's own shard in this job's folder (see the docstring)
         f"{py} -m artysim.cli run {q(str(scn_copy))} --runs {runs} --seed {the_seed} "
-        f'--shard "$K" --shards {shards} -o "$OUT" --skip-valid --force{sets_args}',
+        f'--shard "$K" --shards {shards} -o "$OUT" --skip-valid --force{run_args}{sets_args}',
         "",
     ]
     merged = out / f"{name}.nc"
@@ -228,11 +273,24 @@ def write_job(scenario_path: str, *, runs: int, shards: int, out_dir: str | Path
         f"printf '%s\\n' {q(f'result: {merged}')}",
         "",
     ]
-    texts = {"array.sbatch": "\n".join(array), "merge.sbatch": "\n".join(merge), "submit.sh": "\n".join(submit)}
+    recorded = {"partition": opts.partition, "time": opts.time, "mem": opts.mem, "cpus_per_task": opts.cpus_per_task,
+                "account": opts.account, "array_limit": opts.array_limit, "design": design, "threads": threads}
+    texts = {"array.sbatch": "\n".join(array), "merge.sbatch": "\n".join(merge), "submit.sh": "\n".join(submit),
+             "job.json": json.dumps(recorded, indent=1) + "\n"}
     if not only_missing:
         texts = {"scenario.toml": loaded.text, **texts}  # the very text validated (a pipe is not read twice)
     write_folder(out, texts, fresh=not only_missing)
     return {"dir": out, "missing": missing, "merged": merged, "submit": out / "submit.sh"}
+
+
+def _total(loaded, runs: int, design: str) -> int:
+    """The job's run count: ``runs``, or for a Saltelli design (as ``run`` makes it) N (D + 2)."""
+    if design != "sobol":
+        return runs
+    from artysim.model import design as design_mod
+
+    d = len(loaded.model.sampled)
+    return design_mod.sobol_runs(design_mod.sobol_base_n(runs, d), d)
 
 
 def write_folder(out: Path, texts: dict[str, str], *, fresh: bool) -> None:

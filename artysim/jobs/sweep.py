@@ -20,6 +20,7 @@ import datetime as dt
 import itertools
 import json
 import math
+import re
 import shutil
 import sys
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from artysim.jobs import run as runner
 from artysim.jobs.bundled import resolve
 from artysim.model.base import shorten
 from artysim.model.load import Loaded, load
+from artysim.model.scenario import _toml
 from artysim.results.atomic import AtomicFile, DeferSignals, TempDir, check_target
 from artysim.results.writer import COMPRESSION, RUN_CHUNK
 
@@ -43,11 +45,68 @@ from artysim.results.writer import COMPRESSION, RUN_CHUNK
 class Vary:
     path: str
     texts: tuple[str, ...]  # the values as the user wrote them (for --set and labels)
-    values: tuple[float, ...]
+    values: tuple[float | str, ...]  # numbers as floats; words, distributions and schedules as written
+
+    @property
+    def numeric(self) -> bool:
+        """Whether every value is a number (the file's ``vary_<k>`` is then f8, else strings)."""
+        return all(isinstance(v, float) for v in self.values)
+
+
+#: a value that is not TOML but may stand as a word (``proportional``), as ``--set`` takes it
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_\-.:]*")
+
+
+def split_values(rhs: str) -> list[str]:
+    """``a,{ dist = "uniform", low = 1, high = 2 },[1, 2]`` -> its values: commas inside braces,
+    brackets or quotes do not separate (iterative: a value may nest deeper than the stack)."""
+    out, depth, quote, start, escaped = [], 0, "", 0, False
+    for i, c in enumerate(rhs):
+        if quote:
+            if c == "\\" and quote == '"':
+                escaped = not escaped
+                continue
+            if c == quote and not escaped:
+                quote = ""
+            escaped = False
+        elif c in "\"'":
+            quote = c
+        elif c in "[{":
+            depth += 1
+        elif c in "]}":
+            depth = max(0, depth - 1)
+        elif c == "," and depth == 0:
+            out.append(rhs[start:i].strip())
+            start = i + 1
+    out.append(rhs[start:].strip())
+    return out
+
+
+def _value(path: str, t: str) -> float | str:
+    """One --vary value: a number (float), or the text of a word, distribution or schedule."""
+    if not t:
+        raise ArtysimError(f"--vary {shorten(path)}: an empty value (two commas in a row?)")
+    try:
+        v = _toml(f"v = {t}")["v"]
+    except tomllib.TOMLDecodeError:
+        if _WORD.fullmatch(t):
+            return t  # a bare word, as --set takes it (policy.issue=priority)
+        raise ArtysimError(f"--vary {shorten(path)}: expected numbers, words or TOML values such as "
+                           f"{{ dist = \"uniform\", low = 1, high = 2 }} separated by commas, found "
+                           f"{shorten(t)!r}") from None
+    except ValueError as e:  # nested deeper than a scenario may be
+        raise ArtysimError(f"--vary {shorten(path)}: {shorten(t)!r}: {e}") from None
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if not math.isfinite(v):
+            raise ArtysimError(f"--vary {shorten(path)}: expected finite values, found {shorten(t)!r}")
+        return float(v)
+    return t  # a string, a boolean, a distribution table or a schedule: the scenario's checks judge it
 
 
 def parse_vary(items: list[str]) -> list[Vary]:
-    """``path=v1,v2,...`` -> Vary; values must be numbers (TOML syntax: 2e6, 20_000, 0.3)."""
+    """``path=v1,v2,...`` -> Vary. Values are numbers (TOML syntax: 2e6, 20_000, 0.3), words
+    (``policy.issue=proportional,priority``) or TOML values such as distribution tables
+    (``source.x.dud_rate=0.1,{ dist = "beta", mean = 0.2, concentration = 20 }``)."""
     if not items:
         raise ArtysimError("sweep needs at least one --vary PATH=V1,V2,...")
     out: list[Vary] = []
@@ -56,23 +115,15 @@ def parse_vary(items: list[str]) -> list[Vary]:
             raise ArtysimError(f"--vary {shorten(item)!r}: expected PATH=V1,V2,... (e.g. demand.base=15000,20000)")
         path, rhs = (x.strip() for x in item.split("=", 1))
         if not path:
-            raise ArtysimError(f"--vary {item!r}: empty path")
-        texts = tuple(t.strip() for t in rhs.split(","))
-        values = []
-        for t in texts:
-            try:
-                v = tomllib.loads(f"v = {t}")["v"] if t else None
-            except (tomllib.TOMLDecodeError, RecursionError):  # [[[[... nested past the stack
-                v = None
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ArtysimError(f"--vary {shorten(path)}: expected a list of numbers separated by commas, "
-                                   f"found {shorten(t)!r}")
-            values.append(float(v))
-        if len(set(values)) != len(values):
+            raise ArtysimError(f"--vary {shorten(item)!r}: empty path")
+        texts = tuple(split_values(rhs))
+        values = tuple(_value(path, t) for t in texts)
+        keys = [repr(v) if isinstance(v, float) else " ".join(v.split()) for v in values]
+        if len(set(keys)) != len(keys):
             raise ArtysimError(f"--vary {shorten(path)}: a value is repeated ({shorten(rhs)})")
         if any(v.path == path for v in out):
             raise ArtysimError(f"--vary {shorten(path)}: the same path is varied twice")
-        out.append(Vary(path, texts, tuple(values)))
+        out.append(Vary(path, texts, values))
     return out
 
 
@@ -81,7 +132,7 @@ class Variant:
     index: int
     label: str
     sets: list[str]
-    values: tuple[float, ...]
+    values: tuple[float | str, ...]
     loaded: Loaded
 
 
@@ -92,9 +143,11 @@ def plan(scenario_path: str, varies: list[Vary], sets: list[str]) -> list[Varian
     for i, combo in enumerate(itertools.product(*[range(len(v.values)) for v in varies])):
         extra = [f"{v.path}={v.texts[j]}" for v, j in zip(varies, combo)]
         try:
-            loaded = load(src, list(sets) + extra)
+            loaded = load(src, list(sets) + extra, flags=["--set"] * len(sets) + ["--vary"] * len(extra))
         except ArtysimError as e:
-            raise type(e)(f"--vary {', '.join(extra)}: {e}") from None
+            if str(e).startswith(("--vary ", "--set ")):  # blamed on the value that brought it
+                raise
+            raise type(e)(f"--vary {shorten(', '.join(extra), 200)}: {e}") from None
         variants.append(Variant(i, ", ".join(extra), list(sets) + extra,
                                 tuple(v.values[j] for v, j in zip(varies, combo)), loaded))
     first = variants[0].loaded.model
@@ -198,11 +251,16 @@ def combine(files: list[Path], variants: list[Variant], varies: list[Vary], out:
             for x in variants:
                 v[x.index] = x.label
             for k, vy in enumerate(varies):
-                v = dst.createVariable(f"vary_{k}", "f8", ("variant",))
+                if vy.numeric:
+                    v = dst.createVariable(f"vary_{k}", "f8", ("variant",))
+                    v.units = _units(variants[0].loaded, vy.path)
+                    v[:] = np.array([x.values[k] for x in variants], dtype=np.float64)
+                else:  # words, distributions, schedules: the values as written (TOML text)
+                    v = dst.createVariable(f"vary_{k}", str, ("variant",))
+                    for x in variants:
+                        v[x.index] = x.sets[len(x.sets) - len(varies) + k].split("=", 1)[1]
                 v.long_name = f"value of {vy.path} in each variant"
-                v.units = _units(variants[0].loaded, vy.path)
                 v.setncattr("path", vy.path)
-                v[:] = np.array([x.values[k] for x in variants], dtype=np.float64)
             v = dst.createVariable("variant_scenario_hash", str, ("variant",))
             v.long_name = "scenario_hash of each variant (the scenario with its overrides)"
             for x in variants:

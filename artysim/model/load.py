@@ -7,9 +7,12 @@ form one chain), so a bad file is refused up front, naming it, and nothing downs
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from artysim.errors import ScenarioError
+from artysim.model.base import shorten
 from artysim.model.build import Model, build
 from artysim.model.scenario import Scenario, _one_line, apply_overrides, parse, parse_toml, read_text, scenario_hash
 
@@ -30,17 +33,56 @@ class Loaded:
             raise ScenarioError(f"{origin}: {_one_line(str(e))}") from None
 
 
-def load(path: str | Path, overrides: list[str] | None = None) -> Loaded:
-    """Read, override and validate a scenario file, and build its model."""
+def load(path: str | Path, overrides: list[str] | None = None, flags: Sequence[str] | None = None) -> Loaded:
+    """Read, override and validate a scenario file, and build its model. A problem an override brings
+    is blamed on it (``flags[i]`` names the option it came from, default ``--set``), not on the file."""
     origin = str(path)
-    text = read_text(path)
-    raw = parse_toml(text, origin)
-    raw = apply_overrides(raw, overrides or [])
-    scn = parse(raw, origin)
-    return Loaded(scn, text, raw, overrides or [], origin)
+    return _load(read_text(path), list(overrides or []), origin, flags)
 
 
-def loads(text: str, overrides: list[str] | None = None, origin: str = "<string>") -> Loaded:
+def loads(text: str, overrides: list[str] | None = None, origin: str = "<string>",
+          flags: Sequence[str] | None = None) -> Loaded:
     """``load`` of a scenario given as text (tests, results files that carry their scenario)."""
-    raw = apply_overrides(parse_toml(text, origin), overrides or [])
-    return Loaded(parse(raw, origin), text, raw, overrides or [], origin)
+    return _load(text, list(overrides or []), origin, flags)
+
+
+def _load(text: str, overrides: list[str], origin: str, flags: Sequence[str] | None) -> Loaded:
+    base = parse_toml(text, origin)
+    raw = apply_overrides(base, overrides)
+    try:
+        return Loaded(parse(raw, origin), text, raw, overrides, origin)
+    except ScenarioError as e:
+        if not overrides:
+            raise
+        blame = _blame(base, overrides, origin)
+        if blame is None:
+            raise
+        i, why = blame
+        flag = flags[i] if flags is not None and i < len(flags) else "--set"
+        raise ScenarioError(f"{flag} {shorten(overrides[i], 200)}: {why} (in {origin})") from e
+
+
+def _blame(base: dict, overrides: list[str], origin: str) -> tuple[int, str] | None:
+    """(index of the first override that makes a valid file invalid, the problem with sources named), or
+    None when the file is refused without any override (the problem is the file's)."""
+    for k in range(len(overrides) + 1):
+        raw = apply_overrides(base, overrides[:k])
+        try:
+            Loaded(parse(raw, origin), "", raw, overrides[:k], origin)
+        except ScenarioError as e:
+            if k == 0:
+                return None
+            return k - 1, _by_name(str(e).removeprefix(f"{origin}: "), raw)
+    return None  # only the whole set is refused (it cannot be, as the last step is the whole set)
+
+
+def _by_name(msg: str, raw: dict) -> str:
+    """``source[3].dud_rat`` -> ``source.domestic.dud_rat``: the path as ``--set`` spells it."""
+    names = [s.get("name") if isinstance(s, dict) else None for s in raw.get("source") or []]
+
+    def name(m: re.Match) -> str:
+        k = int(m.group(1))
+        n = names[k] if k < len(names) else None
+        return f"source.{n}" if isinstance(n, str) and re.fullmatch(r"[A-Za-z0-9_\-]+", n) else m.group(0)
+
+    return re.sub(r"\bsource\[(\d+)\]", name, msg)

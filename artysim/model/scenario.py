@@ -23,6 +23,8 @@ from artysim.model.distributions import DIST_NAMES, Lognormal, Normal, Quantity,
 NAME_RE = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
 MAX_ROUNDS = 1e13  # refuse quantities that could overflow 64-bit totals over long horizons
 MAX_HORIZON = 36500
+MAX_SOURCES = 64
+MAX_CORRELATIONS = 200
 MAX_DEPTH = 32  # tables and arrays nested deeper than this are no scenario (tomllib recurses per level)
 
 
@@ -468,13 +470,22 @@ class Scenario(Strict):
     scenario: Meta
     run: RunCfg = Field(default_factory=RunCfg)
     demand: Demand
-    source: list[Source] = Field(min_length=1, max_length=64)
+    source: list[Source] = Field(min_length=1, max_length=MAX_SOURCES)
     policy: Policy = Field(default_factory=Policy)
     strikes: Strikes | None = None
-    correlation: list[Correlation] | None = Field(None, max_length=200)
+    correlation: list[Correlation] | None = Field(None, max_length=MAX_CORRELATIONS)
     output: Output = Field(default_factory=Output)
     observation: list[Observation] | None = Field(None, max_length=256)
     sources: Sources = None
+
+    @field_validator("source", "correlation", mode="before")
+    @classmethod
+    def _not_too_many(cls, v, info):
+        """Too many tables are refused before each is validated (a list of 10^5 sources took minutes)."""
+        most = {"source": MAX_SOURCES, "correlation": MAX_CORRELATIONS}[info.field_name]
+        if isinstance(v, list) and len(v) > most:
+            raise ValueError(f"at most {most} [[{info.field_name}]] tables, found {len(v)}")
+        return v
 
     @model_validator(mode="after")
     def _cross(self):
@@ -492,9 +503,9 @@ class Scenario(Strict):
             if name in self.output.per_run[:i]:
                 raise _PathError(f"output.per_run[{i}]", f"'{name}' is listed twice")
         p = self.policy
-        if p.issue == "priority":
-            if not p.order:
-                raise _PathError("policy.order", "issue = \"priority\" needs order = [source names]")
+        if p.issue == "priority" and not p.order:
+            raise _PathError("policy.order", "issue = \"priority\" needs order = [source names]")
+        if p.order is not None:  # checked with either policy: --set/--vary policy.issue switches between them
             unknown = [o for o in p.order if o not in seen]
             if unknown:
                 raise _PathError("policy.order", f"unknown source '{shorten(str(unknown[0]))}'; sources are {names}")
@@ -503,8 +514,6 @@ class Scenario(Strict):
                 raise _PathError(
                     "policy.order", f"must name every source exactly once (missing or repeated: {missing})"
                 )
-        elif p.order is not None:
-            raise _PathError("policy.order", "order is only used with issue = \"priority\"")
         self._observations(names)
         start = self.scenario.start_date
         sched = [("demand.base", self.demand.base)]

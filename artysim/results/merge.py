@@ -108,9 +108,9 @@ def merge(inputs: list[str], output: str | Path, *, allow_partial: bool = False,
           resource_check: bool = True) -> Path:
     out = Path(output)
     paths = shards_mod.expand(inputs)
-    _refuse_output_among_inputs(out, paths)
+    shards = shards_mod.drop_merged([shards_mod.read_info(p) for p in paths])
+    _refuse_output_among_inputs(out, [s.path for s in shards])
     check_target(out, force)
-    shards = [shards_mod.read_info(p) for p in paths]
     gaps = shards_mod.check(shards)
     if gaps and not allow_partial:
         raise ResultsError(f"shards are missing: {shards_mod.describe_gaps(gaps, shards)}; merge them once present, "

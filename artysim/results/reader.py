@@ -148,8 +148,8 @@ def combine_shards(paths: list[Path]) -> xr.Dataset:
             if st.sweep:
                 raise ResultsError(f"{p}: is a sweep file (variants of one scenario, made by artysim sweep); only "
                                    "shards of one run can be read as one, open a sweep file on its own")
-        infos = [shards.ShardInfo(p, st.attrs, st.attrs["run_start"], st.attrs["run_stop"], st)
-                 for p, (_, _, st) in zip(paths, opened)]
+        infos = shards.drop_merged([shards.ShardInfo(p, st.attrs, st.attrs["run_start"], st.attrs["run_stop"], st)
+                                    for p, (_, _, st) in zip(paths, opened)])
         gaps = shards.check(infos)  # refuses mixed or overlapping shards; sorts by run range
         need = sum(i.structure.memory for i in infos)
         room = available_memory()
@@ -164,6 +164,10 @@ def combine_shards(paths: list[Path]) -> xr.Dataset:
     by_path = {str(p): (ds, store) for p, (ds, store, _) in zip(paths, opened)}
     dss = [by_path[str(i.path)][0] for i in infos]
     stores = [by_path[str(i.path)][1] for i in infos]
+    kept = {str(i.path) for i in infos}
+    for p, (ds, _, _) in zip(paths, opened):
+        if str(p) not in kept:  # a merged file left out (shards.drop_merged)
+            ds.close()
 
     class _Backend(_ConcatRuns, BackendArray):
         pass

@@ -126,6 +126,18 @@ def expand(inputs: list[str]) -> list[Path]:
     return uniq
 
 
+def drop_merged(infos: list[ShardInfo]) -> list[ShardInfo]:
+    """The inputs without merged files (``merge`` output, attribute ``merged_from``) whose runs overlap
+    shards also given: a merged file written into its shards' own folder is made of them, and reading
+    or merging that folder again must not count its runs twice (nor refuse them as overlapping)."""
+    plain = [i for i in infos if "merged_from" not in i.attrs]
+
+    def overlaps(m: ShardInfo) -> bool:
+        return any(s.run_start < m.run_stop and m.run_start < s.run_stop for s in plain)
+
+    return [i for i in infos if "merged_from" not in i.attrs or not overlaps(i)]
+
+
 def read_info(path: Path) -> ShardInfo:
     """A shard's identity from its attributes, after the file's structure was checked
     (``structure.check``: one place for every reader); sweep files are refused (they hold variants of

@@ -226,8 +226,9 @@ def _variables(nc: netCDF4.Dataset, a: dict, sizes: dict, sweep: bool) -> None:
             name = f"vary_{k}"
             if name not in nc.variables or tuple(nc.variables[name].dimensions) != ("variant",):
                 raise _Bad(f"sweep file without a variable {name}(variant)")
-            if nc.variables[name].dtype is str:
-                raise _Bad(f"variable {name} has type str, expected a number")
+            if nc.variables[name].dtype is not str and np.dtype(nc.variables[name].dtype).kind not in "fiu":
+                raise _Bad(f"variable {name} has type {nc.variables[name].dtype}, expected numbers or strings "
+                           "(the values varied)")
             if not isinstance(getattr(nc.variables[name], "path", None), str):
                 raise _Bad(f"variable {name} has no text attribute path (the scenario path varied)")
 
