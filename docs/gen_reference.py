@@ -37,6 +37,8 @@ MEANING = {
     "run.seed": "seed when `--seed` is not given; run *i* depends only on (scenario, seed, *i*)",
     "demand.base": "the fire wanted per day, before regimes and noise (a number, a distribution drawn per run, "
                    "or a schedule by date)",
+    "demand.refire": "share of the day's failed rounds (duds, misses) fired again the same day from stock, "
+                     "salvo after salvo while stock lasts (a fraction in [0, 1] or a distribution; default 0)",
     "demand.daily_cv": "coefficient of variation of the mean-one lognormal day-to-day noise of demand",
     "demand.regime": "intensity regimes: a Markov chain of named regimes (table `[[demand.regime]]`)",
     "demand.initial_regime": "the regime of day 0 (default: drawn from the chain's long-run law)",
@@ -56,6 +58,8 @@ MEANING = {
     "production.annual": "output per year (spread evenly over 365 days); a number, a distribution or a schedule",
     "production.annual_end": "output per year at the end of the horizon: a linear ramp from `annual`",
     "production.daily_cv": "coefficient of variation of the day-to-day output noise",
+    "production.components": "instead of `annual`: component lines `{ name, annual, annual_end, daily_cv, initial }`; "
+                             "each day's output is the minimum of their inventories",
     "production.disruptions": "stoppages: `{ per_year, cut, days }` (table below)",
     "disruptions.per_year": "mean number of disruptions per year (Poisson)",
     "disruptions.cut": "share of output lost during a disruption (drawn per event)",
@@ -82,6 +86,7 @@ MEANING = {
     "output.shortage_threshold": "a day is a shortage day when more than this share of its wanted fire is unmet",
     "output.quantiles": "levels of the per-day quantiles in the results file",
     "output.trajectory_sample": "whole trajectories kept for spaghetti plots (runs 0 .. N-1)",
+    "output.per_run": "the per-run variables the results file keeps (default all); for very large studies",
     "piece.from": "the date from which this piece holds",
     "piece.value": "the value from that date on",
 }
