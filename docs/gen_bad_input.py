@@ -100,6 +100,18 @@ SCENARIO_CASES = [
     ("rework yield without rework days",
      ("[run]", '[[source]]\nname = "imp"\nkind = "import"\nshipments_per_month = 2\nshipment_size = 100\n'
                'reject_on_receipt = 0.4\nrework_yield = 0.5\n\n[run]')),
+    ("containers without loading (rounds per container)",
+     ("[run]", '[[source]]\nname = "imp"\nkind = "import"\nshipments_per_month = 2\n'
+               'shipment_size = { containers = 20 }\n\n[run]')),
+    ("loading without containers",
+     ("[run]", '[[source]]\nname = "imp"\nkind = "import"\nshipments_per_month = 2\n'
+               'shipment_size = { rounds_per_container = 300 }\n\n[run]')),
+    ("containers that can go negative",
+     ("[run]", '[[source]]\nname = "imp"\nkind = "import"\nshipments_per_month = 2\nshipment_size = '
+               '{ containers = { dist = "normal", mean = 5, sd = 3 }, rounds_per_container = 300 }\n\n[run]')),
+    ("unknown key beside containers",
+     ("[run]", '[[source]]\nname = "imp"\nkind = "import"\nshipments_per_month = 2\nshipment_size = '
+               '{ containers = 20, rounds_per_container = 300, rounds = 5 }\n\n[run]')),
     ("strike fraction above 1", ("[run]", "[strikes]\nper_year = 2\nfraction = 1.5\n\n[run]")),
     ("correlation of a fixed number",
      ("[run]", '[[correlation]]\nbetween = ["demand.base", "source.old.initial"]\nspearman = 0.3\n\n[run]')),

@@ -264,6 +264,7 @@ SOURCE_COLS = {
     "duds": layout.P_DUDS, "effective": layout.P_EFFECTIVE, "final": layout.P_FINAL,
     "dispatched": layout.P_DISPATCHED, "refurbished": layout.P_REFURBISHED, "lost": layout.P_LOST,
     "rejected": layout.P_REJECTED, "reworked": layout.P_REWORKED, "disruptions": layout.P_DISRUPTIONS,
+    "containers": layout.P_CONTAINERS,
 }
 
 

@@ -13,6 +13,7 @@ from artysim.analysis.stats import (
     Moments,
     censored_percentile_ci,
     censored_percentiles,
+    delivered,
     fmt_value,
     jsonable,
     wilson,
@@ -29,7 +30,7 @@ SUMMARY_VERSION = 1  # bump when a key of the summary dict changes meaning (docs
 
 #: per-run and per-source outputs of the optional mechanisms (schema 2); null in older files
 MECHANISM_RUN_VARS = ("rationed_days", "depot_strikes")
-MECHANISM_SOURCE_VARS = ("refurbished", "lost", "rejected", "reworked")
+MECHANISM_SOURCE_VARS = ("refurbished", "lost", "rejected", "reworked", "containers")
 
 
 def _regime_shares(ds: xr.Dataset, n: int, horizon: int) -> list[dict] | None:
@@ -65,16 +66,19 @@ def summarize(ds: xr.Dataset) -> dict:
                "stock_min"] + [v for v in MECHANISM_RUN_VARS if v in ds.variables]
     per_src = ["initial_stock", "received", "fired_by_source", "duds", "effective_by_source"] + [
         v for v in MECHANISM_SOURCE_VARS if v in ds.variables]
-    mom = Moments(len(per_run) + len(per_src) * ns)
+    mom = Moments(len(per_run) + (len(per_src) + 1) * ns)
     for i0 in range(0, n, BLOCK):  # bounded memory whatever the run count
         i1 = min(n, i0 + BLOCK)
         cols = [ds[v][i0:i1].values.astype(np.float64) for v in per_run]
+        blocks = {}
         for v in per_src:
-            block = ds[v][i0:i1, :].values.astype(np.float64)
+            blocks[v] = block = ds[v][i0:i1, :].values.astype(np.float64)
             cols += [block[:, j] for j in range(ns)]
+        deliv = delivered(blocks)  # the one definition of a delivered shell
+        cols += [deliv[:, j] for j in range(ns)]
         mom.add(np.column_stack(cols))
     col = {v: k for k, v in enumerate(per_run)}
-    for a, v in enumerate(per_src):
+    for a, v in enumerate(per_src + ["delivered"]):
         for j in range(ns):
             col[(v, j)] = len(per_run) + a * ns + j
     D, F, E = col["demand_total"], col["fired_total"], col["effective_total"]
@@ -90,6 +94,8 @@ def summarize(ds: xr.Dataset) -> dict:
             "effective": mom.mean_se(col[("effective_by_source", j)]),
             "dud_fraction": mom.ratio(col[("duds", j)], col[("fired_by_source", j)]),
             "share_of_effective": mom.ratio(col[("effective_by_source", j)], E),
+            "delivered": mom.mean_se(col[("delivered", j)]),
+            "effective_per_delivered": mom.ratio(col[("effective_by_source", j)], col[("delivered", j)]),
         })
         for v in MECHANISM_SOURCE_VARS:  # files from before these mechanisms: null
             sources[-1][v] = mom.mean_se(col[(v, j)]) if (v, j) in col else None
@@ -178,6 +184,11 @@ def format_table(s: dict) -> str:
         lines += ["", f"{'source':<14}{'kind':<11}" + "".join(f"{v:>22}" for v in flows)]
         for src in s["sources"]:
             lines.append(f"{src['name']:<14}{src['kind']:<11}" + "".join(f"{fmt_value(*src[v]):>22}" for v in flows))
+    imports = [src for src in s["sources"] if src["kind"] == "import" and src.get("effective_per_delivered")
+               and src["delivered"][0] > 0]
+    for src in imports:  # delivered: accepted or rejected on receipt, each round once (stats.delivered)
+        lines.append(f"effective rounds per delivered {src['name']} shell: "
+                     f"{fmt_value(*src['effective_per_delivered'], digits=3)}")
     if "missing_runs" in s:
         lines += ["", f"partial: {s['missing_runs']} are missing and not counted"]
     return "\n".join(x for x in lines if x is not None)
@@ -219,7 +230,8 @@ _UNITS = {
     "initial": "rounds", "received": "rounds", "fired": "rounds", "duds": "rounds", "effective": "rounds",
     "dud_fraction": "fraction", "share_of_effective": "fraction", "rationed_days": "days",
     "depot_strikes": "strikes", "refurbished": "rounds", "lost": "rounds", "rejected": "rounds",
-    "reworked": "rounds", "share_of_days": "fraction",
+    "reworked": "rounds", "share_of_days": "fraction", "containers": "containers", "delivered": "rounds",
+    "effective_per_delivered": "fraction",
 }
 
 
@@ -243,7 +255,7 @@ def csv_rows(s: dict) -> list[tuple]:
             rows.append((key, "", m, se, m - Z95 * se, m + Z95 * se, _UNITS[key]))
     for src in s["sources"]:
         for key in ("initial", "received", "fired", "duds", "effective", "dud_fraction", "share_of_effective",
-                    *MECHANISM_SOURCE_VARS):
+                    "delivered", "effective_per_delivered", *MECHANISM_SOURCE_VARS):
             if src.get(key) is None:
                 continue
             m, se = src[key]

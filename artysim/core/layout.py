@@ -31,7 +31,8 @@ R_DIS_RATE = 12  # production: disruption events per year
 R_REJECT = 13  # import: fraction rejected on receipt
 R_REWORK_DAYS = 14  # import: days a rejected lot spends in rework
 R_REWORK_YIELD = 15  # import: fraction of reworked rounds that return usable
-N_ROLES = 16
+R_RPC = 16  # import by the container: rounds per container (drawn once per run)
+N_ROLES = 17
 
 # columns of the global role vector
 GR_DCV = 0
@@ -46,7 +47,8 @@ N_GROLES = 6
 E_TRANSIT = 0
 E_CUT = 1
 E_DIS_DAYS = 2
-N_EROWS = 3
+E_CONTAINERS = 3  # import by the container: containers per shipment
+N_EROWS = 4
 
 KD = 8  # disruption slots per run and source (more overlapping events merge into the soonest-ending)
 
@@ -86,7 +88,8 @@ P_LOST = 8  # destroyed by depot strikes
 P_REJECTED = 9  # imports: rejected on receipt
 P_REWORKED = 10  # imports: rejected rounds back from rework (also counted in received)
 P_DISRUPTIONS = 11  # production: disruption events
-N_PER_SOURCE = 12
+P_CONTAINERS = 12  # imports by the container: containers received
+N_PER_SOURCE = 13
 
 # per-run, per-regime outputs
 Q_DAYS = 0
@@ -141,8 +144,28 @@ def stream_strikes(n_sources: int) -> int:
     return 2 + 3 * n_sources
 
 
+def stream_hits(s: int, n_sources: int) -> int:
+    """Misses among source s's non-dud rounds (apart from the duds, so accuracy never moves them)."""
+    return 3 + 3 * n_sources + s
+
+
+def stream_lots(s: int, n_sources: int) -> int:
+    """Base key of source s's lot dud rates: lot k draws from its own stream keyed by (key, k)."""
+    return 3 + 4 * n_sources + s
+
+
+def stream_containers(s: int, n_sources: int) -> int:
+    """Base key of source s's containers per shipment: shipment k has its own stream keyed by (key, k)."""
+    return 3 + 5 * n_sources + s
+
+
+def stream_rework(s: int, n_sources: int) -> int:
+    """Rejected rounds of source s that come back from rework (apart from the rejection draws)."""
+    return 3 + 6 * n_sources + s
+
+
 def n_streams(n_sources: int) -> int:
-    return 3 + 3 * n_sources
+    return 3 + 7 * n_sources
 
 
 def path_domain(name: str) -> int:
@@ -153,7 +176,26 @@ def path_domain(name: str) -> int:
 def stream_names(sources: list[str]) -> list[str]:
     """The name of each stream, in kernel order (its key is a hash of the name and the seed)."""
     return (["model:demand"] + [f"model:arrivals.{n}" for n in sources] + [f"model:effect.{n}" for n in sources]
-            + [f"model:events.{n}" for n in sources] + ["model:regime", "model:strikes"])
+            + [f"model:events.{n}" for n in sources] + ["model:regime", "model:strikes"]
+            + [f"model:hits.{n}" for n in sources] + [f"model:lots.{n}" for n in sources]
+            + [f"model:containers.{n}" for n in sources] + [f"model:rework.{n}" for n in sources])
+
+
+_MASK = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _splitmix64(x: int) -> int:
+    z = (x + _GOLDEN) & _MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return z ^ (z >> 31)
+
+
+def key_of(seed: int, name: str) -> int:
+    """The 64-bit key of stream ``name`` under ``seed``, in pure Python (equal to ``rng.stream_key``
+    of its domain; results files record these keys so that ``compare`` can judge pairing without numba)."""
+    return _splitmix64(_splitmix64(seed & _MASK) ^ ((path_domain(name) * _GOLDEN) & _MASK))
 
 
 # ---- rows of the schedule tables: demand.base, then each source's rate (production annual, import

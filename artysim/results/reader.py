@@ -172,6 +172,8 @@ def combine_shards(paths: list[Path]) -> xr.Dataset:
     n = sum(int(d.sizes["run"]) for d in dss)
     data_vars = {}
     for v in schema.PER_RUN:
+        if any(v.name not in d.variables for d in dss):
+            continue  # added by a later schema than some shard's
         parts = [d[v.name].variable for d in dss]
         lazy = indexing.LazilyIndexedArray(_Backend(parts))
         data_vars[v.name] = xr.Variable(first[v.name].dims, lazy, attrs=dict(first[v.name].attrs))

@@ -189,8 +189,10 @@ def _itemsize(x: netCDF4.Variable) -> int:
 
 
 def _variables(nc: netCDF4.Dataset, a: dict, sizes: dict, sweep: bool) -> None:
+    ver = _int(a, "artysim_schema_version", 1)
     expected: list[schema.Var] = [c for c in schema.COORDS if not (c.optional and "correlation" not in sizes)]
     expected += schema.ALL
+    expected = [v for v in expected if v.since <= ver]  # older files lack what later schemas added
     missing = [v.name for v in expected if v.name not in nc.variables]
     if missing:
         raise ResultsError(f"incomplete artysim results file (missing {', '.join(missing[:5])})")
@@ -275,7 +277,7 @@ def _values(nc: netCDF4.Dataset, a: dict, sizes: dict) -> None:
             raise _Bad(f"run indices are not increasing runs within its run range {lo}..{hi - 1}")
         prev = int(r[-1]) if len(r) else prev
     for v in schema.PER_RUN:
-        if np.dtype(v.dtype).kind != "i":
+        if np.dtype(v.dtype).kind != "i" or v.name not in nc.variables:  # absent: an older schema's file
             continue
         floor = v.fill if v.fill is not None else 0
         x = nc[v.name]
