@@ -243,6 +243,26 @@ def results_rows(d: Path) -> list[tuple[str, str, int, str]]:
             code, msg = cli(args)
             shown = " ".join(["artysim"] + [str(a).replace(str(d) + "/", "") for a in args])
             rows.append((klass, f"`{shown}`", code, msg.replace(str(d) + "/", "")))
+    rows += compare_rows(d, good)
+    return rows
+
+
+def compare_rows(d: Path, good: Path) -> list[tuple[str, str, int, str]]:
+    """compare of files that do not line up: other horizon, other start date."""
+    scn = d / "cmp.toml"
+    rows = []
+    for klass, edit in (("compare: different horizons", ("horizon_days = 30", "horizon_days = 40")),
+                        ("compare: different start dates", ('"2024-01-01"', '"2024-02-01"'))):
+        scn.write_text(SCENARIO.replace(*edit))
+        other = d / "cmp.nc"
+        cli(["run", scn, "-o", other, "-q", "--force"])
+        for extra in ([], ["--common-window"]):
+            args = ["compare", good, other, *extra]
+            code, msg = cli(args)
+            if code == 0:
+                continue
+            shown = " ".join(["artysim"] + [str(a).replace(str(d) + "/", "") for a in args])
+            rows.append((klass, f"`{shown}`", code, msg.replace(str(d) + "/", "")))
     return rows
 
 

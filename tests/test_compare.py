@@ -181,8 +181,9 @@ def test_files_record_their_streams_and_compare_names_what_differs(det, tmp_path
         c = compare.compare(a, bb)
     ps = c["parameters"]
     assert c["paired"]
+    stream = "param:source.stockpile.initial"
     assert ps["differ"] == [{"parameter": "source.stockpile.initial", "shared_stream": True,
-                             "stream_a": "param:source.stockpile.initial", "stream_b": "param:source.stockpile.initial"}]
+                             "stream_a": stream, "stream_b": stream}]
     assert ps["renamed"] == [{"a": "demand.base", "b": "demand.base@2024-01-01", "stream": "param:demand.base",
                               "same_distribution": True}]
     assert ps["only_b"] == ["demand.base@2024-01-10"]

@@ -191,3 +191,13 @@ def test_report_coverage():
         print(f"leak coverage {scn}: {inputs} inputs changed, {checked} output comparisons bit-identical, "
               f"{allowed} allowed to differ")
     assert all(c[1] > 0 for c in COVERAGE.values()) or not COVERAGE
+
+
+def test_recorded_keys_are_the_kernels_keys():
+    """``layout.key_of`` (pure Python, written to results files) equals the kernel's stream key."""
+    from artysim.core import layout, rng
+
+    for seed in (0, 1, 20230913, 2**63 - 1):
+        for name in ("model:demand", "model:lots.north_korea", "param:demand.base"):
+            kernel = rng.stream_key(np.uint64(seed), np.uint64(layout.path_domain(name)))
+            assert layout.key_of(seed, name) == int(kernel)

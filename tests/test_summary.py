@@ -168,8 +168,9 @@ def test_csv_rows_match_the_json(nk_shards):
     for q, v in s["first_shortage_day_percentiles"].items():
         cell = by[(f"first_shortage_day_p{round(float(q) * 100)}", "")]["value"]
         assert (cell == "") == (v is None) and (v is None or float(cell) == v)
-    # + the mechanisms' per-run means, their four flows per source, and one share per regime
-    n_rows = 2 + 1 + 5 + 9 + 2 + (7 + 4) * len(s["sources"]) + len(s["regimes"])
+    # + the mechanisms' per-run means, per source delivered rounds and effective per delivered round,
+    # their five flows per source (containers since schema 3), and one share per regime
+    n_rows = 2 + 1 + 5 + 9 + 2 + (7 + 2 + 5) * len(s["sources"]) + len(s["regimes"])
     assert len(rows) == n_rows
     assert float(by[("rationed_days", "")]["value"]) == s["rationed_days"][0]
     assert float(by[("share_of_days", "regime:constant")]["value"]) == 1.0
