@@ -480,7 +480,10 @@ def build(paths: list[str | Path], *, title: str | None = None) -> str:
         for k, it in enumerate(items[1:], start=1):
             if it.sweep or items[0].sweep:
                 continue
-            ctx.comparisons.append((k, jsonable(compare.compare(items[0].ds, it.ds))))
+            try:
+                ctx.comparisons.append((k, jsonable(compare.compare(items[0].ds, it.ds))))
+            except compare.CompareError:
+                continue  # other start dates or horizons: their runs do not line up (no comparison)
         return _page(ctx, title)
     finally:
         for it in items:
