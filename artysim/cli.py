@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import sys
@@ -378,28 +379,69 @@ def calibrate_cmd(results, output, force, fmt) -> None:
 
 @main.command("compare")
 @click.argument("a")
-@click.argument("b")
+@click.argument("b", required=False)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--where", metavar="CONDITION",
               help="Only the runs whose sampled parameters in A satisfy CONDITION; the same run indices of B.")
-def compare_cmd(a, b, fmt, where) -> None:
-    """Compare results B against A: run by run when they share seed and runs (common random numbers),
-    otherwise as independent samples. A and B may each be a file or a folder/glob of shards."""
+@click.option("--variant", "variants", metavar="I[,J]",
+              help="Sweep variants: variant I of A and J of B (J defaults to I); with a single sweep file A, "
+                   "compare its variants I and J.")
+@click.option("--common-window", is_flag=True,
+              help="Files of different horizons (same start date): compare the days both cover only.")
+def compare_cmd(a, b, fmt, where, variants, common_window) -> None:
+    """Compare results B against A: run by run when they share seed, runs and the streams of what differs
+    (common random numbers), otherwise as independent samples. A and B may each be a file or a
+    folder/glob of shards; run counts that differ are compared on their common runs."""
     from artysim.analysis import compare, statistics
     from artysim.analysis.stats import jsonable
     from artysim.results.reader import open_results, reading
 
-    with open_results(a) as da, open_results(b) as db, reading(f"{a} or {b}"):
+    pick = _variant_pair(variants, single=b is None)
+    with open_results(a) as da, (open_results(b) if b is not None else contextlib.nullcontext(da)) as db, \
+            reading(f"{a} or {b}" if b is not None else a):
+        da, db = _pick_variant(da, pick[0], "A", a), _pick_variant(db, pick[1], "B", b or a)
         chosen = None
         if where is not None:
             da, db, chosen = statistics.where_pair(da, db, where)
-        c = compare.compare(da, db)
+        c = compare.compare(da, db, common_window=common_window)
     if chosen is not None:
         c["where"] = chosen
+    if pick != (None, None):
+        c["variants"] = list(pick)
     if fmt == "json":
         click.echo(json.dumps(jsonable(c), indent=2))
     else:
-        click.echo((statistics.where_line(chosen) + "\n" if chosen else "") + compare.format_table(c))
+        head = (f"variants: A[{pick[0]}] against B[{pick[1]}]\n" if pick != (None, None) else "")
+        click.echo(head + (statistics.where_line(chosen) + "\n" if chosen else "") + compare.format_table(c))
+
+
+def _variant_pair(text: str | None, single: bool) -> tuple[int | None, int | None]:
+    """``--variant I[,J]`` as two indices; a single sweep file needs both."""
+    if text is None:
+        if single:
+            raise click.UsageError("compare needs two files, or one sweep file and --variant I,J")
+        return None, None
+    parts = [p.strip() for p in str(text).split(",")]
+    if len(parts) > 2 or not all(p.isdigit() for p in parts):
+        raise click.BadParameter(f"expected I or I,J (variant indices, integers >= 0), found {text!r}",
+                                 param_hint="'--variant'")
+    if single and len(parts) != 2:
+        raise click.BadParameter("with one sweep file, give two variants I,J to compare", param_hint="'--variant'")
+    i = int(parts[0])
+    return i, int(parts[1]) if len(parts) == 2 else i
+
+
+def _pick_variant(ds, i: int | None, side: str, path: str):
+    """Variant i of a sweep file (``None``: the file as it is; a plain file refuses an index)."""
+    if i is None:
+        return ds
+    if "variant" not in ds.dims:
+        raise click.BadParameter(f"{side} ({path}) is not a sweep file; --variant picks variants of sweep files",
+                                 param_hint="'--variant'")
+    n = int(ds.sizes["variant"])
+    if i >= n:
+        raise click.BadParameter(f"{side} ({path}) has variants 0..{n - 1}, not {i}", param_hint="'--variant'")
+    return ds.isel(variant=i)
 
 
 @main.command("plot")

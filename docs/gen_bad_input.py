@@ -111,6 +111,18 @@ SCENARIO_CASES = [
     ("rework yield without rework days",
      ("[run]", '[[source]]\nname = "imp"\nkind = "import"\nshipments_per_month = 2\nshipment_size = 100\n'
                'reject_on_receipt = 0.4\nrework_yield = 0.5\n\n[run]')),
+    ("containers without loading (rounds per container)",
+     ("[run]", '[[source]]\nname = "imp"\nkind = "import"\nshipments_per_month = 2\n'
+               'shipment_size = { containers = 20 }\n\n[run]')),
+    ("loading without containers",
+     ("[run]", '[[source]]\nname = "imp"\nkind = "import"\nshipments_per_month = 2\n'
+               'shipment_size = { rounds_per_container = 300 }\n\n[run]')),
+    ("containers that can go negative",
+     ("[run]", '[[source]]\nname = "imp"\nkind = "import"\nshipments_per_month = 2\nshipment_size = '
+               '{ containers = { dist = "normal", mean = 5, sd = 3 }, rounds_per_container = 300 }\n\n[run]')),
+    ("unknown key beside containers",
+     ("[run]", '[[source]]\nname = "imp"\nkind = "import"\nshipments_per_month = 2\nshipment_size = '
+               '{ containers = 20, rounds_per_container = 300, rounds = 5 }\n\n[run]')),
     ("strike fraction above 1", ("[run]", "[strikes]\nper_year = 2\nfraction = 1.5\n\n[run]")),
     ("correlation of a fixed number",
      ("[run]", '[[correlation]]\nbetween = ["demand.base", "source.old.initial"]\nspearman = 0.3\n\n[run]')),
@@ -274,6 +286,26 @@ def results_rows(d: Path) -> list[tuple[str, str, int, str]]:
             if args[0] not in main.commands:
                 continue
             code, msg = cli(args)
+            shown = " ".join(["artysim"] + [str(a).replace(str(d) + "/", "") for a in args])
+            rows.append((klass, f"`{shown}`", code, msg.replace(str(d) + "/", "")))
+    rows += compare_rows(d, good)
+    return rows
+
+
+def compare_rows(d: Path, good: Path) -> list[tuple[str, str, int, str]]:
+    """compare of files that do not line up: other horizon, other start date."""
+    scn = d / "cmp.toml"
+    rows = []
+    for klass, edit in (("compare: different horizons", ("horizon_days = 30", "horizon_days = 40")),
+                        ("compare: different start dates", ('"2024-01-01"', '"2024-02-01"'))):
+        scn.write_text(SCENARIO.replace(*edit))
+        other = d / "cmp.nc"
+        cli(["run", scn, "-o", other, "-q", "--force"])
+        for extra in ([], ["--common-window"]):
+            args = ["compare", good, other, *extra]
+            code, msg = cli(args)
+            if code == 0:
+                continue
             shown = " ".join(["artysim"] + [str(a).replace(str(d) + "/", "") for a in args])
             rows.append((klass, f"`{shown}`", code, msg.replace(str(d) + "/", "")))
     return rows

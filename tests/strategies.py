@@ -66,6 +66,8 @@ DOMAINS = {
     "mean_days": Domain(2, 60),  # the loader's floor is 1; 2 keeps generated ranges clear of it
     "per_year": Domain(0, 50),
     "refurb_rate": Domain(0, 5e3, integer=True, unbounded=True),
+    "containers": Domain(0, 500, integer=True, unbounded=True),
+    "rounds_per_container": Domain(0, 1000, unbounded=True),
 }
 
 #: field -> (domain, required) by table; add new model keys here
@@ -324,6 +326,9 @@ def mechanisms(draw, doc: dict) -> dict:
                 src["shipments_per_month"] = draw(schedule("per_month", start, horizon))
             if draw(st.booleans()):
                 src["shipment_size"] = draw(schedule("shipment", start, horizon))
+            elif draw(st.booleans()):  # by the container: containers per shipment x rounds per container
+                src["shipment_size"] = {"containers": draw(quantity("containers")),
+                                        "rounds_per_container": draw(quantity("rounds_per_container"))}
             src["reject_on_receipt"] = draw(quantity("fraction"))
             if draw(st.booleans()):
                 src["rework_days"] = draw(quantity("days"))
@@ -595,12 +600,26 @@ def _m_components(draw, doc):
     return Mutation(doc, "bad components", where, True, where)
 
 
+def _m_half_containers(draw, doc):
+    """Containers without their loading, or a loading without containers."""
+    i = next((k for k, s in enumerate(doc["source"]) if s["kind"] == "import"), None)
+    if i is None:
+        doc["source"].append({"name": "imp_c", "kind": "import", "shipments_per_month": 2, "shipment_size": 10})
+        i = len(doc["source"]) - 1
+    keep = draw(st.sampled_from(["containers", "rounds_per_container"]))
+    doc["source"][i]["shipment_size"] = {keep: draw(quantity(keep))}
+    gone = "rounds_per_container" if keep == "containers" else "containers"
+    path = f"source[{i}].shipment_size.{gone}"
+    return Mutation(doc, "containers without loading", path, True, path)
+
+
 MUTATIONS = {
     "wrong type": _m_wrong_type, "missing key": _m_delete, "unknown key": _m_unknown_key,
     "bad number": _m_bad_number, "probability outside [0, 1]": _m_fraction, "min > max": _m_min_max,
     "empty source list": _m_empty_sources, "duplicate source name": _m_duplicate_name,
     "date out of range": _m_date, "absurd value": _m_absurd, "unicode string": _m_unicode,
     "too many sources": _m_many_sources, "bad observation": _m_observation, "bad components": _m_components,
+    "containers without loading": _m_half_containers,
 }
 
 

@@ -265,6 +265,7 @@ SOURCE_COLS = {
     "dispatched": layout.P_DISPATCHED, "refurbished": layout.P_REFURBISHED, "lost": layout.P_LOST,
     "rejected": layout.P_REJECTED, "reworked": layout.P_REWORKED, "disruptions": layout.P_DISRUPTIONS,
     "refired": layout.P_REFIRED,
+    "containers": layout.P_CONTAINERS,
 }
 
 

@@ -130,7 +130,11 @@ CASES = [
     ("calibrate", "{missing}.nc -o {missing}-cal.nc", ["no such file"]),
     ("calibrate", "{nc} -o {missing}-cal.nc", ["without observations"]),
     # compare
-    ("compare", "{nc}", ["Missing argument"]),
+    ("compare", "{nc}", ["compare needs two files, or one sweep file and --variant I,J"]),
+    ("compare", "{nc} {nc} --variant x", ["--variant", "expected I or I,J"]),
+    ("compare", "{nc} {nc} --variant 0,1,2", ["--variant", "expected I or I,J"]),
+    ("compare", "{nc} {nc} --variant 0", ["--variant", "is not a sweep file"]),
+    ("compare", "{nc} --variant 0", ["--variant", "give two variants I,J"]),
     ("compare", "{nc} {nc} --format xml", ["--format"]),
     ("compare", "{nc} {missing}.nc", ["no such file"]),
     ("compare", "{nc} {nc} --where 'source.old.initial < 0'", ["selects no run"]),

@@ -153,11 +153,80 @@ def test_different_seeds_are_compared_unpaired_with_welch(det):
     assert r.exit_code == 0 and "NOT paired: different seeds" in r.stdout
 
 
-def test_different_run_ranges_do_not_pair(det, tmp_path):
+def test_different_run_counts_pair_their_common_runs(det, tmp_path):
+    """60 runs against the first 30 of them (a shard): the 30 common run indices are paired, and it says so."""
     shard = runner.run(str(_write(tmp_path, "a", None)), output=tmp_path / "s.nc", shard=0, shards=2, quiet=True)
     with open_results(det["a"]) as a, open_results(shard) as b:
-        paired, why = compare.pairing(a, b)
+        paired, why = compare.pairing(a, b)  # as they are: not the same runs
+        c = compare.compare(a, b)
     assert not paired and "run indices" in why
+    assert c["paired"] and c["common_runs"] == {"runs_a": 60, "runs_b": 30, "common": 30}
+    assert c["effective_total"]["difference"] == [0.0, 0.0]  # the same scenario, run by run
+    r = invoke("compare", det["a"], shard)
+    assert r.exit_code == 0 and "common runs: A has 60 runs and B 30; the 30 run indices both hold" in r.stdout
+
+
+def test_files_record_their_streams_and_compare_names_what_differs(det, tmp_path):
+    """B changes the stockpile's distribution (same stream: paired) and turns demand.base into a
+    schedule whose first piece keeps the stream of the value it replaces."""
+    text = BASE.format(name="s").replace(
+        "base = 100", 'base = [{ from = "2024-01-01", value = 100 }, { from = "2024-01-10", value = 120 }]')
+    text = text.replace("values = [1000, 1200, 1500]", "values = [1000, 1300, 1500]")
+    p = tmp_path / "s.toml"
+    p.write_text(textwrap.dedent(text))
+    b = runner.run(str(p), output=tmp_path / "s.nc", quiet=True)
+    with open_results(det["a"]) as a, open_results(b) as bb:
+        assert "model:demand" in a.attrs["stream_keys"]
+        assert list(bb["parameter_stream"].values) == ["param:source.stockpile.initial"]
+        c = compare.compare(a, bb)
+    ps = c["parameters"]
+    assert c["paired"]
+    stream = "param:source.stockpile.initial"
+    assert ps["differ"] == [{"parameter": "source.stockpile.initial", "shared_stream": True,
+                             "stream_a": stream, "stream_b": stream}]
+    assert ps["renamed"] == [{"a": "demand.base", "b": "demand.base@2024-01-01", "stream": "param:demand.base",
+                              "same_distribution": True}]
+    assert ps["only_b"] == ["demand.base@2024-01-10"]
+    r = invoke("compare", det["a"], b)
+    assert "parameter source.stockpile.initial differs; same stream (its draws are paired)" in r.stdout
+    assert "parameter demand.base (A) is demand.base@2024-01-01 (B), drawn from the same stream" in r.stdout
+
+
+def test_different_horizons_are_refused_or_compared_on_their_common_window(det, tmp_path):
+    text = BASE.format(name="long").replace("horizon_days = 30", "horizon_days = 40")
+    p = tmp_path / "long.toml"
+    p.write_text(textwrap.dedent(text))
+    long = runner.run(str(p), output=tmp_path / "long.nc", quiet=True)
+    assert_refused(invoke("compare", det["a"], long), "A covers 30 days and B 40 days", "--common-window")
+    r = invoke("compare", det["a"], long, "--common-window", "--format", "json")
+    assert r.exit_code == 0, r.output
+    c = json.loads(r.stdout)
+    assert c["common_window_days"] == 30 and c["paired"] and "effective_total" not in c
+    assert c["first_shortage_day"]["p_same"][0] == 1.0  # the same runs within the 30 days both cover
+    r = invoke("compare", det["a"], long, "--common-window")
+    assert "common window: the first 30 days only" in r.stdout
+    text = BASE.format(name="late").replace('start_date = "2024-01-01"', 'start_date = "2024-02-01"')
+    p.write_text(textwrap.dedent(text))
+    late = runner.run(str(p), output=tmp_path / "late.nc", quiet=True)
+    assert_refused(invoke("compare", det["a"], late, "--common-window"), "A starts on 2024-01-01 and B on 2024-02-01")
+
+
+def test_variant_picks_sweep_variants(det, tmp_path):
+    scn = _write(tmp_path, "a", None)
+    out = tmp_path / "sw.nc"
+    r = invoke("sweep", scn, "--vary", "demand.base=100,150", "-o", out, "-q")
+    assert r.exit_code == 0, r.output
+    r = invoke("compare", out, "--variant", "0,1", "--format", "json")
+    assert r.exit_code == 0, r.output
+    c = json.loads(r.stdout)
+    assert c["variants"] == [0, 1] and c["paired"]
+    assert c["shortage_days"]["difference"][0] > 0  # more demand, earlier and longer shortages
+    r = invoke("compare", det["a"], out, "--variant", "0", "--format", "json")
+    assert r.exit_code == 2 and "is not a sweep file" in r.stderr
+    r = invoke("compare", out, det["a"], "--variant", "0,0", "--format", "json")
+    assert r.exit_code == 2 and "is not a sweep file" in r.stderr
+    r = invoke("compare", out, out, "--variant", "0,5")
+    assert r.exit_code == 2 and "has variants 0..1, not 5" in r.stderr
 
 
 @pytest.fixture(scope="module")

@@ -227,9 +227,10 @@ def test_csv_rows_match_the_json(nk_shards):
     for q, v in s["shortfall_total_percentiles"].items():
         assert float(by[(f"shortfall_total_p{round(float(q) * 100)}", "")]["value"]) == v
     assert float(by[("first_shortage_day_median_if_short", "")]["value"]) == s["first_shortage_day_median_if_short"]
-    # + the median among short runs, 5 shortfall percentiles, the mechanisms' three per-run means, their
-    # five flows per source, and one share per regime
-    n_rows = 2 + 1 + 5 + 1 + 5 + 9 + 3 + (7 + 5) * len(s["sources"]) + len(s["regimes"])
+    # + the median among short runs, 5 shortfall percentiles, the mechanisms' three per-run means, per
+    # source delivered rounds and effective per delivered round, their six flows per source (containers
+    # since schema 3), and one share per regime
+    n_rows = 2 + 1 + 5 + 1 + 5 + 9 + 3 + (7 + 2 + 6) * len(s["sources"]) + len(s["regimes"])
     assert len(rows) == n_rows
     assert float(by[("rationed_days", "")]["value"]) == s["rationed_days"][0]
     assert float(by[("share_of_days", "regime:constant")]["value"]) == 1.0

@@ -27,6 +27,7 @@ import numpy as np
 
 from artysim.analysis.stats import (
     censored_percentiles,
+    delivered,
     effective_sample_size,
     mean_se,
     weighted_mean_se,
@@ -34,13 +35,19 @@ from artysim.analysis.stats import (
     wilson,
 )
 from artysim.analysis.stats import fmt_value as _f
-from artysim.errors import ResultsError
+from artysim.errors import ArtysimError, ResultsError
 from artysim.results import schema
+from artysim.results.schema import parse_stream_table
 
 if TYPE_CHECKING:
     import xarray as xr
 
-COMPARE_VERSION = 1
+COMPARE_VERSION = 2  # 2: streams, common runs, common window, delivered = accepted + rejected
+
+
+class CompareError(ArtysimError):
+    """Files that cannot be compared as asked (one line, exit 2)."""
+
 QS = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 #: per-run outcomes compared, and whether a larger value is better for the army
@@ -68,17 +75,78 @@ def _describe(ds: xr.Dataset) -> dict:
     }
 
 
+def window(a: xr.Dataset, b: xr.Dataset, common_window: bool) -> int | None:
+    """Refuse files of different start dates, and of different horizons unless ``common_window``; then
+    the days both cover (first shortage days beyond it are censored at it). None: same horizon."""
+    sa, sb = str(a.attrs.get("start_date")), str(b.attrs.get("start_date"))
+    if sa != sb:
+        raise CompareError(f"A starts on {sa} and B on {sb}: their days do not line up, so runs cannot be compared "
+                           "(run both scenarios from the same start_date)")
+    ta, tb = int(a.sizes["time"]), int(b.sizes["time"])
+    if ta == tb:
+        return None
+    if not common_window:
+        raise CompareError(f"A covers {ta} days and B {tb} days from {sa}: compare files of the same horizon, or "
+                           f"add --common-window to compare their first {min(ta, tb)} days only")
+    return min(ta, tb)
+
+
+def common_runs(a: xr.Dataset, b: xr.Dataset) -> tuple[xr.Dataset, xr.Dataset, dict | None]:
+    """The runs whose index both files hold (in order), and what was dropped (None: the same runs)."""
+    ra, rb = np.asarray(a["run"].values), np.asarray(b["run"].values)
+    if len(ra) == len(rb) and np.array_equal(ra, rb):
+        return a, b, None
+    both, ia, ib = np.intersect1d(ra, rb, assume_unique=True, return_indices=True)
+    info = {"runs_a": int(len(ra)), "runs_b": int(len(rb)), "common": int(len(both))}
+    if len(both) < 2:
+        return a, b, info
+    return a.isel(run=ia), b.isel(run=ib), info
+
+
+def _streams(ds: xr.Dataset):
+    text = ds.attrs.get("stream_keys")
+    return None if text is None else parse_stream_table(str(text))
+
+
+def parameter_streams(a: xr.Dataset, b: xr.Dataset) -> dict | None:
+    """Which parameters differ between the files and whether each pair draws from one stream (the files'
+    ``stream_keys``); None when a file does not record its streams (written before schema 3)."""
+    sa, sb = _streams(a), _streams(b)
+    if sa is None or sb is None:
+        return None
+    (_, pa), (_, pb) = sa, sb
+    by_key_b = {v[1]: k for k, v in pb.items()}
+    differ, only_a, only_b, renamed = [], [], [], []
+    for path, (stream, key, dist) in pa.items():
+        if path in pb:
+            if pb[path][2] != dist:
+                differ.append({"parameter": path, "shared_stream": pb[path][1] == key, "stream_a": stream,
+                               "stream_b": pb[path][0]})
+        elif key in by_key_b:  # e.g. a value that became a schedule: its first piece keeps the stream
+            other = by_key_b[key]
+            renamed.append({"a": path, "b": other, "stream": stream, "same_distribution": pb[other][2] == dist})
+        else:
+            only_a.append(path)
+    matched_b = {r["b"] for r in renamed}
+    only_b = [p for p in pb if p not in pa and p not in matched_b]
+    return {"differ": differ, "renamed": renamed, "only_a": only_a, "only_b": only_b,
+            "unshared": [d["parameter"] for d in differ if not d["shared_stream"]]}
+
+
 def pairing(a: xr.Dataset, b: xr.Dataset) -> tuple[bool, str]:
-    """Whether run i of A and run i of B share their random numbers, and why (not)."""
+    """Whether run i of A and run i of B share their random numbers, and why (not). Call it on the
+    common runs (``common_runs``) of files of one start date."""
     if str(a.attrs.get("seed")) != str(b.attrs.get("seed")):
         return False, f"different seeds ({a.attrs.get('seed')} vs {b.attrs.get('seed')})"
     if a.sizes["run"] != b.sizes["run"] or not np.array_equal(a["run"].values, b["run"].values):
-        return False, "different run indices"
-    if a.sizes["time"] != b.sizes["time"] or str(a.attrs.get("start_date")) != str(b.attrs.get("start_date")):
-        return False, "different start dates or horizons"
+        return False, "no common run indices"
+    ps = parameter_streams(a, b)
+    if ps is not None and ps["unshared"]:
+        return False, f"the parameters {', '.join(ps['unshared'][:3])} differ and draw from different streams"
     r = a["run"].values
     rng = f"runs {int(r.min())}..{int(r.max())}" if len(r) else "no runs"
-    return True, f"same seed {a.attrs.get('seed')} and {rng}: common random numbers, differences taken run by run"
+    how = "" if ps is not None else " (the files do not record their streams: judged from seed and runs only)"
+    return True, f"same seed {a.attrs.get('seed')} and {rng}: common random numbers, differences taken run by run{how}"
 
 
 def _p_se(k: int, n: int) -> list:
@@ -183,9 +251,9 @@ def _per_run(ds: xr.Dataset, name: str) -> np.ndarray:
 
 
 def _supplied(ds: xr.Dataset) -> dict[str, np.ndarray]:
-    """Rounds each source put at the army's disposal in a run: day-0 stock plus rounds received."""
-    vals = np.asarray(ds["received"].values, dtype=np.float64) + np.asarray(ds["initial_stock"].values,
-                                                                           dtype=np.float64)
+    """Rounds each source delivered in a run (``stats.delivered``: day-0 stock, plus rounds that reached
+    the depots, accepted or rejected on receipt, each counted once)."""
+    vals = delivered(ds)
     return {str(s): vals[:, j] for j, s in enumerate(ds["source"].values)}
 
 
@@ -247,20 +315,32 @@ def _delay(fa: np.ndarray, fb: np.ndarray, horizon: int, w: np.ndarray | None = 
     return out
 
 
-def compare(a: xr.Dataset, b: xr.Dataset) -> dict:
-    """The comparison of B against A as a dict (keys documented in docs/summary-json.md); calibrated
-    files are compared under their weights (module docstring) and the dict's ``calibration`` says how."""
+def compare(a: xr.Dataset, b: xr.Dataset, common_window: bool = False) -> dict:
+    """The comparison of B against A as a dict (keys documented in docs/summary-json.md). Files of
+    different horizons are refused unless ``common_window`` (then only the days both cover are
+    compared: first shortage days, and no totals over the horizon); different run counts are compared on
+    their common runs. Calibrated files are compared under their weights (module docstring) and the
+    dict's ``calibration`` says how."""
     for name, ds in (("A", a), ("B", b)):
         if "variant" in ds.dims:
-            raise ResultsError(f"{name} is a sweep file; compare one variant of it (ds.isel(variant=i))")
+            raise CompareError(f"{name} is a sweep file; pick a variant with --variant I[,J] (ds.isel(variant=i))")
+    win = window(a, b, common_window)
+    desc_a, desc_b = _describe(a), _describe(b)
+    a, b, runs_info = common_runs(a, b)
+    if runs_info is not None and runs_info["common"] < 2:
+        raise CompareError(f"A and B hold {runs_info['common']} common run indices (A {runs_info['runs_a']:,} runs, "
+                           f"B {runs_info['runs_b']:,}): nothing to pair; compare files of overlapping runs")
     paired, why = pairing(a, b)
     for name, ds in (("A", a), ("B", b)):
         schema.require(ds, COMPARE_NEEDS, f"compare (file {name})")
     wa, wb, cal = weights_for(a, b, paired)
-    out: dict = {"compare_version": COMPARE_VERSION, "a": _describe(a), "b": _describe(b),
-                 "paired": paired, "pairing": why}
+    out: dict = {"compare_version": COMPARE_VERSION, "a": desc_a, "b": desc_b,
+                 "paired": paired, "pairing": why, "common_runs": runs_info, "common_window_days": win,
+                 "parameters": parameter_streams(a, b)}
     if cal is not None:
         out["calibration"] = cal
+    if win is not None:
+        a, b = _censor(a, win), _censor(b, win)
     na, nb = int(a.sizes["run"]), int(b.sizes["run"])
     fa, fb = _per_run(a, "first_shortage_day"), _per_run(b, "first_shortage_day")
     sa, sb = ~np.isnan(fa), ~np.isnan(fb)
@@ -279,12 +359,12 @@ def compare(a: xr.Dataset, b: xr.Dataset) -> dict:
         short["difference"] = [pb - pa, math.sqrt(pa * (1 - pa) / _n(sa, wa) + pb * (1 - pb) / _n(sb, wb))]
     out["p_any_shortage"] = short
 
-    T = int(a.sizes["time"])
+    T = win if win is not None else int(a.sizes["time"])
     fsd: dict = {
         "censoring": f"runs never short are censored at the horizon ({T} days): their first shortage day is "
                      f"only known to be >= {T}",
         "percentiles_a": _pct(fa, T, wa),
-        "percentiles_b": _pct(fb, int(b.sizes["time"]), wb),
+        "percentiles_b": _pct(fb, T, wb),
     }
     if paired:
         ea, eb = np.where(sa, fa, np.inf), np.where(sb, fb, np.inf)  # never short = later than any day
@@ -296,6 +376,8 @@ def compare(a: xr.Dataset, b: xr.Dataset) -> dict:
         fsd["delay_where_a_short"] = _delay(fa, fb, T, wa)
     out["first_shortage_day"] = fsd
 
+    if win is not None:  # totals over different horizons measure different things
+        return out
     for name in OUTCOMES:
         xa, xb = _per_run(a, name), _per_run(b, name)
         larger_better = OUTCOMES[name][1]
@@ -351,8 +433,9 @@ def compare(a: xr.Dataset, b: xr.Dataset) -> dict:
         extra_eff = out["effective_total"]["difference"]
     out["effective_per_delivered_shell"] = {
         "value": ratio, "sources": more, "extra_supplied": extra_rec, "extra_effective": extra_eff,
-        "meaning": "extra effective rounds in B per extra round supplied (day-0 stock + received) by the "
-                   "sources that supply more in B",
+        "meaning": "extra effective rounds in B per extra round delivered (day-0 stock + rounds that reached "
+                   "the depots, accepted or rejected on receipt, reworked ones counted once) by the sources that "
+                   "deliver more in B",
     }
     return out
 
@@ -370,6 +453,12 @@ def calibration_text(c: dict) -> str | None:
             f"{cal['effective_sample_size']:,.1f})")
 
 
+def _censor(ds: xr.Dataset, days: int) -> xr.Dataset:
+    """First shortage days on or after ``days`` are beyond the common window (never short in it)."""
+    f = ds["first_shortage_day"]
+    return ds.assign(first_shortage_day=f.where(~(f >= days)))
+
+
 def format_table(c: dict) -> str:
     """Readable text; ± is one Monte Carlo standard error of B − A (paired or Welch)."""
     A, B = c["a"], c["b"]
@@ -378,11 +467,32 @@ def format_table(c: dict) -> str:
         f"seed {B['seed']})",
         ("paired: " if c["paired"] else "NOT paired: ") + c["pairing"]
         + ("" if c["paired"] else "; compared as independent samples (Welch standard errors)"),
-        calibration_text(c),
-        "(± is one Monte Carlo standard error)",
-        "",
     ]
-    lines = [x for x in lines if x is not None]
+    cr = c.get("common_runs")
+    if cr is not None:
+        lines.append(f"common runs: A has {cr['runs_a']:,} runs and B {cr['runs_b']:,}; the {cr['common']:,} run "
+                     "indices both hold are compared")
+    if c.get("common_window_days") is not None:
+        lines.append(f"common window: the first {c['common_window_days']} days only (the horizons differ); totals "
+                     "over the horizon are not compared")
+    ps = c.get("parameters")
+    if ps is not None:
+        for d in ps["differ"]:
+            lines.append(f"parameter {d['parameter']} differs; " + ("same stream (its draws are paired)"
+                         if d["shared_stream"] else "different streams (its draws are not paired)"))
+        for r in ps["renamed"]:
+            lines.append(f"parameter {r['a']} (A) is {r['b']} (B), drawn from the same stream"
+                         + ("" if r["same_distribution"] else "; its distribution differs"))
+        for side in ("a", "b"):
+            if ps[f"only_{side}"]:
+                lines.append(f"only in {side.upper()}: {', '.join(ps[f'only_{side}'][:6])}"
+                             + (" ..." if len(ps[f"only_{side}"]) > 6 else ""))
+    else:
+        lines.append("(the files do not record their random streams: pairing judged from seed and runs only)")
+    cal_line = calibration_text(c)
+    if cal_line is not None:
+        lines.append(cal_line)
+    lines += ["(± is one Monte Carlo standard error)", ""]
     p = c["p_any_shortage"]
     lines.append(f"P(any shortage day)   A {_f(p['a'][0], p['a'][1], 4)}   B {_f(p['b'][0], p['b'][1], 4)}   "
                  f"B − A {_f(p['difference'][0], p['difference'][1], 4, sign=True)}")
@@ -416,6 +526,8 @@ def format_table(c: dict) -> str:
                              "their delay is only known to be ≥ horizon − A's day; a-b is a percentile's range, "
                              "≥ a lower bound)")
     lines.append(f"  ({f['censoring']})")
+    if c.get("common_window_days") is not None:
+        return "\n".join(lines)
     lines.append("")
     head = f"{'per run':<20}{'A':>22}{'B':>22}{'B − A':>24}{'P(B better)':>14}"
     if c["paired"]:
@@ -436,6 +548,6 @@ def format_table(c: dict) -> str:
     if e["sources"]:
         r, se = e["value"]
         lines += ["", f"effective rounds per delivered shell ({', '.join(e['sources'])}): {_f(r, se, 3)}"
-                      f"   (extra effective {_f(e['extra_effective'][0])} / extra rounds supplied "
+                      f"   (extra effective {_f(e['extra_effective'][0])} / extra rounds delivered "
                       f"{_f(e['extra_supplied'][0])} per run)"]
     return "\n".join(lines)

@@ -502,6 +502,8 @@ def build(paths: list[str | Path], *, title: str | None = None) -> str:
                 continue
             try:
                 ctx.comparisons.append((k, jsonable(compare.compare(items[0].ds, it.ds))))
+            except compare.CompareError:
+                continue  # other start dates or horizons: their runs do not line up (no comparison)
             except ResultsError as e:  # e.g. two files calibrated with different weights cannot pair
                 ctx.not_compared.append((k, str(e)))
         return _page(ctx, title)

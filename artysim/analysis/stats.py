@@ -250,3 +250,20 @@ def jsonable(x):
     if isinstance(x, float) and not math.isfinite(x):
         return None
     return x
+
+
+def delivered(ds) -> np.ndarray:
+    """Rounds each source delivered in each run (runs x sources): its day-0 stock plus the rounds that
+    reached the depots, accepted or rejected on receipt, each counted once (rounds back from rework
+    are in ``received`` already, so they are taken out). The one denominator of "effective rounds per
+    delivered shell" (compare, summary, README). ``ds``: a results dataset or a dict of per-run arrays."""
+    names = ds.variables if hasattr(ds, "variables") else ds
+
+    def get(k):
+        return np.asarray(getattr(ds[k], "values", ds[k]), dtype=np.float64)
+
+    out = get("initial_stock") + get("received")
+    for name, sign in (("rejected", 1.0), ("reworked", -1.0)):
+        if name in names:  # schema 1 files have neither
+            out = out + sign * get(name)
+    return out

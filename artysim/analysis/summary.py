@@ -13,6 +13,7 @@ from artysim.analysis.stats import (
     Moments,
     censored_percentile_ci,
     censored_percentiles,
+    delivered,
     effective_sample_size,
     fmt_value,
     jsonable,
@@ -34,7 +35,7 @@ SUMMARY_VERSION = 1  # bump when a key of the summary dict changes meaning (docs
 
 #: per-run and per-source outputs of the optional mechanisms (schema 2); null in older files
 MECHANISM_RUN_VARS = ("rationed_days", "depot_strikes", "refire_asked_total")
-MECHANISM_SOURCE_VARS = ("refurbished", "lost", "rejected", "reworked", "refired")
+MECHANISM_SOURCE_VARS = ("refurbished", "lost", "rejected", "reworked", "refired", "containers")
 
 
 def weights_of(ds: xr.Dataset) -> np.ndarray | None:
@@ -155,16 +156,19 @@ def summarize(ds: xr.Dataset) -> dict:
                "stock_min"] + [v for v in MECHANISM_RUN_VARS if v in ds.variables]
     per_src = ["initial_stock", "received", "fired_by_source", "duds", "effective_by_source"] + [
         v for v in MECHANISM_SOURCE_VARS if v in ds.variables]
-    mom = Moments(len(per_run) + len(per_src) * ns)
+    mom = Moments(len(per_run) + (len(per_src) + 1) * ns)
     for i0 in range(0, n, BLOCK):  # bounded memory whatever the run count
         i1 = min(n, i0 + BLOCK)
         cols = [ds[v][i0:i1].values.astype(np.float64) for v in per_run]
+        blocks = {}
         for v in per_src:
-            block = ds[v][i0:i1, :].values.astype(np.float64)
+            blocks[v] = block = ds[v][i0:i1, :].values.astype(np.float64)
             cols += [block[:, j] for j in range(ns)]
+        deliv = delivered(blocks)  # the one definition of a delivered shell
+        cols += [deliv[:, j] for j in range(ns)]
         mom.add(np.column_stack(cols), None if w is None else w[i0:i1])
     col = {v: k for k, v in enumerate(per_run)}
-    for a, v in enumerate(per_src):
+    for a, v in enumerate(per_src + ["delivered"]):
         for j in range(ns):
             col[(v, j)] = len(per_run) + a * ns + j
     D, F, E = col["demand_total"], col["fired_total"], col["effective_total"]
@@ -180,6 +184,8 @@ def summarize(ds: xr.Dataset) -> dict:
             "effective": mom.mean_se(col[("effective_by_source", j)]),
             "dud_fraction": mom.ratio(col[("duds", j)], col[("fired_by_source", j)]),
             "share_of_effective": mom.ratio(col[("effective_by_source", j)], E),
+            "delivered": mom.mean_se(col[("delivered", j)]),
+            "effective_per_delivered": mom.ratio(col[("effective_by_source", j)], col[("delivered", j)]),
         })
         for v in MECHANISM_SOURCE_VARS:  # files from before these mechanisms: null
             sources[-1][v] = mom.mean_se(col[(v, j)]) if (v, j) in col else None
@@ -299,6 +305,11 @@ def format_table(s: dict) -> str:
         for c in s["components"]:
             lines.append(f"{c['name']:<24}{fmt_value(*c['produced']):>22}{fmt_value(*c['final']):>22}"
                          f"{fmt_value(*c['bound_days'], digits=1):>18}{c['share_of_days_bound'][0]:>8.3f}")
+    imports = [src for src in s["sources"] if src["kind"] == "import" and src.get("effective_per_delivered")
+               and src["delivered"][0] > 0]
+    for src in imports:  # delivered: accepted or rejected on receipt, each round once (stats.delivered)
+        lines.append(f"effective rounds per delivered {src['name']} shell: "
+                     f"{fmt_value(*src['effective_per_delivered'], digits=3)}")
     if "missing_runs" in s:  # and again at the end, beside the numbers
         lines += ["", f"partial: {s['missing_runs']} are missing and not counted"]
     return "\n".join(x for x in lines if x is not None)
@@ -343,7 +354,8 @@ _UNITS = {
     "depot_strikes": "strikes", "refurbished": "rounds", "lost": "rounds", "rejected": "rounds",
     "reworked": "rounds", "share_of_days": "fraction", "refire_asked_total": "rounds", "refired": "rounds",
     "component_produced": "units", "component_final": "units", "component_bound_days": "days",
-    "component_share_of_days_bound": "fraction",
+    "component_share_of_days_bound": "fraction", "containers": "containers", "delivered": "rounds",
+    "effective_per_delivered": "fraction",
 }
 
 
@@ -388,7 +400,7 @@ def csv_rows(s: dict) -> list[tuple]:
             rows.append((key, "", m, se, m - Z95 * se, m + Z95 * se, _UNITS[key]))
     for src in s["sources"]:
         for key in ("initial", "received", "fired", "duds", "effective", "dud_fraction", "share_of_effective",
-                    *MECHANISM_SOURCE_VARS):
+                    "delivered", "effective_per_delivered", *MECHANISM_SOURCE_VARS):
             if src.get(key) is None:
                 continue
             m, se = src[key]

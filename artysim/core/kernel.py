@@ -19,7 +19,9 @@ runs the phases ``_schedule_changes``, ``_arrivals`` (``_produce`` with ``_disru
 ``_assemble`` from component lines; ``_ship``
 with ``_dispatch`` and ``_receive``; ``_refurbish``), ``_losses``, ``_regime_step``, ``_demand``,
 ``_issue``, ``_effect``, ``_account`` and ``_observe``, and ``_write_outputs`` (with
-``_write_observed``) ends the block. The phases are
+``_write_observed``) ends the block. Draws whose number varies (a lot's Beta dud rate, a shipment's
+containers) come from a stream of their own, keyed by the source and the shipment's index
+(``_shipment_stream``), so they never shift another quantity's numbers. The phases are
 inlined by numba (``inline="always"``), so the compiled loop is the single function it was; each
 helper's docstring names the state it writes.
 """
@@ -43,6 +45,7 @@ from artysim.core.layout import (
     CR_INITIAL,
     DAYS_PER_MONTH,
     DAYS_PER_YEAR,
+    E_CONTAINERS,
     E_CUT,
     E_DIS_DAYS,
     E_TRANSIT,
@@ -82,6 +85,7 @@ from artysim.core.layout import (
     OM_FLOW,
     OM_STOCK_END,
     OM_STOCK_SUM,
+    P_CONTAINERS,
     P_DISPATCHED,
     P_DISRUPTIONS,
     P_DUDS,
@@ -111,6 +115,7 @@ from artysim.core.layout import (
     R_REJECT,
     R_REWORK_DAYS,
     R_REWORK_YIELD,
+    R_RPC,
     R_SERVICEABLE,
     R_START,
     SCHED_DEMAND,
@@ -129,6 +134,7 @@ from artysim.core.rng import (
     poisson_known,
     sample_coded,
     seed_stream,
+    stream_key,
     uniform,
 )
 
@@ -378,6 +384,62 @@ def _setup_sources(m, inp, st, blk, nb):
             _setup_import(m, inp, st, s, blk, nb)
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _setup_keyed(m, inp, st, blk, nb):
+    """The keyed per-shipment streams of runs ``blk .. blk + nb - 1``: base keys, run indices, shipment
+    counters, rounds per container; empties the container ring. Writes keyed.* (no random draws)."""
+    kd = st.keyed
+    params, keys, mech = inp.params, inp.keys, st.mech
+    for s in range(m.kinds.shape[0]):
+        kd.lot_key[s] = keys[mech.k_lots[s]]
+        kd.cont_key[s] = keys[mech.k_containers[s]]
+        c_rpc = m.roles[s, R_RPC]
+        for b in range(nb):
+            kd.nship[s, b] = 0
+            kd.rpc[s, b] = params[blk + b, c_rpc] if c_rpc >= 0 else 0.0
+            for j in range(kd.pend_c.shape[2]):
+                kd.pend_c[s, b, j] = 0
+    for b in range(nb):
+        kd.run[b] = np.uint64(inp.run0 + blk + b)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _shipment_stream(st, k, s, b, base):
+    """Seed column b of stream row k (scratch) as the stream of source s's current shipment under
+    ``base``: keyed by (base, shipment index) and the run, so its numbers depend on nothing drawn before."""
+    seed_stream(st.x.SS[k], b, stream_key(base, np.uint64(st.keyed.nship[s, b])), st.keyed.run[b])
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _lot_dud_rate(st, s, b, qm, conc):
+    """The dud rate of source s's current lot: Beta(q c, (1 - q) c) from the lot's own keyed stream."""
+    k = st.mech.k_lots[s]
+    _shipment_stream(st, k, s, b, st.keyed.lot_key[s])
+    return beta(st.x.SS[k], st.x.G, b, qm * conc, (1.0 - qm) * conc)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _container_shipment(m, st, s, b):
+    """Containers of source s's current shipment (rounded, >= 0) from its own keyed stream, and its
+    rounds: containers x the run's rounds per container, rounded to whole rounds."""
+    k = st.mech.k_containers[s]
+    _shipment_stream(st, k, s, b, st.keyed.cont_key[s])
+    row = m.erows[s, E_CONTAINERS]
+    c = max(math.floor(_draw(st.x.SS[k], st.x.G, b, row, m.dcode, m.dpar, m.ddv, m.ddc) + 0.5), 0.0)
+    return c, math.floor(c * st.keyed.rpc[s, b] + 0.5)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _receive_containers(st, s, nb, t):
+    """Import s by the container: the containers due today (ring slot t mod ring) are received.
+    Writes src.ps[s, P_CONTAINERS]; empties keyed.pend_c at the slot."""
+    pend_c, ps = st.keyed.pend_c, st.src.ps
+    slot = t % pend_c.shape[2]
+    for b in range(nb):
+        ps[s, P_CONTAINERS, b] += pend_c[s, b, slot]
+        pend_c[s, b, slot] = 0
+
+
 # ---- the phases of a day, all runs of the block in step
 @numba.njit(cache=True, error_model="numpy", inline="always")
 def _schedule_changes(m, inp, st, blk, nb, t):
@@ -523,6 +585,7 @@ def _dispatch(m, st, s, nb, t):
     start, lam, elam, remaining, lotc = im.start, im.lam, im.elam, im.remaining, im.lotc
     pend, pend_dm = im.pend, im.pend_dm
     sq, ps = st.src.sq, st.src.ps
+    has_cont, nship, rpc, pend_c = st.mech.has_cont[s], st.keyed.nship, st.keyed.rpc, st.keyed.pend_c
     L = pend.shape[2]
     for b in range(nb):
         u[b] = uniform(S, b)
@@ -536,20 +599,29 @@ def _dispatch(m, st, s, nb, t):
         for _ in range(n):
             if remaining[s, b] <= 0.0:
                 break
-            size = math.floor(_draw(S, G, b, row_size, dcode, dpar, ddv, ddc) + 0.5)
+            if has_cont:  # containers x loading, from the shipment's own keyed stream
+                ncont, size = _container_shipment(m, st, s, b)
+            else:
+                ncont = 0.0
+                size = math.floor(_draw(S, G, b, row_size, dcode, dpar, ddv, ddc) + 0.5)
+            if has_cont and size > remaining[s, b]:  # the last, partial shipment: the containers it fills
+                ncont = math.ceil(remaining[s, b] / rpc[s, b]) if rpc[s, b] > 0.0 else 0.0
             size = min(max(size, 0.0), remaining[s, b])
             remaining[s, b] -= size
             tr = math.floor(_draw(S, G, b, row_transit, dcode, dpar, ddv, ddc) + 0.5)
             tr = max(tr, 0.0)
             qm = sq[s, b]
             if lotc[s, b] > 0.0 and 0.0 < qm < 1.0:
-                qm = beta(S, G, b, qm * lotc[s, b], (1.0 - qm) * lotc[s, b])
+                qm = _lot_dud_rate(st, s, b, qm, lotc[s, b])
+            nship[s, b] += 1
             isize = int(size)
             ps[s, P_DISPATCHED, b] += isize
             if t + tr < T:
                 j = (t + int(tr)) % L
                 pend[s, b, j] += isize
                 pend_dm[s, b, j] += size * qm
+                if has_cont:
+                    pend_c[s, b, j] += int(ncont)
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -559,7 +631,7 @@ def _receive(m, st, s, nb, t):
     later; today's returns from rework are added. Writes src.stock, q, lq (through _add_rounds),
     ps[s, P_RECEIVED / P_REJECTED / P_REWORKED]; empties imp.pend, pend_dm, rew, rew_dm at the slot.
     Each run's draws do not depend on other runs, so all runs dispatch before any receives."""
-    SE, T = st.x.SS[st.mech.k_events[s]], m.horizon
+    SE, SW, T = st.x.SS[st.mech.k_events[s]], st.x.SS[st.mech.k_rework[s]], m.horizon
     has_reject, has_rework = st.mech.has_reject[s], st.mech.has_rework[s]
     im = st.imp
     pend, pend_dm, rew, rew_dm = im.pend, im.pend_dm, im.rew, im.rew_dm
@@ -575,7 +647,7 @@ def _receive(m, st, s, nb, t):
             if rej > 0:
                 ps[s, P_REJECTED, b] += rej
                 if has_rework:
-                    back = binomial(SE, b, rej, ryield[s, b])
+                    back = binomial(SW, b, rej, ryield[s, b])  # its own stream: the yield never moves a rejection
                     if back > 0 and t + rdays[s, b] < T:
                         j = (t + rdays[s, b]) % LW
                         rew[s, b, j] += back
@@ -626,6 +698,8 @@ def _arrivals(m, st, nb, t):
             _produce(m, st, s, nb, t)
         elif kd == KIND_IMPORT:
             _dispatch(m, st, s, nb, t)
+            if st.mech.has_cont[s]:
+                _receive_containers(st, s, nb, t)
             _receive(m, st, s, nb, t)
         elif has_legacy[s]:
             _refurbish(m, st, s, nb)
@@ -761,7 +835,7 @@ def _effect(m, st, daily, tid, nb, t):
     """Phase 5: each source's fired rounds leave its stock; binomial duds at the stock's mean dud
     probability, then binomial misses among the rest (effect stream). Writes src.stock, ps[:, P_FIRED
     / P_DUDS / P_EFFECTIVE], fire.eff (B,), and adds to daily.src_sums[tid, t] (2, NS)."""
-    SS, k_effect, has_acc, logf = st.x.SS, st.mech.k_effect, st.mech.has_acc, m.logf
+    SS, k_effect, k_hits, has_acc, logf = st.x.SS, st.mech.k_effect, st.mech.k_hits, st.mech.has_acc, m.logf
     duds, hits, misses, work, rest = st.x.duds, st.x.hits, st.x.misses, st.x.work, st.x.rest
     c = st.src
     stock, q, lq, acc, lacc, ps, fs = c.stock, c.q, c.lq, c.acc, c.lacc, c.ps, c.fs
@@ -781,8 +855,8 @@ def _effect(m, st, daily, tid, nb, t):
             ps[s, P_DUDS, b] += duds[b]
             hits[b] = f - duds[b]
             day_f += f
-        if has_acc[s]:
-            binomial_block(S, nb, hits, acc[s], lacc[s], misses, work, rest, logf)
+        if has_acc[s]:  # the misses' own stream: accuracy never moves a dud draw
+            binomial_block(SS[k_hits[s]], nb, hits, acc[s], lacc[s], misses, work, rest, logf)
             for b in range(nb):
                 hits[b] = misses[b]
         day_e = 0
@@ -1125,6 +1199,7 @@ def simulate_chunk(m, inp, out, daily, st, tid, r_lo, r_hi):
         _setup_sources(m, inp, st, blk, nb)
         if has_refire:
             _setup_refire(m, inp, st, blk, nb)
+        _setup_keyed(m, inp, st, blk, nb)
         for t in range(T):
             _schedule_changes(m, inp, st, blk, nb, t)
             _arrivals(m, st, nb, t)

@@ -31,7 +31,8 @@ R_DIS_RATE = 12  # production: disruption events per year
 R_REJECT = 13  # import: fraction rejected on receipt
 R_REWORK_DAYS = 14  # import: days a rejected lot spends in rework
 R_REWORK_YIELD = 15  # import: fraction of reworked rounds that return usable
-N_ROLES = 16
+R_RPC = 16  # import by the container: rounds per container (drawn once per run)
+N_ROLES = 17
 
 # columns of the global role vector
 GR_DCV = 0
@@ -47,7 +48,8 @@ N_GROLES = 7
 E_TRANSIT = 0
 E_CUT = 1
 E_DIS_DAYS = 2
-N_EROWS = 3
+E_CONTAINERS = 3  # import by the container: containers per shipment
+N_EROWS = 4
 
 KD = 8  # disruption slots per run and source (more overlapping events merge into the soonest-ending)
 
@@ -89,7 +91,8 @@ P_REJECTED = 9  # imports: rejected on receipt
 P_REWORKED = 10  # imports: rejected rounds back from rework (also counted in received)
 P_DISRUPTIONS = 11  # production: disruption events
 P_REFIRED = 12  # re-fire: rounds fired again after failures (also counted in P_FIRED)
-N_PER_SOURCE = 13
+P_CONTAINERS = 13  # imports by the container: containers received
+N_PER_SOURCE = 14
 
 # per-run, per-component outputs (production sources with ``components``)
 C_INITIAL = 0  # inventory on day 0
@@ -162,13 +165,33 @@ def stream_refire(s: int, n_sources: int) -> int:
     return 3 + 3 * n_sources + s
 
 
+def stream_hits(s: int, n_sources: int) -> int:
+    """Misses among source s's non-dud rounds (apart from the duds, so accuracy never moves them)."""
+    return 3 + 4 * n_sources + s
+
+
+def stream_lots(s: int, n_sources: int) -> int:
+    """Base key of source s's lot dud rates: lot k draws from its own stream keyed by (key, k)."""
+    return 3 + 5 * n_sources + s
+
+
+def stream_containers(s: int, n_sources: int) -> int:
+    """Base key of source s's containers per shipment: shipment k has its own stream keyed by (key, k)."""
+    return 3 + 6 * n_sources + s
+
+
+def stream_rework(s: int, n_sources: int) -> int:
+    """Rejected rounds of source s that come back from rework (apart from the rejection draws)."""
+    return 3 + 7 * n_sources + s
+
+
 def stream_component(c: int, n_sources: int) -> int:
     """Noise of component line c (drawn only by a production source with ``components``)."""
-    return 3 + 4 * n_sources + c
+    return 3 + 8 * n_sources + c
 
 
 def n_streams(n_sources: int, n_components: int = 0) -> int:
-    return 3 + 4 * n_sources + n_components
+    return 3 + 8 * n_sources + n_components
 
 
 def path_domain(name: str) -> int:
@@ -181,7 +204,26 @@ def stream_names(sources: list[str], components: list[str] = ()) -> list[str]:
     ``components`` as ``source.component``, each line's noise on its own stream."""
     return (["model:demand"] + [f"model:arrivals.{n}" for n in sources] + [f"model:effect.{n}" for n in sources]
             + [f"model:events.{n}" for n in sources] + ["model:regime", "model:strikes"]
-            + [f"model:refire.{n}" for n in sources] + [f"model:component.{n}" for n in components])
+            + [f"model:refire.{n}" for n in sources] + [f"model:hits.{n}" for n in sources]
+            + [f"model:lots.{n}" for n in sources] + [f"model:containers.{n}" for n in sources]
+            + [f"model:rework.{n}" for n in sources] + [f"model:component.{n}" for n in components])
+
+
+_MASK = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _splitmix64(x: int) -> int:
+    z = (x + _GOLDEN) & _MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return z ^ (z >> 31)
+
+
+def key_of(seed: int, name: str) -> int:
+    """The 64-bit key of stream ``name`` under ``seed``, in pure Python (equal to ``rng.stream_key``
+    of its domain; results files record these keys so that ``compare`` can judge pairing without numba)."""
+    return _splitmix64(_splitmix64(seed & _MASK) ^ ((path_domain(name) * _GOLDEN) & _MASK))
 
 
 # ---- rows of the schedule tables: demand.base, then each source's rate (production annual, import

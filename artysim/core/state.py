@@ -14,6 +14,7 @@ import numpy as np
 from artysim.core import layout
 from artysim.core.layout import (
     BLOCK,
+    E_CONTAINERS,
     GR_REFIRE,
     GR_RESERVE,
     GR_STRIKE_RATE,
@@ -46,6 +47,9 @@ Mechanisms = namedtuple("Mechanisms", [
     "has_comp",  # bool (NS,): a production source assembled from component lines
     "comp_lo", "comp_hi",  # int64 (NS,): its component lines comp_lo .. comp_hi - 1
     "k_comp",  # int64 (NC or 1,): each component line's noise stream
+    "k_hits", "k_lots", "k_containers",  # int64 (NS,): misses stream; base keys of lot and container streams
+    "has_cont", "any_cont",  # bool (NS,), bool: imports by the container
+    "k_rework",  # int64 (NS,): the stream of rework yields (apart from rejection)
 ])
 #: Random streams and scratch: SS (NK, 4, B) stream states; G (B,) each run's spare normal; noise (B,)
 #: a day's lognormal factors; work (3, B), rest (B,) sampler scratch; duds, hits, misses (B,) and bins
@@ -84,8 +88,12 @@ Regimes = namedtuple("Regimes", ["rmult", "rleave", "reg", "preg"])
 Components = namedtuple("Components", ["inv", "rate0", "slope", "smu", "ssig", "init", "made", "bound", "fac"])
 #: Observations: obs (NO or 1, 2, B) int64, each observation's window sum so far (and, for a share of
 #: fire, all rounds fired in the window).
+#: Keyed per-shipment streams (lot dud rates, containers): lot_key, cont_key (NS,) the base keys; run (B,)
+#: each run's global index; nship (NS, B) shipments so far (the lot index); rpc (NS, B) rounds per
+#: container; pend_c (NS, B, ring or 1) containers arriving on each ring day.
+Keyed = namedtuple("Keyed", ["lot_key", "cont_key", "run", "nship", "rpc", "pend_c"])
 BlockState = namedtuple("BlockState", ["mech", "x", "src", "plant", "imp", "refurb", "fire", "regs", "obs",
-                                       "comp"])
+                                       "comp", "keyed"])
 
 
 def mechanisms(m) -> Mechanisms:
@@ -103,7 +111,17 @@ def mechanisms(m) -> Mechanisms:
     k_refire = np.zeros(NS, dtype=np.int64)
     r_rate = np.zeros(NS, dtype=np.int64)
     r_size = np.zeros(NS, dtype=np.int64)
+    k_hits = np.zeros(NS, dtype=np.int64)
+    k_lots = np.zeros(NS, dtype=np.int64)
+    k_containers = np.zeros(NS, dtype=np.int64)
+    has_cont = np.zeros(NS, dtype=np.bool_)
+    k_rework = np.zeros(NS, dtype=np.int64)
     for s in range(NS):
+        k_rework[s] = layout.stream_rework(s, NS)
+        k_hits[s] = layout.stream_hits(s, NS)
+        k_lots[s] = layout.stream_lots(s, NS)
+        k_containers[s] = layout.stream_containers(s, NS)
+        has_cont[s] = m.erows[s, E_CONTAINERS] >= 0
         has_acc[s] = roles[s, R_ACCURACY] >= 0
         has_legacy[s] = roles[s, R_LEGACY] >= 0
         has_dis[s] = roles[s, R_DIS_RATE] >= 0
@@ -134,6 +152,9 @@ def mechanisms(m) -> Mechanisms:
         use[k_arrivals[s]] = m.kinds[s] != KIND_STOCKPILE and not has_comp[s]
         use[k_effect[s]] = True
         use[k_events[s]] = has_legacy[s] or has_dis[s] or has_reject[s]
+        use[k_hits[s]] = has_acc[s]
+        use[k_rework[s]] = has_rework[s]
+        # lots and containers: base keys only; each shipment's stream is seeded when it ships (_dispatch)
     use[layout.stream_regime(NS)] = has_regimes
     use[layout.stream_strikes(NS)] = has_strikes
     has_refire = m.groles[GR_REFIRE] >= 0
@@ -145,7 +166,8 @@ def mechanisms(m) -> Mechanisms:
                       m.groles[GR_RESERVE] >= 0, has_strikes, has_regimes, use,
                       layout.stream_demand(), layout.stream_regime(NS), layout.stream_strikes(NS),
                       k_arrivals, k_effect, k_events, r_rate, r_size, has_refire, k_refire,
-                      has_comp, comp_lo, comp_hi, k_comp)
+                      has_comp, comp_lo, comp_hi, k_comp, k_hits, k_lots, k_containers, has_cont, has_cont.any(),
+                      k_rework)
 
 
 def allocate(m) -> BlockState:
@@ -186,4 +208,7 @@ def allocate(m) -> BlockState:
     comp = Components(np.zeros((NCU, B), dtype=np.int64), np.zeros((NCU, B)), np.zeros((NCU, B)),
                       np.zeros((NCU, B)), np.zeros((NCU, B)), np.zeros((NCU, B), dtype=np.int64),
                       np.zeros((NCU, B), dtype=np.int64), np.zeros((NCU, B), dtype=np.int64), np.ones(B))
-    return BlockState(mech, x, src, plant, imp, refurb, fire, regs, obs, comp)
+    LC = L if mech.any_cont else 1
+    keyed = Keyed(np.zeros(NS, dtype=np.uint64), np.zeros(NS, dtype=np.uint64), np.zeros(B, dtype=np.uint64),
+                  np.zeros((NS, B), dtype=np.int64), np.zeros((NS, B)), np.zeros((NS, B, LC), dtype=np.int64))
+    return BlockState(mech, x, src, plant, imp, refurb, fire, regs, obs, comp, keyed)

@@ -20,6 +20,7 @@ import numpy as np
 
 from artysim.core import bins, layout
 from artysim.errors import ArtysimError
+from artysim.model.scenario import Containers
 from artysim.results import schema
 from artysim.results.memory import available_memory, cgroup_room  # noqa: F401 (re-exported: one probe)
 
@@ -237,7 +238,11 @@ def magnitudes(model) -> dict:
         else:
             lam = _hi(src.shipments_per_month) / (365.0 / 12.0)
             ships_day = lam + 10 * math.sqrt(lam) + 10
-            day = ships_day * _hi(src.shipment_size)
+            size = src.shipment_size
+            if isinstance(size, Containers):  # the largest shipment: most containers at the heaviest loading
+                day = ships_day * _hi(size.containers) * _hi(size.rounds_per_container)
+            else:
+                day = ships_day * _hi(size)
             cap = _hi(src.available) if src.available is not None else math.inf
             arrivals_day = max(arrivals_day, min(day, cap))
             stock += min(day * T, cap)

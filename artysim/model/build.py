@@ -13,7 +13,7 @@ from scipy import special
 from artysim.core import contract, layout
 from artysim.errors import ScenarioError
 from artysim.model.distributions import Fixed, kernel_arrays
-from artysim.model.scenario import Import, Production, Scenario, Stockpile, is_schedule
+from artysim.model.scenario import Containers, Import, Production, Scenario, Stockpile, is_schedule
 
 #: (field, role, unit) of the per-run parameters of each source kind, in role order; scheduled rates
 #: (production ``annual``, import ``shipments_per_month``) are handled apart, as schedules
@@ -43,6 +43,12 @@ class Param:
     path: str
     dist: object  # a distributions._Dist
     unit: str
+    stream: str = ""  # the path its uniform is keyed by, when not its own (a schedule's first piece)
+
+    @property
+    def stream_name(self) -> str:
+        """Name of the stream this parameter draws from (``layout.key_of`` gives its key)."""
+        return "param:" + (self.stream or self.path)
 
 
 @dataclass
@@ -138,11 +144,14 @@ class Model:
         cols = self.sampled
         u = np.empty((n, len(cols)))
         for j, i in enumerate(cols):
-            domain = np.uint64(layout.path_domain("param:" + self.params[i].path))
+            domain = np.uint64(layout.path_domain(self.params[i].stream_name))
             u[:, j] = rng.stream_uniforms(np.uint64(seed), domain, run0, n, 1)[:, 0]
-        if len(self.corr_cols):
-            z = special.ndtri(u[:, self.corr_cols]) @ self.corr_factor.T
-            u[:, self.corr_cols] = special.ndtr(z)
+        # each group of parameters linked by correlations on its own (the factor is block diagonal):
+        # a correlation added or removed in one group never changes another group's numbers
+        for block in _blocks(self.corr_factor):
+            cols = self.corr_cols[block]
+            z = special.ndtri(u[:, cols]) @ self.corr_factor[np.ix_(block, block)].T
+            u[:, cols] = special.ndtr(z)
         return u
 
     def sample(self, seed: int, run0: int, n: int) -> np.ndarray:
@@ -158,6 +167,10 @@ class Model:
                 raise ScenarioError(f"{self.params[i].path}: its distribution gave a value that is not a finite "
                                     "number for some run; use less extreme parameters")
         return out
+
+    def stream_names(self) -> list[str]:
+        """Names of the model's streams, in kernel order (``layout.stream_names``)."""
+        return layout.stream_names([s.name for s in self.scenario.source])
 
     def stream_keys(self, seed: int) -> np.ndarray:
         """Keys of the model's streams, keyed by name: demand; each source's arrivals, effect (duds
@@ -178,8 +191,8 @@ class _Builder:
         self.params: list[Param] = []
         self.rows: list[tuple] = []
 
-    def param(self, path: str, d, unit: str) -> int:
-        self.params.append(Param(path, d, unit))
+    def param(self, path: str, d, unit: str, stream: str = "") -> int:
+        self.params.append(Param(path, d, unit, stream))
         return len(self.params) - 1
 
     def row(self, d) -> int:
@@ -192,10 +205,12 @@ class _Builder:
             return [(0, self.row(v) if as_row else self.param(path, v, unit))]
         start = self.scn.start_date
         out = []
-        for piece in v:
+        for k, piece in enumerate(v):
             day = max(0, (piece.from_ - start).days)
+            # the first piece keeps the stream of the single value it replaces: a schedule that starts
+            # with the old value pairs run by run with the file without the schedule
             ref = self.row(piece.value) if as_row else self.param(f"{path}@{piece.from_.isoformat()}",
-                                                                  piece.value, unit)
+                                                                  piece.value, unit, path if k == 0 else "")
             out.append((day, ref))
         return out
 
@@ -308,7 +323,11 @@ def build(scn: Scenario) -> Model:
                 else:
                     continue
             roles[s, role] = bld.param(f"{pre}.{fname}", d, unit)
-        if isinstance(src, Import):
+        if isinstance(src, Import) and isinstance(src.shipment_size, Containers):
+            _containers(bld, roles, erows, s, pre, src.shipment_size)
+            size_scheds.append([(0, erows[s, layout.E_CONTAINERS])])  # unused: the kernel sizes by container
+            erows[s, layout.E_TRANSIT] = bld.row(src.transit_days)
+        elif isinstance(src, Import):
             size_scheds.append(bld.schedule(f"{pre}.shipment_size", src.shipment_size, "1", as_row=True))
             erows[s, layout.E_TRANSIT] = bld.row(src.transit_days)
         else:
@@ -379,6 +398,13 @@ def _observation_rows(scn: Scenario) -> np.ndarray:
     return rows
 
 
+def _containers(bld: _Builder, roles: np.ndarray, erows: np.ndarray, s: int, pre: str, c: Containers) -> None:
+    """An import by the container: rounds per container, a per-run parameter (sampled when uncertain,
+    so it appears in ``parameters``); containers per shipment, drawn in the kernel on a keyed stream."""
+    roles[s, layout.R_RPC] = bld.param(f"{pre}.shipment_size.rounds_per_container", c.rounds_per_container, "1")
+    erows[s, layout.E_CONTAINERS] = bld.row(c.containers)
+
+
 def _schedule_tables(scheds: list[list[tuple[int, int]]], T: int):
     """Rows of (column per piece), the piece of each day, and the days on which any piece starts."""
     pmax = max(len(x) for x in scheds)
@@ -430,14 +456,37 @@ def _copula(scn: Scenario, params: list[Param]):
                                 f"correlation[{seen[key]}]")
         seen[key] = k
         C[i, j] = C[j, i] = 2.0 * np.sin(np.pi * rho / 6.0)
-    w, V = np.linalg.eigh(C)
-    if w.min() < -1e-10:
-        raise ScenarioError(
-            f"correlation: the requested rank correlations cannot hold together (their matrix is not positive "
-            f"semi-definite: smallest eigenvalue {w.min():.3g}); weaken some of them")
-    factor = V * np.sqrt(np.clip(w, 0.0, None))
+    factor = np.zeros((m, m))
+    for block in _blocks(C):  # each connected group of correlated parameters factored on its own
+        w, V = np.linalg.eigh(C[np.ix_(block, block)])
+        if w.min() < -1e-10:
+            raise ScenarioError(
+                f"correlation: the requested rank correlations cannot hold together (their matrix is not positive "
+                f"semi-definite: smallest eigenvalue {w.min():.3g}); weaken some of them")
+        factor[np.ix_(block, block)] = V * np.sqrt(np.clip(w, 0.0, None))
     cols = np.array([paths.index(p) for p in involved], dtype=np.int64)
     return cols, factor, pairs
+
+
+def _blocks(M: np.ndarray) -> list[np.ndarray]:
+    """Indices of the connected groups of a symmetric matrix's nonzero off-diagonal pattern, in order."""
+    n = len(M)
+    seen = np.zeros(n, dtype=bool)
+    out = []
+    for i in range(n):
+        if seen[i]:
+            continue
+        group, todo = [], [i]
+        seen[i] = True
+        while todo:
+            k = todo.pop()
+            group.append(k)
+            for j in np.flatnonzero((M[k] != 0) | (M[:, k] != 0)):
+                if not seen[j]:
+                    seen[j] = True
+                    todo.append(j)
+        out.append(np.array(sorted(group), dtype=np.int64))
+    return out
 
 
 def _ring_days(scn: Scenario) -> int:

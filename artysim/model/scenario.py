@@ -314,11 +314,45 @@ class Production(_SourceBase):
         return self
 
 
+MAX_CONTAINERS = 1e6  # containers in one shipment (an overflow guard, like MAX_ROUNDS)
+ContainerCount = Annotated[Quantity, AfterValidator(partial(_in, 0, MAX_CONTAINERS, False, False, "containers"))]
+RoundsPerContainer = Annotated[Quantity, AfterValidator(partial(_in, 0, 1e6, False, False, "rounds per container"))]
+
+
+class Containers(Strict):
+    """A shipment counted in containers: ``containers`` drawn per shipment (the voyage's load, aleatory),
+    ``rounds_per_container`` drawn once per run (the loading nobody knows, epistemic)."""
+
+    containers: ContainerCount | None = None
+    rounds_per_container: RoundsPerContainer | None = None
+    sources: Sources = None
+
+    @model_validator(mode="after")
+    def _both(self):
+        if self.containers is None:
+            raise _RelPathError("containers", "needed with rounds_per_container (containers per shipment)")
+        if self.rounds_per_container is None:
+            raise _RelPathError("rounds_per_container", "needed with containers (the loading: rounds per "
+                                "container, drawn once per run)")
+        return self
+
+
+def _is_containers(v) -> bool:
+    return isinstance(v, Containers) or (isinstance(v, dict) and "dist" not in v
+                                         and ("containers" in v or "rounds_per_container" in v))
+
+
+ShipmentSize = Annotated[
+    Annotated[RoundsSched, Tag("__tag_rounds")] | Annotated[Containers, Tag("__tag_containers")],
+    Discriminator(lambda v: "__tag_containers" if _is_containers(v) else "__tag_rounds"),
+]
+
+
 class Import(_SourceBase):
     kind: Literal["import"]
     start_day: Days = 0.0
     shipments_per_month: PerMonthSched
-    shipment_size: RoundsSched
+    shipment_size: ShipmentSize
     transit_days: Days = 0.0
     available: Rounds | None = None
     lot_concentration: Concentration | None = None
@@ -444,7 +478,8 @@ PER_RUN_NAMES = (
     "parameters", "first_shortage_day", "shortage_days", "demand_total", "fired_total", "effective_total",
     "shortfall_total", "stock_min", "stock_final", "initial_stock", "received", "fired_by_source", "duds",
     "effective_by_source", "stock_final_by_source", "dispatched", "refurbished", "lost", "rejected", "reworked",
-    "disruptions", "refired", "refire_asked_total", "rationed_days", "depot_strikes", "regime_days", "regime_entries",
+    "disruptions", "refired", "refire_asked_total", "rationed_days", "depot_strikes", "containers", "regime_days",
+    "regime_entries",
 )
 
 
@@ -616,7 +651,7 @@ _DIST_FIELDS = {
     "shipments_per_month", "shipment_size", "transit_days", "available", "lot_concentration",
     "value", "multiplier", "mean_days", "legacy", "legacy_serviceable", "refurbish_per_day", "refurbished_dud_rate",
     "per_year", "cut", "days", "fraction", "reject_on_receipt", "rework_days", "rework_yield", "reserve_days",
-    "ration_fraction", "refire",
+    "ration_fraction", "refire", "containers", "rounds_per_container",
 }
 
 

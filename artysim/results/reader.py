@@ -180,6 +180,8 @@ def combine_shards(paths: list[Path]) -> xr.Dataset:
             raise ResultsError(f"{i.path}: is a calibrated file (artysim calibrate); read shards as run, or "
                                "calibrate their merged file")
     for v in schema.per_run(first.dims, infos[0].attrs):
+        if any(v.name not in d.variables for d in dss):
+            continue  # added by a later schema than some shard's
         parts = [d[v.name].variable for d in dss]
         lazy = indexing.LazilyIndexedArray(_Backend(parts))
         data_vars[v.name] = xr.Variable(first[v.name].dims, lazy, attrs=dict(first[v.name].attrs))

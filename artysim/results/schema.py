@@ -17,7 +17,8 @@ import numpy as np
 from artysim.core import bins, layout
 from artysim.model.scenario import PER_RUN_NAMES
 
-SCHEMA_VERSION = 2  # 2: mechanisms of model depth (regimes, rationing, refurbishment, losses, rework)
+SCHEMA_VERSION = 3  # 2: mechanisms of model depth (regimes, rationing, refurbishment, losses, rework);
+#                     3: stream keys (parameter_stream, attribute stream_keys), containers
 FILL_DAY = -1  # first_shortage_day of a run never short
 
 
@@ -36,6 +37,7 @@ class Var:
     fill: int | float | None = None
     column: tuple = ()
     attrs: dict = field(default_factory=dict)
+    since: int = 1  # the schema version that added it (older files are read without it)
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,10 @@ COORDS = [
           values=lambda f: _sampled(f.model, "path")),
     Coord("parameter_units", ("parameter",), "str", None, "UDUNITS unit of each sampled parameter",
           values=lambda f: _sampled(f.model, "unit")),
+    Coord("parameter_stream", ("parameter",), "str", None,
+          "random stream each sampled parameter is drawn from (its key under the seed is in the attribute "
+          "stream_keys); a schedule's first piece keeps the stream of the single value it replaced",
+          values=lambda f: _sampled(f.model, "stream_name"), since=3),
     Coord("sample", ("sample",), "i8", "1", "run index of a sampled trajectory", values=lambda f: f.sample_runs),
     Coord("bin", ("bin",), "i8", "1", "lower edge (inclusive) of a value bin of the per-day histograms",
           values=_lower),
@@ -221,6 +227,9 @@ PER_RUN = [
     Var("rationed_days", ("run",), "i4", "day", "days on which the ration policy held fire below demand",
         column=("totals", layout.O_RATIONED)),
     Var("depot_strikes", ("run",), "i4", "1", "depot strikes over the horizon", column=("totals", layout.O_STRIKES)),
+    Var("containers", ("run", "source"), "i8", "1",
+        "containers received over the horizon by source (imports by the container; 0 for other sources)",
+        column=("per_source", layout.P_CONTAINERS), since=3),
     Var("regime_days", ("run", "regime"), "i4", "day", "days spent in each intensity regime",
         column=("per_regime", layout.Q_DAYS)),
     Var("regime_entries", ("run", "regime"), "i4", "1",
@@ -358,3 +367,27 @@ def require(ds, names, what: str) -> None:
                            f"{', '.join(missing)}, which this results file does not keep (its [output] per_run "
                            f"keeps {', '.join(kept.split())}); add {'them' if len(missing) > 1 else 'it'} to "
                            "output.per_run and run again")
+
+
+def stream_table(model, seed: int) -> str:
+    """The global attribute ``stream_keys``: one line per random stream, ``name<TAB>key`` (16 hex digits),
+    the model's streams then every parameter's (fixed ones too) as ``param-path<TAB>stream name<TAB>key
+    <TAB>distribution`` so that ``compare`` can tell which parameters differ and whether they share draws."""
+    lines = [f"{n}\t{layout.key_of(seed, n):016x}" for n in model.stream_names()]
+    for p in model.params:
+        lines.append(f"{p.path}\t{p.stream_name}\t{layout.key_of(seed, p.stream_name):016x}\t"
+                     f"{p.dist.model_dump_json()}")
+    return "\n".join(lines)
+
+
+def parse_stream_table(text: str) -> tuple[dict[str, str], dict[str, tuple[str, str, str]]]:
+    """(model stream name -> key, parameter path -> (stream name, key, distribution)) of ``stream_keys``."""
+    streams: dict[str, str] = {}
+    params: dict[str, tuple[str, str, str]] = {}
+    for line in str(text).splitlines():
+        parts = line.split("\t")
+        if len(parts) == 2:
+            streams[parts[0]] = parts[1]
+        elif len(parts) == 4:
+            params[parts[0]] = (parts[1], parts[2], parts[3])
+    return streams, params

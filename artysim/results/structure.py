@@ -203,9 +203,11 @@ def _itemsize(x: netCDF4.Variable) -> int:
 
 
 def _variables(nc: netCDF4.Dataset, a: dict, sizes: dict, sweep: bool) -> None:
+    ver = _int(a, "artysim_schema_version", 1)
     expected: list[schema.Var] = [c for c in schema.COORDS
                                   if not (c.optional and not all(d in sizes for d in c.dims))]
     expected += schema.per_run(sizes, a) + schema.PER_DAY + schema.MERGEABLE
+    expected = [v for v in expected if v.since <= ver]  # older files lack what later schemas added
     if "weight" in nc.variables or "calibrated_on" in a:
         expected.append(schema.WEIGHT)
         if "observation" not in sizes:
@@ -295,7 +297,7 @@ def _values(nc: netCDF4.Dataset, a: dict, sizes: dict) -> None:
             raise _Bad(f"run indices are not increasing runs within its run range {lo}..{hi - 1}")
         prev = int(r[-1]) if len(r) else prev
     for v in schema.per_run_of_attrs(a) + (schema.COMPONENTS if "component" in sizes else []):
-        if np.dtype(v.dtype).kind != "i":
+        if np.dtype(v.dtype).kind != "i" or v.name not in nc.variables:  # absent: an older schema's file
             continue
         floor = v.fill if v.fill is not None else 0
         x = nc[v.name]

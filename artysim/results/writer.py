@@ -212,6 +212,7 @@ class ResultsWriter:
             "shards": self.shards,
             "trajectory_sample": self.model.n_sample,
             "histogram_bins": f"{bins.EXACT} exact then {bins.SUB} per doubling",
+            "stream_keys": schema.stream_table(self.model, int(self.seed)),
         }
         if scn.scenario.description:  # CF: comment, if present, is a non-empty string
             a["comment"] = scn.scenario.description
