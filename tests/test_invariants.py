@@ -96,7 +96,8 @@ def _no_refire(doc: dict) -> dict:
     """Leave re-fire out of a supply-monotonicity check: with ``demand.refire`` more stock fires more
     rounds, so more fail and more corrections are asked; a correction left unfired when the stock runs
     out is shortfall (the specified semantics), so more supply can raise shortfall run by run."""
-    doc["demand"].pop("refire", None)
+    if doc["demand"].pop("refire", None) is not None and doc.get("correlation"):
+        doc["correlation"] = [c for c in doc["correlation"] if "demand.refire" not in c.get("between", ())]
     return doc
 
 
