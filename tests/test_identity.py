@@ -36,6 +36,16 @@ def test_results_identical_to_previous_version(name, tmp_path, monkeypatch):
     new = fingerprint(out)
     assert ADDED <= set(new["variables"]), sorted(ADDED - set(new["variables"]))
     new["variables"] = {k: v for k, v in new["variables"].items() if k not in ADDED}
+    # stream_keys lists every stream with its key: streams added since (re-fire, component lines) add
+    # lines, and every stream and parameter line of the reference must be there unchanged
+    old_keys = ref["fingerprint"]["attrs"].get("stream_keys")
+    new_keys = new["attrs"].pop("stream_keys", None)
+    if old_keys is not None:
+        missing = set(str(old_keys).splitlines()) - set(str(new_keys).splitlines())
+        assert not missing, f"stream_keys lost or changed: {sorted(missing)[:5]}"
+        ref = {**ref, "fingerprint": {**ref["fingerprint"],
+                                      "attrs": {k: v for k, v in ref["fingerprint"]["attrs"].items()
+                                                if k != "stream_keys"}}}
     diff = differences(ref["fingerprint"], new)
     assert not diff, "\n".join(diff[:20])
 
