@@ -92,9 +92,10 @@ def window(a: xr.Dataset, b: xr.Dataset, common_window: bool) -> int | None:
 
 
 def common_runs(a: xr.Dataset, b: xr.Dataset) -> tuple[xr.Dataset, xr.Dataset, dict | None]:
-    """The runs whose index both files hold (in order), and what was dropped (None: the same runs)."""
+    """The runs whose index both files hold (in order), and what was dropped (None: the same runs, or
+    files of different seeds, whose runs are independent samples and pair on no index)."""
     ra, rb = np.asarray(a["run"].values), np.asarray(b["run"].values)
-    if len(ra) == len(rb) and np.array_equal(ra, rb):
+    if (len(ra) == len(rb) and np.array_equal(ra, rb)) or str(a.attrs.get("seed")) != str(b.attrs.get("seed")):
         return a, b, None
     both, ia, ib = np.intersect1d(ra, rb, assume_unique=True, return_indices=True)
     info = {"runs_a": int(len(ra)), "runs_b": int(len(rb)), "common": int(len(both))}
