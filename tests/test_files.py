@@ -60,9 +60,9 @@ def _mount(path: Path, opts: str) -> bool:
 
 @pytest.fixture
 def tiny_fs(tmp_path):
-    """A 1 MiB tmpfs (needs root and a kernel that allows it; skipped otherwise)."""
+    """A 2 MiB tmpfs (needs root and a kernel that allows it; skipped otherwise)."""
     fs = tmp_path / "fs"
-    if not _mount(fs, "size=1m"):
+    if not _mount(fs, "size=2m"):
         pytest.skip("cannot mount a tmpfs here (not root, or not allowed)")
     yield fs
     subprocess.run(["umount", "-l", str(fs)], check=False)  # lazy: HDF5 may still hold a deleted file
@@ -83,7 +83,8 @@ def test_full_disk_while_writing_a_real_tmpfs(tiny_fs, good):
     old = tiny_fs / "r.nc"
     shutil.copy(good, old)
     before = old.read_bytes()
-    # 5,000 runs make a file of about 3 MB: more than the 1 MiB there (20,000 only cost more simulation)
+    # the 200-run file takes 1.3 MB of the 2 MiB (mostly per-day histograms); 5,000 runs need more than
+    # what is left (20,000 would only cost more simulation)
     r = invoke("run", NK, "--runs", "5000", "-o", old, "-q", "--force", "--no-resource-check")
     assert_refused(r, str(old), "could not write the results file", "disk full?", "no partial file was kept",
                    "the existing file is unchanged")
@@ -316,7 +317,7 @@ def test_sweep_on_a_full_disk(tiny_fs, monkeypatch):
     """sweep runs each variant through the same guard and writer: refused before work, or (with the
     override) one line when the disk fills, and no temporary folder left either way."""
     out = tiny_fs / "s.nc"
-    args = ["sweep", NK, "--vary", "demand.daily_cv=0.1,0.2", "--runs", "5000", "-o", out, "-q"]  # ~3 MB each
+    args = ["sweep", NK, "--vary", "demand.daily_cv=0.1,0.2", "--runs", "5000", "-o", out, "-q"]  # over 1.5 MB each
     assert_refused(invoke(*args), "results file will take about", "--no-resource-check")
     assert leftovers(tiny_fs) == []
     assert_refused(invoke(*args, "--no-resource-check"), "could not write the results file", "disk full?")

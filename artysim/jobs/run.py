@@ -66,7 +66,7 @@ class Reporter:
 def cache_is_cold() -> bool:
     """Whether the kernel has not been compiled into this cache yet (the first run then compiles it:
     20-90 s, once). A cache of another Python version or CPU compiles again; this only sees the files."""
-    return not any(cache.CACHE_DIR.glob("*/kernel.simulate-*.nbi"))
+    return not any(cache.CACHE_DIR.glob("*/kernel.simulate_chunk-*.nbi"))
 
 
 def default_output(loaded: Loaded, shard: int | None = None, shards: int = 1) -> Path:
