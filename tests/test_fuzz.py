@@ -8,6 +8,7 @@ damage from ``strategies.MUTATIONS`` each). Each is tried as a parsed document a
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import textwrap
 
 import numpy as np
@@ -61,6 +62,13 @@ def _simulate_small(loaded: loading.Loaded, runs: int = 8) -> None:
     """A short simulation of a scenario that loaded: outputs must satisfy the invariants."""
     doc = copy.deepcopy(loaded.raw)
     doc["scenario"]["horizon_days"] = min(int(doc["scenario"]["horizon_days"]), 40)
+    if doc.get("observation"):  # keep the observations whose window lies inside the shortened horizon
+        start = dt.date.fromisoformat(str(doc["scenario"]["start_date"]))
+        last = start + dt.timedelta(days=doc["scenario"]["horizon_days"] - 1)
+        doc["observation"] = [o for o in doc["observation"]
+                              if dt.date.fromisoformat(str(o["to"])) <= last] or None
+        if doc["observation"] is None:
+            del doc["observation"]
     doc.get("output", {}).pop("trajectory_sample", None)
     scn = scenario.parse(doc, ORIGIN)
     small = loading.Loaded(scn, loaded.text, doc, [], ORIGIN)
