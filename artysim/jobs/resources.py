@@ -148,7 +148,8 @@ def free_disk(folder: Path) -> int | None:
 
 #: what reduces each part of the estimate, for the message of a run that does not fit
 REMEDY = {
-    "per-thread day histograms": "a shorter horizon or fewer --threads",
+    "per-thread day histograms": "a shorter horizon or fewer --threads (day histograms are kept per thread; "
+                                 "--shards does not reduce them)",
     "merged day histograms": "a shorter horizon",
     "goods in transit": "fewer --threads (goods in transit are kept per thread; --shards does not reduce them) "
                         "or shorter transit or rework times",
