@@ -766,6 +766,20 @@ def _demand(st, nb):
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
+def _split_priority(stock, fs, b, f_all, order) -> None:
+    """Issue ``f_all`` rounds of run b from the sources in ``order``, each drained before the next.
+    Writes fs[:, b] (NS, B) for the sources it reaches (the caller has zeroed the others)."""
+    need = f_all
+    for j in range(order.shape[0]):
+        s = order[j]
+        part = min(need, stock[s, b])
+        fs[s, b] = part
+        need -= part
+        if need == 0:
+            break
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def _split_proportional(stock, fs, b, f_all, total):
     """Split ``f_all`` rounds of run b over the sources in proportion to their stocks by cumulative
     rounding: part s = floor(f C_s / total) - floor(f C_{s-1} / total), C_s the running stock sum; the
@@ -820,14 +834,7 @@ def _issue(m, st, nb):
         if proportional:
             _split_proportional(stock, fs, b, f_all, total)
         else:
-            need = f_all
-            for j in range(order.shape[0]):
-                s = order[j]
-                part = min(need, stock[s, b])
-                fs[s, b] = part
-                need -= part
-                if need == 0:
-                    break
+            _split_priority(stock, fs, b, f_all, order)
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -892,14 +899,7 @@ def _refire_split(m, st, b, f_all, total):
     if m.issue == ISSUE_PROPORTIONAL:
         _split_proportional(stock, fs, b, f_all, total)
     else:
-        need = f_all
-        for j in range(order.shape[0]):
-            s = order[j]
-            part = min(need, stock[s, b])
-            fs[s, b] = part
-            need -= part
-            if need == 0:
-                break
+        _split_priority(stock, fs, b, f_all, order)
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
