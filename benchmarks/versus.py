@@ -32,16 +32,16 @@ def _start(tree: Path, cache: str, runs: int, threads: int, out: Path) -> tuple[
     return subprocess.Popen(cmd, cwd=tree, env=env), time.perf_counter()
 
 
-def pair(trees: list[Path], caches: list[str], runs: int, threads: int) -> list[tuple[float, float]]:
-    """(wall s, user+sys CPU s) of each tree's run, all started together."""
+def pair(trees: list[Path], caches: list[str], runs: int, threads: int) -> list[tuple[float, float, float]]:
+    """(wall s, user+sys CPU s, peak resident MiB) of each tree's run, all started together."""
     with tempfile.TemporaryDirectory() as d:
         procs = [_start(t, c, runs, threads, Path(d) / f"{k}.nc") for k, (t, c) in enumerate(zip(trees, caches))]
-        res: list[tuple[float, float]] = []
+        res: list[tuple[float, float, float]] = []
         for p, t0 in procs:
             _, status, ru = os.wait4(p.pid, 0)
             if os.waitstatus_to_exitcode(status) != 0:
                 sys.exit(f"versus: a run failed (exit {os.waitstatus_to_exitcode(status)})")
-            res.append((time.perf_counter() - t0, ru.ru_utime + ru.ru_stime))
+            res.append((time.perf_counter() - t0, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024))
         return res
 
 
@@ -58,7 +58,7 @@ def main() -> None:
     for kind, n in (("cold", a.cold), ("warm", a.warm)):
         if not n:
             continue
-        ratios_cpu, ratios_wall = [], []
+        ratios_cpu, ratios_wall, ratios_mem = [], [], []
         with tempfile.TemporaryDirectory() as root:
             caches = [str(Path(root) / nm) for nm in names]
             if kind == "warm":
@@ -67,13 +67,16 @@ def main() -> None:
                 if kind == "cold":
                     caches = [str(Path(root) / f"{nm}-{i}") for nm in names]
                 runs = 1000 if kind == "cold" else a.runs
-                (w0, c0), (w1, c1) = pair(trees, caches, runs, a.threads)
+                (w0, c0, m0), (w1, c1, m1) = pair(trees, caches, runs, a.threads)
                 ratios_cpu.append(c1 / c0)
                 ratios_wall.append(w1 / w0)
-                print(f"{kind} {i + 1}: other {w0:7.1f} s wall {c0:7.1f} s cpu | this {w1:7.1f} s wall "
-                      f"{c1:7.1f} s cpu | this/other cpu {c1 / c0:.3f} wall {w1 / w0:.3f}", flush=True)
+                ratios_mem.append(m1 / m0)
+                print(f"{kind} {i + 1}: other {w0:7.1f} s wall {c0:7.1f} s cpu {m0:6.0f} MiB | this {w1:7.1f} s wall "
+                      f"{c1:7.1f} s cpu {m1:6.0f} MiB | this/other cpu {c1 / c0:.3f} wall {w1 / w0:.3f} "
+                      f"peak memory {m1 / m0:.3f}", flush=True)
         print(f"{kind}: median this/other cpu {statistics.median(ratios_cpu):.3f} "
-              f"wall {statistics.median(ratios_wall):.3f} over {n} pairs", flush=True)
+              f"wall {statistics.median(ratios_wall):.3f} peak memory {statistics.median(ratios_mem):.3f} "
+              f"over {n} pairs", flush=True)
 
 
 if __name__ == "__main__":

@@ -273,3 +273,14 @@ def test_stock_draws_each_source_s_median_band_and_run_out_day(a):
     np.testing.assert_array_equal(ax_d.lines[-1].get_ydata(), a["days_on_hand_quantile"].values[:, med])
     with pytest.raises(ArtysimError, match="no per-day stock by source"):
         plots.plot(a.drop_vars("stock_by_source_quantile"), "stock")
+
+
+@pytest.mark.parametrize(("median", "day"), [
+    ([5.0, 3.0, 0.0, 0.0, 2.0], 2),        # drawn down to zero on day 2
+    ([0.0, 0.0, 4.0, 1.0, 0.0, 0.0], 4),   # an import: empty until its first arrival, out on day 4
+    ([0.0, 0.0, 4.0, 1.0, 2.0], None),     # arrives and never runs out
+    ([0.0, 0.0, 0.0], None),               # never holds stock: never "runs out"
+    ([3.0, 2.0, 1.0], None),
+])
+def test_run_out_day_is_the_first_zero_after_stock_was_held(median, day):
+    assert plots.run_out_day(np.array(median)) == day

@@ -974,9 +974,15 @@ def _band(qs: np.ndarray) -> tuple[int, int] | None:
 
 
 def run_out_day(median: np.ndarray) -> int | None:
-    """First day on which a median stock curve is at zero (None: never within the horizon)."""
-    at = np.flatnonzero(np.asarray(median) <= 0)
-    return int(at[0]) if len(at) else None
+    """First day on which a median stock curve is at zero after having been above it (None: never
+    within the horizon). A source whose stock starts at zero (an import before its first arrival) has
+    not run out on day 0; one that never holds stock never runs out."""
+    m = np.asarray(median)
+    held = np.flatnonzero(m > 0)
+    if not len(held):
+        return None
+    at = np.flatnonzero(m[held[0]:] <= 0)
+    return int(held[0] + at[0]) if len(at) else None
 
 
 def stock(ds: xr.Dataset, ax: Axes | None = None, *, variant: int | None = None, **_kw) -> Figure:
