@@ -281,6 +281,31 @@ def test_paired_files_differ_only_in_the_import_source():
         {k: v for k, v in base["policy"].items() if k != "issue"}
 
 
+def test_basis_pair_differs_only_in_demand_and_new_build_levels():
+    """ru-2025-nk-taper-western/-ukrainian say they share seed, sources and sampled tables and differ
+    only in the basis's demand and new-build levels (plus an observation, which draws nothing): the
+    condition for `artysim compare` to pair them run by run."""
+    w, u = (raw(CONFIGS / f"ru-2025-nk-taper-{b}.toml") for b in ("western", "ukrainian"))
+    for table in ("run", "policy", "strikes", "output"):
+        assert w.get(table) == u.get(table), table
+    assert w.get("correlation") == u.get("correlation")
+    for k in ("start_date", "horizon_days", "caliber", "sources"):
+        assert w["scenario"][k] == u["scenario"][k], k
+    assert {k: v for k, v in w["demand"].items() if k != "base"} == \
+        {k: v for k, v in u["demand"].items() if k != "base"}
+    assert [p["from"] for p in w["demand"]["base"]] == [p["from"] for p in u["demand"]["base"]]
+    assert w["demand"]["base"] != u["demand"]["base"]
+    for sw, su in zip(w["source"], u["source"], strict=True):
+        if sw["name"] == "domestic":
+            assert [p["from"] for p in sw["annual"]] == [p["from"] for p in su["annual"]]
+            assert sw["annual"] != su["annual"]
+            sw, su = ({k: v for k, v in s.items() if k != "annual"} for s in (sw, su))
+        assert sw == su, sw["name"]
+    names_u = [o["name"] for o in u["observation"]]
+    assert [o for o in u["observation"] if o["name"] in {o["name"] for o in w["observation"]}] == \
+        w["observation"] and "v06_fire_2025" in names_u
+
+
 def test_central_header_numbers_are_the_hand_values():
     """The back-of-the-envelope numbers printed in the central file's header are what its inputs give."""
     doc = raw(CENTRAL)
