@@ -259,7 +259,9 @@ def test_stock_draws_each_source_s_median_band_and_run_out_day(a):
     for j, (line, label) in enumerate(zip(medians, labels)):
         np.testing.assert_array_equal(line.get_ydata(), sq[:, j, med])
         assert line.get_color() == palette.category(j) and label.startswith(names[j])
-        zero = np.flatnonzero(sq[:, j, med] <= 0)
+        curve = sq[:, j, med]
+        first_held = int(np.argmax(curve > 0)) if np.any(curve > 0) else len(curve)
+        zero = first_held + np.flatnonzero(curve[first_held:] <= 0)  # out only after holding stock
         if len(zero):
             ran_out += 1
             day = np.datetime64(a.attrs["start_date"]) + np.timedelta64(int(zero[0]), "D")
