@@ -41,16 +41,16 @@ SCENARIO = HERE / "b1.toml"
 
 
 @numba.njit(cache=True, error_model="numpy", nogil=True)
-def floor_chunk(keys, use, kinds, k_arr, k_eff, k_lots, run0, r_lo, r_hi, T, dbase, dsig, prate, pssig, lam,
-                start, avail, lotc, q, row_size, row_transit, dcode, dpar, ddv, ddc, logf, SS, G, noise,
-                work, rest, mu, sig, nbin, pb, lpb, duds, u, remaining, nship):
+def floor_chunk(keys, use, kinds, k_arr, k_eff, k_lots, k_sizes, k_transit, run0, r_lo, r_hi, T, dbase, dsig,
+                prate, pssig, lam, start, avail, lotc, q, row_size, row_transit, dcode, dpar, ddv, ddc, logf, SS, G,
+                noise, work, rest, mu, sig, nbin, pb, lpb, duds, u, remaining, nship):
     """The draws of the kernel on runs r_lo .. r_hi - 1 of a batch, block by block and day by day in the
     kernel's order, with no model logic; returns the sum of what was drawn.
 
     Per run: the used streams seeded as ``kernel._setup_runs`` does. Per day: each production source's
     lognormal noise block and stochastic rounding (``_produce``); each import's daily uniform, Poisson
-    shipments by inversion, and per shipment its size, transit and lot dud rate (Beta on the lot's
-    keyed stream, ``_dispatch``); demand's lognormal block and rounding (``_demand``); each source's
+    shipments by inversion, and per shipment its size, transit and lot dud rate (each from the
+    shipment's keyed stream, ``_dispatch``); demand's lognormal block and rounding (``_demand``); each source's
     dud binomial block (``_effect``). What the model would compute between draws is replaced: the
     binomials' counts are the day's demand split evenly over the sources (the kernel splits it by
     stock), their dud rates the run's sampled ones (the kernel: its stock's mean)."""
@@ -101,10 +101,17 @@ def floor_chunk(keys, use, kinds, k_arr, k_eff, k_lots, run0, r_lo, r_hi, T, dba
                             if remaining[s, b] <= 0.0:
                                 break
                             rs, rt = row_size[s], row_transit[s]
-                            size = math.floor(rng.sample_coded(S, G, b, dcode[rs], dpar[rs], ddv[rs], ddc[rs]) + 0.5)
+                            SZ, ST = SS[k_sizes[s]], SS[k_transit[s]]  # the shipment's keyed streams
+                            if dcode[rs] != layout.K_FIXED:
+                                rng.seed_stream(SZ, b, rng.stream_key(keys[k_sizes[s]], np.uint64(nship[s, b])),
+                                                np.uint64(run0 + r))
+                            size = math.floor(rng.sample_coded(SZ, G, b, dcode[rs], dpar[rs], ddv[rs], ddc[rs]) + 0.5)
                             size = min(max(size, 0.0), remaining[s, b])
                             remaining[s, b] -= size
-                            tr = rng.sample_coded(S, G, b, dcode[rt], dpar[rt], ddv[rt], ddc[rt])
+                            if dcode[rt] != layout.K_FIXED:
+                                rng.seed_stream(ST, b, rng.stream_key(keys[k_transit[s]], np.uint64(nship[s, b])),
+                                                np.uint64(run0 + r))
+                            tr = rng.sample_coded(ST, G, b, dcode[rt], dpar[rt], ddv[rt], ddc[rt])
                             qm = q[s, r]
                             if lotc[s, r] > 0.0 and 0.0 < qm < 1.0:
                                 SL = SS[k_lots[s]]
@@ -211,7 +218,8 @@ class Floor:
     def chunk(self, run0: int, inp: tuple, scr: tuple, lo: int, hi: int) -> float:
         m, mech = self.m, self.mech
         (dbase, dsig, prate, pssig, lam, start, avail, lotc, q, row_size, row_transit) = inp
-        return floor_chunk(self.keys, mech.use, m.kinds, mech.k_arrivals, mech.k_effect, mech.k_lots, run0, lo,
+        return floor_chunk(self.keys, mech.use, m.kinds, mech.k_arrivals, mech.k_effect, mech.k_lots, mech.k_sizes,
+                           mech.k_transit, run0, lo,
                            hi, m.horizon, dbase, dsig, prate, pssig, lam, start, avail, lotc, q, row_size,
                            row_transit, m.dcode, m.dpar, m.ddv, m.ddc, m.logf, *scr)
 

@@ -54,6 +54,9 @@ DEPENDS: dict[str, set[str]] = {
     # imports
     r"source\.{src}\.(start_day|available|shipments_per_month|shipment_size\.rounds_per_container)": _SHIPPED,
     r"source\.{src}\.lot_concentration": _QUALITY,
+    # per-shipment distributions, drawn in the kernel from streams keyed by the shipment
+    r"source\.{src}\.shipment_size(\.containers)?": _SHIPPED,
+    r"source\.{src}\.transit_days": {"received:{src}", "rejected:{src}", "reworked:{src}", "containers:{src}", FLOW},
     r"source\.{src}\.reject_on_receipt": {"received:{src}", "rejected:{src}", "reworked:{src}", FLOW},
     r"source\.{src}\.(rework_days|rework_yield)": {"received:{src}", "reworked:{src}", FLOW},
 }

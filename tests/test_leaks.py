@@ -155,6 +155,38 @@ def test_one_mechanism_off_changes_only_what_depends_on_it(scenario):
             _check(base, simulate(other, RUNS, SEED), allowed, MECHANISMS[mech].replace("{src}", src or ""), name)
 
 
+#: a new shape for a per-shipment distribution: a gamma draws a varying number of numbers per shipment,
+#: so on a shared stream it would move every later draw
+_GAMMA = {"transit_days": {"dist": "gamma", "mean": 20, "sd": 9},
+          "shipment_size": {"dist": "gamma", "mean": 40000, "sd": 25000},
+          "containers": {"dist": "gamma", "mean": 250, "sd": 80}}
+
+
+def test_a_shipment_distribution_changes_only_what_depends_on_it(scenario):
+    """An import's transit time or shipment size (or containers per shipment) given a new shape: only
+    what depends on it changes (a transit time never moves what was dispatched, a size never moves
+    another source or the lots' dud rates), run by run."""
+    name, raw, loaded, base = scenario
+    names = loaded.scenario.source_names()
+    for i, src in enumerate(raw["source"]):
+        if src.get("kind") != "import":
+            continue
+        for key in ("transit_days", "shipment_size"):
+            if key not in src:
+                continue
+            doc = copy.deepcopy(raw)
+            s = doc["source"][i]
+            path = f"source.{src['name']}.{key}"
+            if key == "shipment_size" and isinstance(s[key], dict) and "containers" in s[key]:
+                s[key] = {**s[key], "containers": _GAMMA["containers"]}
+                path += ".containers"
+            else:
+                s[key] = _GAMMA[key]
+            other = _loaded(doc, name)
+            assert other is not None, f"{name}: {path} as a gamma is a valid scenario"
+            _check(base, simulate(other, RUNS, SEED), depends(path, names), f"{path} (a gamma)", name)
+
+
 def test_a_value_turned_into_a_schedule_keeps_its_draws(scenario):
     """A single value replaced by a schedule whose first piece is that value: nothing changes, and the
     first piece's column is the old parameter's, run by run (its stream is the value's)."""

@@ -19,9 +19,10 @@ runs the phases ``_schedule_changes``, ``_arrivals`` (``_produce`` with ``_disru
 ``_assemble`` from component lines; ``_ship``
 with ``_dispatch`` and ``_receive``; ``_refurbish``), ``_losses``, ``_regime_step``, ``_demand``,
 ``_issue``, ``_effect``, ``_account`` and ``_observe``, and ``_write_outputs`` (with
-``_write_observed``) ends the block. Draws whose number varies (a lot's Beta dud rate, a shipment's
-containers) come from a stream of their own, keyed by the source and the shipment's index
-(``_shipment_stream``), so they never shift another quantity's numbers. The phases are
+``_write_observed``) ends the block. Each shipment's draws (its size, transit time, lot's Beta dud
+rate and containers) come from streams of their own, keyed by the source, the quantity and the
+shipment's index (``_shipment_stream``), so a change to one quantity's distribution never shifts
+another quantity's numbers. The phases are
 inlined by numba (``inline="always"``), so the compiled loop is the single function it was; each
 helper's docstring names the state it writes.
 """
@@ -57,6 +58,7 @@ from artysim.core.layout import (
     GR_STRIKE_RATE,
     GR_STRIKE_ROW,
     ISSUE_PROPORTIONAL,
+    K_FIXED,
     KD,
     KIND_IMPORT,
     KIND_PRODUCTION,
@@ -393,6 +395,8 @@ def _setup_keyed(m, inp, st, blk, nb):
     for s in range(m.kinds.shape[0]):
         kd.lot_key[s] = keys[mech.k_lots[s]]
         kd.cont_key[s] = keys[mech.k_containers[s]]
+        kd.size_key[s] = keys[mech.k_sizes[s]]
+        kd.transit_key[s] = keys[mech.k_transit[s]]
         c_rpc = m.roles[s, R_RPC]
         for b in range(nb):
             kd.nship[s, b] = 0
@@ -408,6 +412,16 @@ def _shipment_stream(st, k, s, b, base):
     """Seed column b of stream row k (scratch) as the stream of source s's current shipment under
     ``base``: keyed by (base, shipment index) and the run, so its numbers depend on nothing drawn before."""
     seed_stream(st.x.SS[k], b, stream_key(base, np.uint64(st.keyed.nship[s, b])), st.keyed.run[b])
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _keyed_draw(m, st, s, b, row, k, base):
+    """One draw of coded row ``row`` for source s's current shipment, rounded to a whole number, from the
+    shipment's own stream under ``base`` (stream row k as scratch; a fixed value draws nothing, so its
+    stream is not seeded): the number drawn depends on the shipment index and the run only."""
+    if m.dcode[row] != K_FIXED:
+        _shipment_stream(st, k, s, b, base)
+    return math.floor(_draw(st.x.SS[k], st.x.G, b, row, m.dcode, m.dpar, m.ddv, m.ddc) + 0.5)
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -575,10 +589,12 @@ def _dispatch(m, st, s, nb, t):
     """Import s: every run draws the uniform of its day's shipment count first (so the draws
     vectorise); from its start day, while supply remains, a run ships Poisson(lam) lots (by inversion of
     that uniform, or by the exact sampler from 10 a day), each of a drawn size (capped by what remains),
-    transit time and, with a lot concentration, a beta-drawn dud rate; lots arriving within the horizon
-    go into the transit ring. Writes imp.remaining, pend, pend_dm, src.ps[s, P_DISPATCHED]; x.work[0]."""
-    S, G, u = st.x.SS[st.mech.k_arrivals[s]], st.x.G, st.x.work[0]
-    T, dcode, dpar, ddv, ddc = m.horizon, m.dcode, m.dpar, m.ddv, m.ddc
+    transit time and, with a lot concentration, a beta-drawn dud rate, each from the shipment's own
+    keyed stream (so a size's distribution never moves a transit time or a later day's count); lots
+    arriving within the horizon go into the transit ring. Writes imp.remaining, pend, pend_dm,
+    src.ps[s, P_DISPATCHED]; x.work[0]."""
+    S, u = st.x.SS[st.mech.k_arrivals[s]], st.x.work[0]
+    T = m.horizon
     r_size = st.mech.r_size[s]
     row_size, row_transit = m.sched_cols[r_size, m.sched_piece[r_size, t]], m.erows[s, E_TRANSIT]
     im = st.imp
@@ -603,13 +619,12 @@ def _dispatch(m, st, s, nb, t):
                 ncont, size = _container_shipment(m, st, s, b)
             else:
                 ncont = 0.0
-                size = math.floor(_draw(S, G, b, row_size, dcode, dpar, ddv, ddc) + 0.5)
+                size = _keyed_draw(m, st, s, b, row_size, st.mech.k_sizes[s], st.keyed.size_key[s])
             if has_cont and size > remaining[s, b]:  # the last, partial shipment: the containers it fills
                 ncont = math.ceil(remaining[s, b] / rpc[s, b]) if rpc[s, b] > 0.0 else 0.0
             size = min(max(size, 0.0), remaining[s, b])
             remaining[s, b] -= size
-            tr = math.floor(_draw(S, G, b, row_transit, dcode, dpar, ddv, ddc) + 0.5)
-            tr = max(tr, 0.0)
+            tr = max(_keyed_draw(m, st, s, b, row_transit, st.mech.k_transit[s], st.keyed.transit_key[s]), 0.0)
             qm = sq[s, b]
             if lotc[s, b] > 0.0 and 0.0 < qm < 1.0:
                 qm = _lot_dud_rate(st, s, b, qm, lotc[s, b])

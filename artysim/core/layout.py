@@ -138,7 +138,8 @@ def stream_demand() -> int:
 
 
 def stream_arrivals(s: int) -> int:
-    """Arrivals of source s: production noise, shipment counts, sizes, transit and lot draws."""
+    """Arrivals of source s: production noise, or an import's daily shipment counts (each shipment's
+    size, transit, lot dud rate and containers come from streams keyed by the shipment)."""
     return 1 + s
 
 
@@ -185,13 +186,23 @@ def stream_rework(s: int, n_sources: int) -> int:
     return 3 + 7 * n_sources + s
 
 
+def stream_sizes(s: int, n_sources: int) -> int:
+    """Base key of import s's shipment sizes: shipment k's size draws from its own stream keyed by (key, k)."""
+    return 3 + 8 * n_sources + s
+
+
+def stream_transit(s: int, n_sources: int) -> int:
+    """Base key of import s's transit times: shipment k's transit draws from its own stream keyed by (key, k)."""
+    return 3 + 9 * n_sources + s
+
+
 def stream_component(c: int, n_sources: int) -> int:
     """Noise of component line c (drawn only by a production source with ``components``)."""
-    return 3 + 8 * n_sources + c
+    return 3 + 10 * n_sources + c
 
 
 def n_streams(n_sources: int, n_components: int = 0) -> int:
-    return 3 + 8 * n_sources + n_components
+    return 3 + 10 * n_sources + n_components
 
 
 def path_domain(name: str) -> int:
@@ -206,7 +217,8 @@ def stream_names(sources: list[str], components: list[str] = ()) -> list[str]:
             + [f"model:events.{n}" for n in sources] + ["model:regime", "model:strikes"]
             + [f"model:refire.{n}" for n in sources] + [f"model:hits.{n}" for n in sources]
             + [f"model:lots.{n}" for n in sources] + [f"model:containers.{n}" for n in sources]
-            + [f"model:rework.{n}" for n in sources] + [f"model:component.{n}" for n in components])
+            + [f"model:rework.{n}" for n in sources] + [f"model:sizes.{n}" for n in sources]
+            + [f"model:transit.{n}" for n in sources] + [f"model:component.{n}" for n in components])
 
 
 _MASK = (1 << 64) - 1

@@ -50,6 +50,7 @@ Mechanisms = namedtuple("Mechanisms", [
     "k_hits", "k_lots", "k_containers",  # int64 (NS,): misses stream; base keys of lot and container streams
     "has_cont", "any_cont",  # bool (NS,), bool: imports by the container
     "k_rework",  # int64 (NS,): the stream of rework yields (apart from rejection)
+    "k_sizes", "k_transit",  # int64 (NS,): base keys of import shipment-size and transit streams
 ])
 #: Random streams and scratch: SS (NK, 4, B) stream states; G (B,) each run's spare normal; noise (B,)
 #: a day's lognormal factors; work (3, B), rest (B,) sampler scratch; duds, hits, misses (B,) and bins
@@ -88,10 +89,11 @@ Regimes = namedtuple("Regimes", ["rmult", "rleave", "reg", "preg"])
 Components = namedtuple("Components", ["inv", "rate0", "slope", "smu", "ssig", "init", "made", "bound", "fac"])
 #: Observations: obs (NO or 1, 2, B) int64, each observation's window sum so far (and, for a share of
 #: fire, all rounds fired in the window).
-#: Keyed per-shipment streams (lot dud rates, containers): lot_key, cont_key (NS,) the base keys; run (B,)
+#: Keyed per-shipment streams (sizes, transit, lot dud rates, containers): lot_key, cont_key, size_key,
+#: transit_key (NS,) the base keys; run (B,)
 #: each run's global index; nship (NS, B) shipments so far (the lot index); rpc (NS, B) rounds per
 #: container; pend_c (NS, B, ring or 1) containers arriving on each ring day.
-Keyed = namedtuple("Keyed", ["lot_key", "cont_key", "run", "nship", "rpc", "pend_c"])
+Keyed = namedtuple("Keyed", ["lot_key", "cont_key", "run", "nship", "rpc", "pend_c", "size_key", "transit_key"])
 BlockState = namedtuple("BlockState", ["mech", "x", "src", "plant", "imp", "refurb", "fire", "regs", "obs",
                                        "comp", "keyed"])
 
@@ -116,7 +118,11 @@ def mechanisms(m) -> Mechanisms:
     k_containers = np.zeros(NS, dtype=np.int64)
     has_cont = np.zeros(NS, dtype=np.bool_)
     k_rework = np.zeros(NS, dtype=np.int64)
+    k_sizes = np.zeros(NS, dtype=np.int64)
+    k_transit = np.zeros(NS, dtype=np.int64)
     for s in range(NS):
+        k_sizes[s] = layout.stream_sizes(s, NS)
+        k_transit[s] = layout.stream_transit(s, NS)
         k_rework[s] = layout.stream_rework(s, NS)
         k_hits[s] = layout.stream_hits(s, NS)
         k_lots[s] = layout.stream_lots(s, NS)
@@ -154,7 +160,8 @@ def mechanisms(m) -> Mechanisms:
         use[k_events[s]] = has_legacy[s] or has_dis[s] or has_reject[s]
         use[k_hits[s]] = has_acc[s]
         use[k_rework[s]] = has_rework[s]
-        # lots and containers: base keys only; each shipment's stream is seeded when it ships (_dispatch)
+        # sizes, transit, lots and containers: base keys only; each shipment's streams are seeded when
+        # it ships (_dispatch)
     use[layout.stream_regime(NS)] = has_regimes
     use[layout.stream_strikes(NS)] = has_strikes
     has_refire = m.groles[GR_REFIRE] >= 0
@@ -167,7 +174,7 @@ def mechanisms(m) -> Mechanisms:
                       layout.stream_demand(), layout.stream_regime(NS), layout.stream_strikes(NS),
                       k_arrivals, k_effect, k_events, r_rate, r_size, has_refire, k_refire,
                       has_comp, comp_lo, comp_hi, k_comp, k_hits, k_lots, k_containers, has_cont, has_cont.any(),
-                      k_rework)
+                      k_rework, k_sizes, k_transit)
 
 
 def allocate(m) -> BlockState:
@@ -210,5 +217,6 @@ def allocate(m) -> BlockState:
                       np.zeros((NCU, B), dtype=np.int64), np.zeros((NCU, B), dtype=np.int64), np.ones(B))
     LC = L if mech.any_cont else 1
     keyed = Keyed(np.zeros(NS, dtype=np.uint64), np.zeros(NS, dtype=np.uint64), np.zeros(B, dtype=np.uint64),
-                  np.zeros((NS, B), dtype=np.int64), np.zeros((NS, B)), np.zeros((NS, B, LC), dtype=np.int64))
+                  np.zeros((NS, B), dtype=np.int64), np.zeros((NS, B)), np.zeros((NS, B, LC), dtype=np.int64),
+                  np.zeros(NS, dtype=np.uint64), np.zeros(NS, dtype=np.uint64))
     return BlockState(mech, x, src, plant, imp, refurb, fire, regs, obs, comp, keyed)
