@@ -987,30 +987,37 @@ def _refire(m, st, daily, tid, nb, t):
 def _account_sources(st, daily, tid, nb, t):
     """Phase 6b: the day's statistics by source: end-of-day stock (histogram and sum) and arrivals
     (received and refurbished today) of each source, and days of fire on hand (all stock over the day's
-    base demand, in hundredths of a day, histogram). Writes src.arr_prev (NS, B); adds to
-    daily.src_hist[tid, t] (NS, NB), src_day[tid, t] (2, NS) and doh_hist[tid, t] (NB,). Uses x.rest."""
-    stock, ps, prev, dbase, left = st.src.stock, st.src.ps, st.src.arr_prev, st.fire.dbase, st.x.rest
+    base demand, in hundredths of a day, histogram). Bins are computed in loops without data-dependent
+    branches (they vectorise) and counted in a second pass; the day's arrivals of a source are its
+    block's cumulative receipts less yesterday's, so one number per source is kept. Writes
+    src.arr_prev[:, 0]; adds to daily.src_hist[tid, t] (NS, NB), src_day[tid, t] (2, NS) and
+    doh_hist[tid, t] (NB,). Uses x.rest and x.bins[0]."""
+    stock, ps, prev, dbase = st.src.stock, st.src.ps, st.src.arr_prev, st.fire.dbase
+    left, bins = st.x.rest, st.x.bins[0]
     NS = stock.shape[0]
     shist, sday, dhist = daily.src_hist[tid, t], daily.src_day[tid, t], daily.doh_hist[tid, t]
     for b in range(nb):
         left[b] = 0
     for s in range(NS):
-        row = shist[s]
         sum_s = 0
-        sum_a = 0
-        for b in range(nb):
+        cum = 0
+        for b in range(nb):  # vectorises
             v = stock[s, b]
             left[b] += v
             sum_s += v
-            row[bin_index(v)] += 1
-            cum = ps[s, P_RECEIVED, b] + ps[s, P_REFURBISHED, b]
-            sum_a += cum - (prev[s, b] if t > 0 else 0)
-            prev[s, b] = cum
+            cum += ps[s, P_RECEIVED, b] + ps[s, P_REFURBISHED, b]
+            bins[b] = bin_index(v)
+        row = shist[s]
+        for b in range(nb):
+            row[bins[b]] += 1
         sday[0, s] += sum_s
-        sday[1, s] += sum_a
-    for b in range(nb):
+        sday[1, s] += cum - (prev[s, 0] if t > 0 else 0)
+        prev[s, 0] = cum
+    for b in range(nb):  # vectorises
         x = 100.0 * left[b] / dbase[b] if dbase[b] > 0.0 else 4e18
-        dhist[bin_index(int(min(x, 4e18)))] += 1
+        bins[b] = bin_index(int(min(x, 4e18)))
+    for b in range(nb):
+        dhist[bins[b]] += 1
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
