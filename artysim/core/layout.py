@@ -279,4 +279,5 @@ OBS_QUANTITIES = {
     "dispatched": (-1, P_DISPATCHED),
     "stock": (-1, -1),
     "shortfall": (O_SHORTFALL, -1),
+    "containers": (-1, P_CONTAINERS),  # containers received (imports by the container; 0 for the others)
 }

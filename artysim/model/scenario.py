@@ -410,7 +410,7 @@ class Correlation(Strict):
 
 
 OBS_NAME_RE = r"^[a-z0-9_]+$"
-QUANTITIES = ("demand", "fired", "effective", "duds", "received", "dispatched", "stock", "shortfall")
+QUANTITIES = ("demand", "fired", "effective", "duds", "received", "dispatched", "stock", "shortfall", "containers")
 STATISTICS = ("sum", "mean_per_day", "at_end", "share_of_fired")
 #: the evidence about an observation: a band (accept or reject) or an error model (a density)
 Evidence = Annotated[Uniform | Normal | Lognormal, Field(discriminator="dist")]
@@ -421,7 +421,8 @@ class Observation(Strict):
     (``value``: a uniform band, or a normal or lognormal error model) and the figures rows it rests on."""
 
     name: str = Field(pattern=OBS_NAME_RE, max_length=64)
-    quantity: Literal["demand", "fired", "effective", "duds", "received", "dispatched", "stock", "shortfall"]
+    quantity: Literal["demand", "fired", "effective", "duds", "received", "dispatched", "stock", "shortfall",
+                      "containers"]
     source: str | None = None
     from_: dt.date | None = Field(None, alias="from")
     to: dt.date
@@ -457,9 +458,10 @@ class Observation(Strict):
             if self.source is None:
                 raise _RelPathError("source", "statistic = \"share_of_fired\" needs a source (whose share of "
                                     "all rounds fired)")
-            if q in ("stock", "demand", "shortfall"):
+            if q in ("stock", "demand", "shortfall", "containers"):
+                what = "containers are not rounds" if q == "containers" else f"{q} is not one"
                 raise _RelPathError("statistic", f"share_of_fired divides a flow by source by all rounds fired; "
-                                    f"{q} is not one")
+                                    f"{what}")
         if stat == "at_end" and q != "stock":
             raise _RelPathError("statistic", "at_end is the stock on `to`: use quantity = \"stock\" (a flow "
                                 "is a sum or a mean_per_day)")
@@ -586,6 +588,11 @@ class Scenario(Strict):
                 if o.quantity == "dispatched" and kind != "import":
                     raise _PathError(f"{at}.source", f"dispatched counts what an import supplier ships; "
                                      f"'{o.source}' is a {kind}")
+                if o.quantity == "containers" and not (kind == "import" and isinstance(
+                        self.source[names.index(o.source)].shipment_size, Containers)):
+                    raise _PathError(f"{at}.source", f"containers counts an import by the container "
+                                     f"(shipment_size = {{ containers, rounds_per_container }}); '{o.source}' "
+                                     f"is {'an import by the round' if kind == 'import' else 'a ' + kind}")
             for key, d in (("from", o.from_), ("to", o.to)):
                 if d is not None and not start <= d <= last:
                     raise _PathError(f"{at}.{key}", f"{d} is outside the horizon {start} .. {last}")
