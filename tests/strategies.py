@@ -221,11 +221,15 @@ def observations(draw, doc: dict) -> dict:
     srcs = doc["source"]
     out = []
     for i in range(draw(st.integers(1, 3))):
-        q = draw(st.sampled_from(OBS_QUANTITIES))
+        by_container = [s["name"] for s in srcs if s["kind"] == "import" and isinstance(s.get("shipment_size"), dict)
+                        and "containers" in s["shipment_size"]]
+        q = draw(st.sampled_from(OBS_QUANTITIES + (("containers",) if by_container else ())))
         o: dict = {"name": f"obs_{i}", "quantity": q}
         imports = [s["name"] for s in srcs if s["kind"] == "import"]
         pool = [] if q in ("demand", "shortfall") else imports if q == "dispatched" else [s["name"] for s in srcs]
-        if pool and draw(st.booleans()):
+        if q == "containers":  # containers received: a source that ships by the container, always named
+            o["source"] = draw(st.sampled_from(by_container))
+        elif pool and draw(st.booleans()):
             o["source"] = draw(st.sampled_from(pool))
         a = draw(st.integers(0, horizon - 1))
         b = draw(st.integers(a, horizon - 1))
@@ -233,7 +237,7 @@ def observations(draw, doc: dict) -> dict:
             o["from"] = start + dt.timedelta(days=a)
         o["to"] = start + dt.timedelta(days=b)
         stats = ["sum", "mean_per_day"] + (["at_end"] if q == "stock" else []) + (
-            ["share_of_fired"] if "source" in o and q != "stock" else [])
+            ["share_of_fired"] if "source" in o and q not in ("stock", "containers") else [])
         o["statistic"] = draw(st.sampled_from(stats))
         o["value"] = draw(st.sampled_from([{"dist": "uniform", "low": 0, "high": 1},
                                            {"dist": "normal", "mean": 1000, "sd": 100},
