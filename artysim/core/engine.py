@@ -156,30 +156,37 @@ def _simulate(m, inp, out, acc, states: list, pool: ThreadPoolExecutor | None, n
 
 def _batches(model, seed, run_start, run_stop, daily, batch_size, m, keys, acc, n_sample, pool, nthreads,
              chunks) -> Iterator[Batch]:
-    """The batch loop of ``run_batches``: sample, simulate, count first shortages, yield."""
+    """The batch loop of ``run_batches``: sample, simulate, count first shortages, yield. Batch k + 1's
+    parameters are sampled on a thread of their own while the kernel runs batch k (numpy and scipy, much
+    of it outside the GIL), so the cores do not wait for the sampler between batches; a batch's draws
+    depend on its run indices only, so results are the same."""
     states = [state.allocate(m) for _ in range(nthreads)]  # per thread, reused by every chunk it runs
     T = model.horizon
     NS = len(model.kinds)
     hist, src_hist, doh_hist = acc.hist, acc.src_hist, acc.doh_hist
     since_flush = 0
-    for r0 in range(run_start, run_stop, batch_size):
-        r1 = min(r0 + batch_size, run_stop)
-        n = r1 - r0
-        params = model.sample(seed, r0, n)
-        totals = np.empty((n, layout.N_TOTALS), dtype=np.int64)
-        per_source = np.empty((n, NS, layout.N_PER_SOURCE), dtype=np.int64)
-        per_regime = np.empty((n, model.n_regimes, layout.N_PER_REGIME), dtype=np.int64)
-        inp = contract.BatchInputs(run0=int(r0), keys=keys, params=params, n_sample=int(n_sample))
-        observed = np.empty((n, m.obs.shape[0], 2), dtype=np.int64)
-        per_component = np.zeros((n, max(m.comp_src.shape[0], 1), layout.N_PER_COMPONENT), dtype=np.int64)
-        out = contract.RunOutputs(totals=totals, per_source=per_source, per_regime=per_regime, observed=observed,
-                                  per_component=per_component)
-        contract.check(m, inp, out)
-        _simulate(m, inp, out, acc, states, pool, nthreads, chunks)
-        fs = totals[:, layout.O_FIRST_SHORT]
-        daily.n_first_short += np.bincount(fs[fs >= 0], minlength=T)[:T]
-        since_flush += n  # runs counted by one thread at most: int32 counts stay far from overflow
-        if since_flush > 2**30:  # keep int32 chunk counts far from overflow
-            _flush(daily, hist, src_hist, doh_hist)
-            since_flush = 0
-        yield Batch(r0, r1, params, totals, per_source, per_regime, observed, per_component)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="artysim-sampler") as sampler:
+        ahead = sampler.submit(model.sample, seed, run_start, min(batch_size, run_stop - run_start))
+        for r0 in range(run_start, run_stop, batch_size):
+            r1 = min(r0 + batch_size, run_stop)
+            n = r1 - r0
+            params = ahead.result()
+            if r1 < run_stop:
+                ahead = sampler.submit(model.sample, seed, r1, min(batch_size, run_stop - r1))
+            totals = np.empty((n, layout.N_TOTALS), dtype=np.int64)
+            per_source = np.empty((n, NS, layout.N_PER_SOURCE), dtype=np.int64)
+            per_regime = np.empty((n, model.n_regimes, layout.N_PER_REGIME), dtype=np.int64)
+            inp = contract.BatchInputs(run0=int(r0), keys=keys, params=params, n_sample=int(n_sample))
+            observed = np.empty((n, m.obs.shape[0], 2), dtype=np.int64)
+            per_component = np.zeros((n, max(m.comp_src.shape[0], 1), layout.N_PER_COMPONENT), dtype=np.int64)
+            out = contract.RunOutputs(totals=totals, per_source=per_source, per_regime=per_regime,
+                                      observed=observed, per_component=per_component)
+            contract.check(m, inp, out)
+            _simulate(m, inp, out, acc, states, pool, nthreads, chunks)
+            fs = totals[:, layout.O_FIRST_SHORT]
+            daily.n_first_short += np.bincount(fs[fs >= 0], minlength=T)[:T]
+            since_flush += n  # runs counted by one thread at most: int32 counts stay far from overflow
+            if since_flush > 2**30:  # keep int32 chunk counts far from overflow
+                _flush(daily, hist, src_hist, doh_hist)
+                since_flush = 0
+            yield Batch(r0, r1, params, totals, per_source, per_regime, observed, per_component)

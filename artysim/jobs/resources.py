@@ -106,10 +106,11 @@ def estimate(model, runs: int, threads: int, batch_size: int, *, summary: bool =
         # kernel block state per thread: goods in transit (int64 + float64 per source, run, ring day)
         "goods in transit": threads * NS * layout.BLOCK * model.ring * 16,
         # a batch: uniforms, parameters, totals, per-source totals; two alive (one being written),
-        # plus the writer's contiguous copies of one
+        # plus the next batch's uniforms and parameters (sampled ahead) and the writer's contiguous
+        # copies of one
         "run batches": nb * (2 * (S * i8 + P * i8 + layout.N_TOTALS * i8 + NS * layout.N_PER_SOURCE * i8
                                   + max(NC, 1) * layout.N_PER_COMPONENT * i8)
-                             + S * i8 + NS * i8 + i8),
+                             + S * i8 + P * i8 + S * i8 + NS * i8 + i8),
         # jobs.run's Daily holds trajectory_sample rows however few the runs (stock and fired), the
         # engine its own up to the last run's index, and the writer a copy of the file's rows: a
         # trajectory_sample above the run count was counted as the run count (10.6 GB for 14.5 measured)
