@@ -66,6 +66,13 @@ class _Group(click.Group):
             ctx.exit(2)
         except KeyboardInterrupt as e:
             ctx.exit(_interrupted(e))
+        except BrokenPipeError:  # the reader of stdout went away (`| head`): stop quietly, as `yes | head` does
+            import os
+            import sys
+
+            atomic.discard_all()  # what was not yet committed (a committed file is whole and stays)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            ctx.exit(141)  # 128 + SIGPIPE, the shell's status for a writer whose pipe closed
 
     def format_commands(self, ctx, formatter):
         """Each command with its whole first sentence (click cut them at 45 characters, mid-sentence)."""

@@ -442,3 +442,22 @@ def test_interrupted_run_leaves_no_file(tmp_path, sig):
     assert len(lines) == 1 and "interrupted" in lines[0], stderr
     assert "wrote" not in stdout
     assert leftovers(out_dir) == []
+
+
+def test_closed_stdout_stops_quietly_and_keeps_the_file(tmp_path):
+    """`artysim run ... | head -1`: the reader goes away after one line; the command stops without a
+    traceback, with status 0 (all was written before it left) or 141 (128 + SIGPIPE, as `yes | head`),
+    and the file it committed is whole."""
+    out = tmp_path / "pipe.nc"
+    proc = subprocess.Popen([*_artysim_cmd(), "run", str(NK), "--runs", "200", "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # as head does after its line
+    err = proc.stderr.read()
+    rc = proc.wait(timeout=300)
+    assert first.startswith("scenario ")
+    assert rc in (0, 141), (rc, err)
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    p = subprocess.run([*_artysim_cmd(), "summary", str(out), "--format", "json"], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0 and json.loads(p.stdout)["runs"] == 200, p.stderr
