@@ -51,6 +51,8 @@ DEPENDS: dict[str, set[str]] = {
     # production
     r"source\.{src}\.(annual|annual_end|daily_cv)": _RATE,
     r"source\.{src}\.disruptions\.per_year": {"disruptions:{src}"} | _RATE,
+    # a production source's component lines (what it assembles is bounded by the scarcest)
+    r"source\.{src}\.components\.[^.]+\.(annual|annual_end|daily_cv|initial)": _RATE,
     # imports
     r"source\.{src}\.(start_day|available|shipments_per_month|shipment_size\.rounds_per_container)": _SHIPPED,
     r"source\.{src}\.lot_concentration": _QUALITY,
@@ -125,7 +127,7 @@ def locate(raw: dict, path: str):
     node, i = raw, 0
     while i < len(keys) - 1:
         k = keys[i]
-        if k in ("source", "regime") and isinstance(node.get(k), list):
+        if k in ("source", "regime", "components") and isinstance(node.get(k), list):
             match = [x for x in node[k] if x.get("name") == keys[i + 1]]
             node, i = match[0], i + 2
             continue
