@@ -986,24 +986,19 @@ def _refire(m, st, daily, tid, nb, t):
 @numba.njit(cache=True, error_model="numpy", inline="always")
 def _account_sources(st, daily, tid, nb, t):
     """Phase 6b: the day's statistics by source: end-of-day stock (histogram and sum) and arrivals
-    (received and refurbished today) of each source, and days of fire on hand (all stock over the day's
-    base demand, in hundredths of a day, histogram). Bins are computed in loops without data-dependent
-    branches (they vectorise) and counted in a second pass; the day's arrivals of a source are its
-    block's cumulative receipts less yesterday's, so one number per source is kept. Writes
-    src.arr_prev[:, 0]; adds to daily.src_hist[tid, t] (NS, NB), src_day[tid, t] (2, NS) and
-    doh_hist[tid, t] (NB,). Uses x.rest and x.bins[0]."""
-    stock, ps, prev, dbase = st.src.stock, st.src.ps, st.src.arr_prev, st.fire.dbase
-    left, bins = st.x.rest, st.x.bins[0]
+    (received and refurbished today) of each source (days of fire on hand are counted by _account).
+    Bins are computed in a loop without data-dependent branches (it vectorises) and counted in a second
+    pass; the day's arrivals of a source are its block's cumulative receipts less yesterday's, so one
+    number per source is kept. Writes src.arr_prev[:, 0]; adds to daily.src_hist[tid, t] (NS, NB) and
+    src_day[tid, t] (2, NS). Uses x.bins[0]."""
+    stock, ps, prev, bins = st.src.stock, st.src.ps, st.src.arr_prev, st.x.bins[0]
     NS = stock.shape[0]
-    shist, sday, dhist = daily.src_hist[tid, t], daily.src_day[tid, t], daily.doh_hist[tid, t]
-    for b in range(nb):
-        left[b] = 0
+    shist, sday = daily.src_hist[tid, t], daily.src_day[tid, t]
     for s in range(NS):
         sum_s = 0
         cum = 0
         for b in range(nb):  # vectorises
             v = stock[s, b]
-            left[b] += v
             sum_s += v
             cum += ps[s, P_RECEIVED, b] + ps[s, P_REFURBISHED, b]
             bins[b] = bin_index(v)
@@ -1013,20 +1008,17 @@ def _account_sources(st, daily, tid, nb, t):
         sday[0, s] += sum_s
         sday[1, s] += cum - (prev[s, 0] if t > 0 else 0)
         prev[s, 0] = cum
-    for b in range(nb):  # vectorises
-        x = 100.0 * left[b] / dbase[b] if dbase[b] > 0.0 else 4e18
-        bins[b] = bin_index(int(min(x, 4e18)))
-    for b in range(nb):
-        dhist[bins[b]] += 1
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
 def _account(m, inp, st, daily, tid, blk, nb, t):
     """Phase 6: per-run totals and the day's statistics (day sums kept in registers, written once per
-    day). Writes fire.tot (N_TOTALS, B); adds to daily.hist[tid, t] (N_DAILY, NB), sums[tid, t],
-    n_short[tid, t]; writes the trajectories of sampled runs (daily.sample_*[run, t])."""
+    day), with days of fire on hand (all stock left over the day's base demand, in hundredths of a day).
+    Writes fire.tot (N_TOTALS, B); adds to daily.hist[tid, t] (N_DAILY, NB), doh_hist[tid, t] (NB,),
+    sums[tid, t], n_short[tid, t]; writes the trajectories of sampled runs (daily.sample_*[run, t])."""
     f = st.fire
     dem, fired, avail, eff, tot, bins, threshold = f.dem, f.fired, f.avail, f.eff, f.tot, st.x.bins, m.threshold
+    dbase = f.dbase
     ask = f.ask
     sum_s = 0
     sum_f = 0
@@ -1057,7 +1049,10 @@ def _account(m, inp, st, daily, tid, blk, nb, t):
         bins[1, b] = bin_index(fb)
         bins[2, b] = bin_index(e)
         bins[3, b] = bin_index(shortfall)
+        doh = 100.0 * left / dbase[b] if dbase[b] > 0.0 else 4e18
+        bins[4, b] = bin_index(int(min(doh, 4e18)))
     hist = daily.hist[tid, t]
+    dhist = daily.doh_hist[tid, t]
     hrow_s = hist[V_STOCK]
     hrow_f = hist[V_FIRED]
     hrow_e = hist[V_EFFECTIVE]
@@ -1067,6 +1062,7 @@ def _account(m, inp, st, daily, tid, blk, nb, t):
         hrow_f[bins[1, b]] += 1
         hrow_e[bins[2, b]] += 1
         hrow_x[bins[3, b]] += 1
+        dhist[bins[4, b]] += 1
     sums = daily.sums[tid, t]
     sums[V_STOCK] += sum_s
     sums[V_FIRED] += sum_f

@@ -54,7 +54,7 @@ Mechanisms = namedtuple("Mechanisms", [
 ])
 #: Random streams and scratch: SS (NK, 4, B) stream states; G (B,) each run's spare normal; noise (B,)
 #: a day's lognormal factors; work (3, B), rest (B,) sampler scratch; duds, hits, misses (B,) and bins
-#: (4, B) int64.
+#: (5, B) int64 (the day's bins of stock, fired, effective, shortfall and days on hand).
 Scratch = namedtuple("Scratch", ["SS", "G", "noise", "work", "rest", "duds", "hits", "misses", "bins"])
 #: Stocks (NS, B): stock (int64), q its mean dud probability and lq = logit(q), sq the run's dud rate,
 #: acc accuracy and lacc = logit(acc); ps (NS, N_PER_SOURCE, B) per-source totals; fs (NS, B) the
@@ -189,7 +189,7 @@ def allocate(m) -> BlockState:
     mech = mechanisms(m)
     x = Scratch(np.empty((mech.use.shape[0], 4, B), dtype=np.uint64), np.empty(B), np.ones(B), np.zeros((3, B)),
                 np.zeros(B, dtype=np.int64), np.zeros(B, dtype=np.int64), np.zeros(B, dtype=np.int64),
-                np.zeros(B, dtype=np.int64), np.zeros((4, B), dtype=np.int64))
+                np.zeros(B, dtype=np.int64), np.zeros((5, B), dtype=np.int64))
     src = Stocks(np.zeros((NS, B), dtype=np.int64), np.zeros((NS, B)), np.zeros((NS, B)), np.zeros((NS, B)),
                  np.ones((NS, B)), np.zeros((NS, B)), np.zeros((NS, N_PER_SOURCE, B), dtype=np.int64),
                  np.zeros((NS, B), dtype=np.int64), np.zeros((NS, B), dtype=np.int64))
