@@ -410,7 +410,9 @@ def test_console_script_end_to_end(tmp_path):
     assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+#: SIGTERM of a run is also tested by default in test_integrity (run-in-the-rename); this ~20 s case is slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)],
+                         ids=["SIGINT", "SIGTERM"])
 def test_interrupted_run_leaves_no_file(tmp_path, sig):
     out_dir = tmp_path / "out"
     out_dir.mkdir()

@@ -8,6 +8,7 @@ scenario file it was once made from."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from crafted import commands, make_files, outcome
+from crafted import commands, outcome
 from ncmutate import copy_with, corrupt_bytes, drop_attr, drop_var, redim, resize, retype, set_attr, set_values
 
 from artysim.errors import ResultsError
@@ -26,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    return make_files(tmp_path_factory.mktemp("crafted"))
+def files(crafted_files):
+    return crafted_files  # made once for the session (conftest.py), read only
 
 
 @pytest.fixture(scope="module")
@@ -202,8 +203,18 @@ FLOAT_CHANGES = {"nan": lambda a: a * np.nan, "huge": lambda a: a * 0 + 1e308, "
                  "inf": lambda a: a * 0 + np.inf}
 
 
-@pytest.mark.parametrize("change", FLOAT_CHANGES)
-@pytest.mark.parametrize("var", FLOATS)
+def _odd_float_cases():
+    """Every (variable, change); each costs thirteen commands, five of them drawing (~5 s here), so the
+    default run keeps one change per variable, in turn (every variable and every change is tried), and
+    the other 27 are marked slow (.ci/run runs them with -m slow)."""
+    changes = list(FLOAT_CHANGES)
+    for i, var in enumerate(FLOATS):
+        for change in changes:
+            marks = () if change == changes[i % len(changes)] else (pytest.mark.slow,)
+            yield pytest.param(var, change, id=f"{change}-{var}", marks=marks)
+
+
+@pytest.mark.parametrize("var, change", list(_odd_float_cases()))
 def test_odd_float_values_never_crash(files, base, tmp_path, var, change):
     """Values that are not counts pass the structure check (NaN may be an honest 'no data'): every
     reading command still exits 0 or 2 with one line."""
@@ -214,10 +225,25 @@ def test_odd_float_values_never_crash(files, base, tmp_path, var, change):
 
 # -- not regular files --------------------------------------------------------------------------------
 
-def _cli(*args, timeout=60):
+#: runs reading commands, given as JSON argv lists, in one child process, through the CLI's ``main`` as the
+#: console script does, and prints [exit status, stderr] of each as JSON. One child per case, not one per
+#: command: each interpreter start imports artysim (and scipy), ~3 s here, which was nearly all the time
+#: these tests took; a command that hangs on a FIFO still hangs the child, and the timeout fails the test.
+_CHILD = """
+import json, sys
+from click.testing import CliRunner
+from artysim.cli import main
+print(json.dumps([[r.exit_code, r.stderr] for r in (CliRunner().invoke(main, a) for a in json.loads(sys.argv[1]))]))
+"""
+
+
+def _cli_all(*argvs, timeout=120) -> list[tuple[int, str]]:
+    """(exit status, stderr) of each command, all run in one fresh interpreter that must say nothing else."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "artysim.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    argj = json.dumps([[str(a) for a in argv] for argv in argvs])
+    r = subprocess.run([sys.executable, "-c", _CHILD, argj], capture_output=True, text=True, timeout=timeout, env=env)
+    assert r.returncode == 0 and r.stderr == "", r.stderr[-2000:]
+    return [(code, err) for code, err in json.loads(r.stdout)]
 
 
 @pytest.fixture
@@ -236,21 +262,20 @@ def specials(tmp_path):
 @pytest.mark.parametrize("name", ["fifo.nc", "sock.nc", "zero.nc", "link-to-fifo.nc"])
 def test_non_regular_files_are_refused_without_hanging(specials, files, tmp_path, name):
     bad = specials / name
-    for argv in (["summary", bad], ["merge", "-o", tmp_path / "m.nc", bad], ["compare", bad, files["good"]],
-                 ["plot", bad, "--kind", "fan", "-o", tmp_path / "p.png"], ["sensitivity", bad]):
-        r = _cli(*argv)
-        assert r.returncode == 2, (argv, r.stderr)
-        lines = r.stderr.strip().splitlines()
-        assert len(lines) == 1 and name in lines[0], r.stderr
+    argvs = (["summary", bad], ["merge", "-o", tmp_path / "m.nc", bad], ["compare", bad, files["good"]],
+             ["plot", bad, "--kind", "fan", "-o", tmp_path / "p.png"], ["sensitivity", bad])
+    for argv, (code, stderr) in zip(argvs, _cli_all(*argvs), strict=True):
+        assert code == 2, (argv, stderr)
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and name in lines[0], stderr
         assert "pipe" in lines[0] or "socket" in lines[0] or "device" in lines[0], lines[0]
     assert not list(tmp_path.glob("*.png")) and not (tmp_path / "m.nc").exists()
 
 
 def test_fifo_inside_a_folder_or_glob(specials, files, tmp_path):
-    for argv in (["summary", specials], ["merge", "-o", tmp_path / "m.nc", specials],
-                 ["summary", str(specials / "*.nc")]):
-        r = _cli(*argv)
-        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    argvs = (["summary", specials], ["merge", "-o", tmp_path / "m.nc", specials], ["summary", str(specials / "*.nc")])
+    for code, stderr in _cli_all(*argvs):
+        assert code == 2 and len(stderr.strip().splitlines()) == 1, stderr
     with pytest.raises(ResultsError, match="pipe"):
         reader.open_results(specials / "fifo.nc")
 

@@ -32,7 +32,10 @@ REPO = Path(__file__).resolve().parent.parent
 NK = str(REPO / "configs" / "nk-deal-2023.toml")
 N = 300  # a few hundred runs: equality does not need more
 SETS = ["output.trajectory_sample=120"]  # the sample straddles the shard boundaries (100, 200 for K = 3)
-BIG = 16000  # runs of the kill tests: a shard must last long enough to be killed mid-way
+#: runs of the kill tests: a shard must last long enough to be killed mid-way. 2,000 runs a shard take
+#: over a second here while the killer looks every 5 ms; a shard that ended first fails the test (no
+#: worker seen, or no shard missing), it cannot pass unkilled
+BIG = 4000
 #: what a merged file may differ in from the single run: the merge records how many shards it read
 MERGE_ONLY = ("merged_from",)
 

@@ -165,6 +165,7 @@ BIG = textwrap.dedent("""\
     """)
 
 
+@pytest.mark.slow  # 10^4 days (~18 s here): .ci/run runs it with -m slow
 def test_trillion_rounds_a_day_for_ten_thousand_days_is_computed_exactly():
     """10^12 rounds/day x 10^4 days: totals of ~10^16 fit in int64 and balance exactly."""
     text = BIG.format(horizon=10_000, base="1e12", cv=0.0, initial="1e13", annual="1e14")

@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 import pytest
-from crafted import commands, make_files, outcome
+from crafted import commands, outcome
 from ncmutate import copy_with, corrupt_bytes, drop_attr, drop_var, read, redim, resize, retype, set_attr, set_values
 
 SCALE = float(os.environ.get("ARTYSIM_FUZZ_SCALE", "1"))
@@ -83,8 +83,8 @@ def mutants(seed: int, doc_names: tuple[list, list, dict]):
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    return make_files(tmp_path_factory.mktemp("fuzzres"))
+def files(crafted_files):
+    return crafted_files  # made once for the session (conftest.py), read only
 
 
 def _names(path):

@@ -223,7 +223,8 @@ trajectory_sample = 3
 """
 
 
-@pytest.mark.parametrize("case", ["all-features", "trillion-a-day"])
+#: trillion-a-day simulates 10^4 days (~30 s here): marked slow, run by .ci/run with -m slow
+@pytest.mark.parametrize("case", ["all-features", pytest.param("trillion-a-day", marks=pytest.mark.slow)])
 def test_results_files_written_by_run_satisfy_the_invariants(tmp_path, case):
     """The same invariants on files written by `artysim run` (via the CLI, resource check included):
     the support scenario using every feature, and 10^12 rounds a day for 10^4 days."""

@@ -46,7 +46,9 @@ def test_validate_imports_no_numba():
     assert "artysim" in loaded and "numba" not in loaded and "llvmlite" not in loaded
 
 
-@pytest.mark.parametrize("command", ["summary", "compare", "plot", "sensitivity", "report"])
+#: the report draws every figure of two files (~40 s here, the rest a few each): marked slow, run by .ci/run
+@pytest.mark.parametrize("command", ["summary", "compare", "plot", "sensitivity",
+                                     pytest.param("report", marks=pytest.mark.slow)])
 def test_reading_commands_import_no_numba(command, results_file, tmp_path):
     args = {"summary": ("summary", str(results_file)),
             "compare": ("compare", str(results_file), str(results_file)),

@@ -5,7 +5,7 @@ trajectory_sample however few the runs), the message names what reduces the larg
 from __future__ import annotations
 
 import pytest
-from crafted import invoke, make_files
+from crafted import invoke
 from support import assert_refused, leftovers
 
 from artysim.errors import ArtysimError
@@ -111,8 +111,8 @@ def test_each_remedy_follows_the_largest_part(tmp_path, part, sets, runs, thread
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    return make_files(tmp_path_factory.mktemp("guard"))
+def files(crafted_files):
+    return crafted_files  # made once for the session (conftest.py), read only
 
 
 def test_merge_estimate_and_check(files, tmp_path, monkeypatch):

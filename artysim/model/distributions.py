@@ -13,12 +13,24 @@ import math
 from typing import Annotated, Literal
 
 import numpy as np
-import scipy.stats as st
 from pydantic import BeforeValidator, Field, model_validator
 
 from artysim.core import layout
 from artysim.core.layout import KERNEL_DISCRETE, KERNEL_PARAMS
 from artysim.model.base import Strict
+
+
+class _LazyStats:
+    """``scipy.stats``, imported on first use: its import is most of a command's start-up (~1.5 s), and a
+    command that only reads results files (summary, plot, compare, merge) never draws a distribution."""
+
+    def __getattr__(self, name: str):
+        import scipy.stats
+
+        return getattr(scipy.stats, name)
+
+
+st = _LazyStats()
 
 #: the standard normal 95th percentile (one-sided): a lognormal's p95 is median * exp(Z_P95 * sigma)
 Z_P95 = 1.6448536269514722
