@@ -436,10 +436,7 @@ def _lot_dud_rate(st, s, b, qm, conc):
 def _container_shipment(m, st, s, b):
     """Containers of source s's current shipment (rounded, >= 0) from its own keyed stream, and its
     rounds: containers x the run's rounds per container, rounded to whole rounds."""
-    k = st.mech.k_containers[s]
-    _shipment_stream(st, k, s, b, st.keyed.cont_key[s])
-    row = m.erows[s, E_CONTAINERS]
-    c = max(math.floor(_draw(st.x.SS[k], st.x.G, b, row, m.dcode, m.dpar, m.ddv, m.ddc) + 0.5), 0.0)
+    c = max(_keyed_draw(m, st, s, b, m.erows[s, E_CONTAINERS], st.mech.k_containers[s], st.keyed.cont_key[s]), 0.0)
     return c, math.floor(c * st.keyed.rpc[s, b] + 0.5)
 
 
@@ -989,7 +986,7 @@ def _account_sources(st, daily, tid, nb, t):
     (received and refurbished today) of each source (days of fire on hand are counted by _account).
     Bins are computed in a loop without data-dependent branches (it vectorises) and counted in a second
     pass; the day's arrivals of a source are its block's cumulative receipts less yesterday's, so one
-    number per source is kept. Writes src.arr_prev[:, 0]; adds to daily.src_hist[tid, t] (NS, NB) and
+    number per source is kept. Writes src.arr_prev (NS,); adds to daily.src_hist[tid, t] (NS, NB) and
     src_day[tid, t] (2, NS). Uses x.bins[0]."""
     stock, ps, prev, bins = st.src.stock, st.src.ps, st.src.arr_prev, st.x.bins[0]
     NS = stock.shape[0]
@@ -1006,8 +1003,8 @@ def _account_sources(st, daily, tid, nb, t):
         for b in range(nb):
             row[bins[b]] += 1
         sday[0, s] += sum_s
-        sday[1, s] += cum - (prev[s, 0] if t > 0 else 0)
-        prev[s, 0] = cum
+        sday[1, s] += cum - (prev[s] if t > 0 else 0)
+        prev[s] = cum
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")

@@ -58,8 +58,8 @@ Mechanisms = namedtuple("Mechanisms", [
 Scratch = namedtuple("Scratch", ["SS", "G", "noise", "work", "rest", "duds", "hits", "misses", "bins"])
 #: Stocks (NS, B): stock (int64), q its mean dud probability and lq = logit(q), sq the run's dud rate,
 #: acc accuracy and lacc = logit(acc); ps (NS, N_PER_SOURCE, B) per-source totals; fs (NS, B) the
-#: day's issue by source (then each re-fire salvo's); arr_prev (NS, B) rounds received and refurbished
-#: up to the day before (for the day's arrivals by source).
+#: day's issue by source (then each re-fire salvo's); arr_prev (NS,) the block's rounds received and
+#: refurbished up to the day before (for the day's arrivals by source).
 Stocks = namedtuple("Stocks", ["stock", "q", "lq", "sq", "acc", "lacc", "ps", "fs", "arr_prev"])
 #: Production (NS, B): rate0 rounds/day at day 0 and slope per day; smu, ssig the daily lognormal
 #: noise; dlam, edlam disruption events/day and exp(-dlam); dis_end, dis_f (NS, B, KD or 1): the end day
@@ -192,7 +192,7 @@ def allocate(m) -> BlockState:
                 np.zeros(B, dtype=np.int64), np.zeros((5, B), dtype=np.int64))
     src = Stocks(np.zeros((NS, B), dtype=np.int64), np.zeros((NS, B)), np.zeros((NS, B)), np.zeros((NS, B)),
                  np.ones((NS, B)), np.zeros((NS, B)), np.zeros((NS, N_PER_SOURCE, B), dtype=np.int64),
-                 np.zeros((NS, B), dtype=np.int64), np.zeros((NS, B), dtype=np.int64))
+                 np.zeros((NS, B), dtype=np.int64), np.zeros(NS, dtype=np.int64))
     KDU = KD if mech.any_dis else 1
     plant = Plants(np.zeros((NS, B)), np.zeros((NS, B)), np.zeros((NS, B)), np.zeros((NS, B)),
                    np.zeros((NS, B)), np.zeros((NS, B)), np.zeros((NS, B, KDU), dtype=np.int64),
