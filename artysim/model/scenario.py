@@ -16,6 +16,7 @@ import numpy as np
 import tomllib
 from pydantic import AfterValidator, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
+from artysim.core import layout
 from artysim.errors import ScenarioError
 from artysim.model.base import Strict, shorten
 from artysim.model.distributions import DIST_NAMES, Lognormal, Normal, Quantity, Uniform
@@ -410,7 +411,8 @@ class Correlation(Strict):
 
 
 OBS_NAME_RE = r"^[a-z0-9_]+$"
-QUANTITIES = ("demand", "fired", "effective", "duds", "received", "dispatched", "stock", "shortfall", "containers")
+#: what an observation may count: the kernel's table of observable quantities, in its order
+QUANTITIES = tuple(layout.OBS_QUANTITIES)
 STATISTICS = ("sum", "mean_per_day", "at_end", "share_of_fired")
 #: the evidence about an observation: a band (accept or reject) or an error model (a density)
 Evidence = Annotated[Uniform | Normal | Lognormal, Field(discriminator="dist")]
@@ -421,8 +423,7 @@ class Observation(Strict):
     (``value``: a uniform band, or a normal or lognormal error model) and the figures rows it rests on."""
 
     name: str = Field(pattern=OBS_NAME_RE, max_length=64)
-    quantity: Literal["demand", "fired", "effective", "duds", "received", "dispatched", "stock", "shortfall",
-                      "containers"]
+    quantity: Literal[QUANTITIES]
     source: str | None = None
     from_: dt.date | None = Field(None, alias="from")
     to: dt.date

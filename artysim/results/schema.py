@@ -136,7 +136,7 @@ COORDS = [
     Coord("observation", ("observation",), "str", None, "name of an observation ([[observation]] of the scenario)",
           optional=True, values=_obs_labels(lambda o: o.name)),
     Coord("observation_quantity", ("observation",), "str", None,
-          "quantity observed (demand, fired, effective, duds, received, dispatched, stock, shortfall, containers)",
+          f"quantity observed ({', '.join(layout.OBS_QUANTITIES)})",
           optional=True, values=_obs_labels(lambda o: o.quantity)),
     Coord("observation_source", ("observation",), "str", None, "source observed (\"all\": every source)",
           optional=True, values=_obs_labels(lambda o: o.source or "all")),
