@@ -323,6 +323,25 @@ def simulate(loaded_or_text, runs: int, seed: int = 12345, **kw) -> Sim:
                cat["observed"], cat["per_component"])
 
 
+def invoke(*args):
+    """``artysim ARGS`` in this process (click's runner; arguments as strings, exceptions raised)."""
+    from click.testing import CliRunner
+
+    from artysim.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def run_scenario(out: Path, scenario: str, runs: int, *sets: str) -> Path:
+    """``artysim run SCENARIO --runs RUNS -o OUT -q`` with each ``--set``; asserts it succeeded."""
+    args = ["run", scenario, "--runs", runs, "-o", out, "-q"]
+    for s in sets:
+        args += ["--set", s]
+    r = invoke(*args)
+    assert r.exit_code == 0, r.output
+    return out
+
+
 def assert_refused(result, *needles: str) -> str:
     """Exit status 2, a one-line message on stderr naming each needle, no traceback."""
     assert result.exit_code == 2, result.output

@@ -20,10 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tomllib
-from click.testing import CliRunner
-from support import assert_mc, assert_refused, se_mean
+from support import assert_mc, assert_refused, invoke, run_scenario, se_mean
 
-from artysim.cli import main
 from artysim.jobs import bundled as bundled_mod
 from artysim.model import figures
 from artysim.results.reader import open_file as open_results
@@ -37,10 +35,6 @@ PAIRED = ["ru-2023-2024-no-imports", "ru-2023-2024-nk", "nk-ceiling"]
 FIGURES_CSV = REPO / "data" / "figures.csv"  # the project's copy: a fresh clone has it
 TABLE = figures.read_table(FIGURES_CSV)
 ROW_IDS = figures.row_ids(TABLE)
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def raw(path: Path) -> dict:
@@ -422,13 +416,7 @@ def test_paired_runs_share_demand_and_parameters(results):
 
 
 def _run(tmp_path, name, runs, *sets):
-    f = tmp_path / f"{name}-{len(sets)}.nc"
-    args = ["run", name, "--runs", runs, "-o", f, "-q"]
-    for s in sets:
-        args += ["--set", s]
-    r = invoke(*args)
-    assert r.exit_code == 0, r.output
-    return open_results(f)
+    return open_results(run_scenario(tmp_path / f"{name}-{len(sets)}.nc", name, runs, *sets))
 
 
 def test_calibration_central_first_year_unconstrained(tmp_path):

@@ -15,10 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tomllib
-from click.testing import CliRunner
-from support import assert_mc, se_mean
+from support import assert_mc, invoke, run_scenario, se_mean
 
-from artysim.cli import main
 from artysim.results.reader import open_file as open_results
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -26,18 +24,8 @@ UA24, UA25 = "ua-2024-famine-to-relief", "ua-2025"
 RUNS = 400
 
 
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
 def run(tmp_path: Path, name: str, runs: int, *sets: str, tag: str = "") -> Path:
-    out = tmp_path / f"{name}{tag}.nc"
-    args = ["run", name, "--runs", runs, "-o", out, "-q"]
-    for s in sets:
-        args += ["--set", s]
-    r = invoke(*args)
-    assert r.exit_code == 0, r.output
-    return out
+    return run_scenario(tmp_path / f"{name}{tag}.nc", name, runs, *sets)
 
 
 def days(a: str, b: str) -> int:
